@@ -1,0 +1,70 @@
+"""Pure helpers of the apply step: completing a built manifest, and deciding whether it needs a write."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from troupe.context import Manifest
+from troupe.kinds import ChildKind, KindSpec
+from troupe.naming import standard_labels
+
+#: Annotation on every child naming its owner as ``Kind.group/namespace/name``; it maps a child event
+#: to the owner even where an owner reference cannot (a cluster-scoped child of a namespaced owner).
+OWNER_ANNOTATION = "troupe.dev/owner"
+
+
+def owner_key(kind: KindSpec, namespace: str | None, name: str) -> str:
+    return f"{kind.kind}.{kind.group}/{namespace or ''}/{name}"
+
+
+def is_subset(desired: Any, observed: Any) -> bool:
+    """True when every field of ``desired`` is present with the same value in ``observed``.
+
+    Fields the server or other controllers added (defaults, status, managedFields) don't count. Lists
+    must have the same length and match position by position, since apply would replace them.
+    """
+    if isinstance(desired, dict):
+        if not isinstance(observed, dict):
+            return False
+        return all(
+            (value is None and observed.get(key) is None)
+            or (key in observed and is_subset(value, observed[key]))
+            for key, value in desired.items()
+        )
+    if isinstance(desired, list):
+        if not isinstance(observed, list) or len(desired) != len(observed):
+            return False
+        return all(is_subset(d, o) for d, o in zip(desired, observed, strict=True))
+    if isinstance(desired, bool) or isinstance(observed, bool):
+        return desired is observed
+    if isinstance(desired, int | float) and isinstance(observed, int | float):
+        return float(desired) == float(observed)
+    return bool(desired == observed)
+
+
+def complete_child(kind: KindSpec, owner: Manifest, manifest: Manifest, child: ChildKind) -> Manifest:
+    """Add what every child carries: standard labels, the owner annotation, owner reference, namespace."""
+    meta = owner["metadata"]
+    metadata = manifest.setdefault("metadata", {})
+    labels = metadata.setdefault("labels", {})
+    for key, value in standard_labels(kind.operator, kind.kind, meta["name"]).items():
+        labels.setdefault(key, value)
+    metadata.setdefault("annotations", {})[OWNER_ANNOTATION] = owner_key(
+        kind, meta.get("namespace"), meta["name"]
+    )
+    if child.namespaced or not kind.namespaced:
+        # Cluster-scoped children of namespaced owners cannot carry an owner reference (GC would
+        # delete them at once); the plugin's finalizer cleans those up.
+        kopf.adopt(manifest, owner=owner)  # type: ignore[arg-type]
+        for ref in metadata.get("ownerReferences", []):
+            ref.setdefault("controller", True)
+            ref.setdefault("blockOwnerDeletion", True)
+    if not child.namespaced:
+        metadata.pop("namespace", None)
+    return manifest
+
+
+def child_identity(manifest: Manifest) -> tuple[str, str]:
+    return str(manifest["kind"]), str(manifest["metadata"]["name"])

@@ -1,0 +1,129 @@
+"""A small generic REST client for any resource, on top of kubernetes_asyncio's authenticated ApiClient."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kubernetes_asyncio import client as k8s
+from kubernetes_asyncio import config as k8s_config
+from kubernetes_asyncio.client.exceptions import ApiException
+
+Manifest = dict[str, Any]
+_OBJECT = {code: "object" for code in (200, 201, 202)}
+
+
+class NotFound(Exception):
+    pass
+
+
+def resource_path(api_version: str, plural: str, namespace: str | None, name: str | None = None) -> str:
+    base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+    ns = f"/namespaces/{namespace}" if namespace else ""
+    return f"{base}{ns}/{plural}" + (f"/{name}" if name else "")
+
+
+class Kube:
+    """The operator's API access. One instance per process; every call is a single HTTP request."""
+
+    def __init__(self, api: k8s.ApiClient, field_manager: str) -> None:
+        self.api = api
+        self.field_manager = field_manager
+
+    @classmethod
+    async def connect(cls, field_manager: str) -> Kube:
+        """Load the kubeconfig (``KUBECONFIG`` or ~/.kube/config) or the in-cluster ServiceAccount."""
+        await k8s_config.load_config()
+        return cls(k8s.ApiClient(), field_manager)
+
+    async def close(self) -> None:
+        await self.api.close()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> Manifest:
+        try:
+            result = await self.api.call_api(
+                path,
+                method,
+                query_params=list((query or {}).items()),
+                header_params={"Content-Type": content_type, "Accept": "application/json"},
+                body=body,
+                response_types_map=_OBJECT,
+                auth_settings=["BearerToken"],
+                _return_http_data_only=True,
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                raise NotFound(path) from exc
+            raise
+        return result if isinstance(result, dict) else json.loads(result or "{}")
+
+    async def get(self, api_version: str, plural: str, namespace: str | None, name: str) -> Manifest | None:
+        try:
+            return await self.request("GET", resource_path(api_version, plural, namespace, name))
+        except NotFound:
+            return None
+
+    async def list(
+        self, api_version: str, plural: str, namespace: str | None, label_selector: str = ""
+    ) -> list[Manifest]:
+        query = {"labelSelector": label_selector} if label_selector else {}
+        result = await self.request("GET", resource_path(api_version, plural, namespace), query=query)
+        items: list[Manifest] = result.get("items", [])
+        kind = result.get("kind", "").removesuffix("List")
+        for item in items:  # list items come without apiVersion/kind
+            item.setdefault("apiVersion", api_version)
+            item.setdefault("kind", kind)
+        return items
+
+    async def apply(self, manifest: Manifest, plural: str, namespace: str | None) -> Manifest:
+        """Server-side apply with the operator's field manager, taking over conflicting fields."""
+        path = resource_path(manifest["apiVersion"], plural, namespace, manifest["metadata"]["name"])
+        return await self.request(
+            "PATCH",
+            path,
+            body=manifest,
+            query={"fieldManager": self.field_manager, "force": "true"},
+            content_type="application/apply-patch+yaml",
+        )
+
+    async def patch_status(
+        self, api_version: str, plural: str, namespace: str | None, name: str, status: dict[str, Any]
+    ) -> Manifest:
+        path = resource_path(api_version, plural, namespace, name) + "/status"
+        return await self.request(
+            "PATCH", path, body={"status": status}, content_type="application/merge-patch+json"
+        )
+
+    async def patch(
+        self, api_version: str, plural: str, namespace: str | None, name: str, patch: dict[str, Any]
+    ) -> Manifest:
+        path = resource_path(api_version, plural, namespace, name)
+        return await self.request("PATCH", path, body=patch, content_type="application/merge-patch+json")
+
+    async def delete(
+        self,
+        api_version: str,
+        plural: str,
+        namespace: str | None,
+        name: str,
+        *,
+        propagation: str = "Background",
+        grace_seconds: int | None = None,
+    ) -> bool:
+        """Delete an object; False when it was already gone."""
+        body: dict[str, Any] = {"propagationPolicy": propagation}
+        if grace_seconds is not None:
+            body["gracePeriodSeconds"] = grace_seconds
+        try:
+            await self.request("DELETE", resource_path(api_version, plural, namespace, name), body=body)
+        except NotFound:
+            return False
+        return True

@@ -1,0 +1,237 @@
+"""``troupe run``: kopf set up for the chosen operators, the generic handlers, probes and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+import pluggy
+from prometheus_client import CollectorRegistry
+
+from troupe.client import Kube
+from troupe.clock import Clock, utcnow
+from troupe.health import WatchActivity, install_watch_probe, make_app, serve
+from troupe.kinds import ChildKind, KindSpec
+from troupe.metrics import OperatorMetrics, PhaseCollector
+from troupe.naming import MANAGED_BY, managed_by
+from troupe.plugins import collect_kinds
+from troupe.reconcile import ObjectKey, Reconciler
+from troupe.workqueue import WorkQueue
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RunSettings:
+    """What ``troupe run`` was asked for."""
+
+    operators: list[str]
+    namespaces: list[str] = field(default_factory=list)  # empty: all namespaces
+    standalone: bool = False
+    metrics_port: int = 8080
+    priority: int | None = None
+    watch_stale_after: float = 600.0
+    concurrency: int = 16
+
+    @property
+    def identity(self) -> str:
+        """One name for this process's set of operators: ``workshop``, or ``observatory-workshop``."""
+        return "-".join(sorted(self.operators))
+
+    @property
+    def finalizer(self) -> str:
+        return f"{self.identity}.troupe.dev/finalizer"
+
+    @property
+    def annotation_prefix(self) -> str:
+        return f"{self.identity}.troupe.dev"
+
+    @property
+    def peering_name(self) -> str:
+        return f"troupe-{self.identity}"
+
+
+def kopf_settings(run: RunSettings) -> kopf.OperatorSettings:
+    settings = kopf.OperatorSettings()
+    settings.persistence.finalizer = run.finalizer
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=run.annotation_prefix)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=run.annotation_prefix, key="last-handled-configuration"
+    )
+    settings.peering.name = run.peering_name
+    settings.peering.mandatory = not run.standalone
+    settings.peering.standalone = run.standalone
+    # Unequal priorities: with equal ones every replica sees a rival and all of them pause.
+    settings.peering.priority = run.priority if run.priority is not None else random.randint(1, 10_000)
+    settings.posting.level = logging.WARNING  # our Events are posted by the core, not by kopf's logs
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 10
+    settings.watching.inactivity_timeout = 150
+    settings.networking.request_timeout = 60
+    settings.batching.error_delays = [1, 2, 5, 10, 30, 60, 120]
+    return settings
+
+
+@dataclass
+class HandlerRegistry:
+    """What ``troupe_register_handlers`` gets: kopf's registry and the core's machinery."""
+
+    kopf: kopf.OperatorRegistry
+    reconciler: Reconciler
+    queue: WorkQueue
+    kinds: list[KindSpec]
+    settings: RunSettings
+    metrics: dict[str, OperatorMetrics]
+    clock: Clock
+
+    @property
+    def kube(self) -> Kube:
+        return self.reconciler.kube
+
+    def kind(self, kind: str) -> KindSpec:
+        return next(k for k in self.kinds if k.kind == kind)
+
+    def enqueue(self, kind: KindSpec | str, namespace: str | None, name: str, delay: float = 0.0) -> None:
+        """Ask for a reconcile of one object (now, or after ``delay`` seconds)."""
+        spec = self.kind(kind) if isinstance(kind, str) else kind
+        self.queue.enqueue(ObjectKey(spec, namespace if spec.namespaced else None, name), delay)
+
+
+def _unique_children(kinds: Sequence[KindSpec]) -> dict[tuple[str, str], ChildKind]:
+    return {(c.api_version, c.kind): c for k in kinds for c in k.children}
+
+
+def register(registry: HandlerRegistry, pm: pluggy.PluginManager) -> None:
+    """The generic handlers: object and child events into the work queue, finalizers where declared."""
+    reg = registry.kopf
+    reconciler = registry.reconciler
+    queue = registry.queue
+    for kind in registry.kinds:
+        if not kind.reconcile:
+            continue
+        _register_kind(reg, kind, reconciler, queue, pm)
+    operators = {managed_by(op) for op in registry.settings.operators}
+    for child in _unique_children([k for k in registry.kinds if k.reconcile]).values():
+        _register_child(reg, child, reconciler, queue, operators, registry.kinds)
+    pm.hook.troupe_register_handlers(registry=registry, operators=list(registry.settings.operators))
+
+
+def _register_kind(
+    reg: kopf.OperatorRegistry,
+    kind: KindSpec,
+    reconciler: Reconciler,
+    queue: WorkQueue,
+    pm: pluggy.PluginManager,
+) -> None:
+    @kopf.on.event(kind.group, kind.version, kind.plural, registry=reg, id=f"troupe-{kind.kind}")
+    async def on_object(event: kopf.RawEvent, name: str, namespace: str | None, **_: Any) -> None:
+        key = ObjectKey(kind, namespace, name)
+        if event["type"] == "DELETED":
+            reconciler.objects.pop(key)
+            reconciler.children.forget(key.owner)
+            queue.forget(key)
+            return
+        reconciler.objects.put(key, dict(event["object"]))
+        queue.enqueue(key)
+
+    if kind.finalize:
+
+        @kopf.on.delete(
+            kind.group, kind.version, kind.plural, registry=reg, id=f"troupe-finalize-{kind.kind}"
+        )
+        async def on_delete(body: kopf.Body, name: str, namespace: str | None, **_: Any) -> None:
+            key = ObjectKey(kind, namespace, name)
+            ctx = reconciler.finalize_context(key, dict(body))
+            pm.hook.troupe_finalize(ctx=ctx)
+
+
+def _register_child(
+    reg: kopf.OperatorRegistry,
+    child: ChildKind,
+    reconciler: Reconciler,
+    queue: WorkQueue,
+    managers: set[str],
+    kinds: list[KindSpec],
+) -> None:
+    owners = {f"{k.kind}.{k.group}": k for k in kinds}
+
+    def ours(labels: kopf.Labels, **_: Any) -> bool:
+        return labels.get(MANAGED_BY) in managers
+
+    @kopf.on.event(
+        child.group, child.version, child.plural, registry=reg, when=ours, id=f"troupe-child-{child.kind}"
+    )
+    async def on_child(event: kopf.RawEvent, **_: Any) -> None:
+        obj = dict(event["object"])
+        if event["type"] == "DELETED":
+            owner = reconciler.children.remove(obj)
+        else:
+            owner = reconciler.children.put(obj)
+        if owner is None:
+            return
+        kind_ref, namespace, name = owner.split("/", 2)
+        kind = owners.get(kind_ref)
+        if kind is not None:
+            queue.enqueue(ObjectKey(kind, namespace or None, name))
+
+
+async def run(
+    pm: pluggy.PluginManager,
+    run_settings: RunSettings,
+    *,
+    clock: Clock = utcnow,
+    stop_flag: asyncio.Event | None = None,
+    ready: Callable[[HandlerRegistry], None] | None = None,
+) -> None:
+    """Run the operators until stopped (SIGINT/SIGTERM or ``stop_flag``)."""
+    kinds = collect_kinds(pm, run_settings.operators)
+    prom = CollectorRegistry()
+    metrics = {op: OperatorMetrics(op, prom) for op in run_settings.operators}
+    activity = WatchActivity(stale_after=run_settings.watch_stale_after)
+    install_watch_probe(activity)
+    kube = await Kube.connect(field_manager=f"troupe-{run_settings.identity}")
+    reconciler = Reconciler(pm=pm, kube=kube, clock=clock, metrics=metrics)
+    queue = WorkQueue(reconciler.reconcile, concurrency=run_settings.concurrency)  # type: ignore[arg-type]
+    registry = HandlerRegistry(
+        kopf=kopf.OperatorRegistry(),
+        reconciler=reconciler,
+        queue=queue,
+        kinds=kinds,
+        settings=run_settings,
+        metrics=metrics,
+        clock=clock,
+    )
+    for op in run_settings.operators:
+        prom.register(PhaseCollector(op, functools.partial(reconciler.phase_counts, op)))
+    register(registry, pm)
+    if ready is not None:
+        ready(registry)
+    runner = await serve(make_app(activity, prom), run_settings.metrics_port)
+    logger.info(
+        "Troupe %s: kinds %s, %s, metrics and probes on :%d",
+        run_settings.identity,
+        ", ".join(k.kind for k in kinds),
+        f"namespaces {', '.join(run_settings.namespaces)}" if run_settings.namespaces else "all namespaces",
+        run_settings.metrics_port,
+    )
+    try:
+        await kopf.operator(
+            registry=registry.kopf,
+            settings=kopf_settings(run_settings),
+            standalone=run_settings.standalone,
+            clusterwide=not run_settings.namespaces,
+            namespaces=run_settings.namespaces,
+            stop_flag=stop_flag,
+            memo=kopf.Memo(troupe=registry),
+        )
+    finally:
+        queue.close()
+        await runner.cleanup()
+        await kube.close()
