@@ -103,6 +103,21 @@ def troupe_aggregate_status(ctx: ReconcileContext[Any]) -> StatusUpdate | None:
 
 
 @hookspec
+def troupe_status_changed(ctx: ReconcileContext[Any], old: dict[str, Any], new: dict[str, Any]) -> None:
+    """React to a status the core has just written: metrics, logs, notifications.
+
+    Called after every status patch that changed something, with the status before and after (the
+    after-state is the whole status as stored). Every implementation is called (not firstresult). Must
+    not raise; errors are logged and ignored, since the write already happened.
+
+    :param ctx: the reconcile context (``ctx.now`` is the write's time).
+    :param old: the status before the patch (empty for a new object).
+    :param new: the status after the patch.
+    :return: nothing.
+    """
+
+
+@hookspec
 def troupe_finalize(ctx: ReconcileContext[Any]) -> None:
     """Clean up what Kubernetes garbage collection cannot, when an object is deleted.
 

@@ -84,16 +84,16 @@ def collect_kinds(pm: pluggy.PluginManager, operators: Iterable[str] | None = No
 
 def describe_plugins(pm: pluggy.PluginManager) -> list[dict[str, Any]]:
     """One row per registered plugin: name, distribution and version, hooks implemented."""
-    dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+    dists = {ep.name: ep.dist for ep in entry_points(group=ENTRY_POINT_GROUP)}
     rows = []
     for name, plugin in sorted(pm.list_name_plugin(), key=lambda item: item[0]):
         if plugin is None:
             continue
-        dist = dists.get(id(plugin))
+        dist = dists.get(name)
         rows.append(
             {
                 "name": name,
-                "distribution": dist.project_name if dist else "",
+                "distribution": dist.name if dist else "",
                 "version": dist.version if dist else "",
                 "hooks": sorted(h.name for h in pm.get_hookcallers(plugin) or []),
             }

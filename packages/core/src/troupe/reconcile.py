@@ -137,7 +137,7 @@ class Reconciler:
         except (kopf.PermanentError, InvalidChild) as exc:
             return await self._fail(key, body, "ApplyFailed", str(exc))
         update = self.pm.hook.troupe_aggregate_status(ctx=ctx) or StatusUpdate(phase="Ready")
-        wrote |= await self.write_status(key, ctx.body, update)
+        wrote |= await self.write_status(key, ctx.body, update, ctx=ctx)
         if update.delete:
             await self.delete_object(key)
             wrote = True
@@ -216,7 +216,14 @@ class Reconciler:
 
     # -- status and the object itself -----------------------------------------------------------
 
-    async def write_status(self, key: ObjectKey, body: Manifest, update: StatusUpdate) -> bool:
+    async def write_status(
+        self,
+        key: ObjectKey,
+        body: Manifest,
+        update: StatusUpdate,
+        *,
+        ctx: ReconcileContext[Any] | None = None,
+    ) -> bool:
         """Patch the status subresource if ``update`` changes it; post Events for transitions."""
         observed = body.get("status") or {}
         now = self.clock()
@@ -239,6 +246,11 @@ class Reconciler:
         self.objects.put(key, result)
         for type_, reason, message in events_for(observed, desired):
             await self.post_event(key, result, type_, reason, message, now=isoformat(now))
+        if ctx is not None:
+            try:
+                self.pm.hook.troupe_status_changed(ctx=ctx, old=observed, new=result.get("status") or {})
+            except Exception:
+                logger.exception("%s: a troupe_status_changed hook failed", key)
         return True
 
     async def post_event(

@@ -1,0 +1,1 @@
+"""The observatory operator."""

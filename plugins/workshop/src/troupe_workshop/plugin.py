@@ -1,0 +1,1 @@
+"""Hook implementations of the workshop operator (work in progress)."""
