@@ -135,7 +135,7 @@ def troupe_register_handlers(registry: HandlerRegistry, operators: list[str]) ->
     """Register extra kopf handlers: timers, daemons, handlers for events of other resources.
 
     Called once at start-up of ``troupe run``, after the generic handlers are registered and before the
-    operator connects to the API server.
+    operator connects to the API server. Every implementation is called (not firstresult).
 
     :param registry: the core's :class:`~troupe.runtime.HandlerRegistry`: the kopf registry to decorate
         with (``registry.kopf``), the operator's API client and a way to request a reconcile of an

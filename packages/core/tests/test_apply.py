@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from troupe.apply import OWNER_ANNOTATION, complete_child, is_subset
+from troupe.kinds import ChildKind
+from troupe_example.greeting import GREETING
+
+OWNER = {
+    "apiVersion": "example.troupe.dev/v1alpha1",
+    "kind": "Greeting",
+    "metadata": {"name": "hi", "namespace": "ns", "uid": "u-1", "labels": {"team": "a"}},
+}
+
+
+def test_subset_ignores_server_added_fields() -> None:
+    desired = {"metadata": {"name": "x", "labels": {"a": "1"}}, "spec": {"replicas": 1}}
+    observed = {
+        "metadata": {
+            "name": "x",
+            "labels": {"a": "1", "b": "2"},
+            "resourceVersion": "9",
+            "managedFields": [],
+        },
+        "spec": {"replicas": 1, "strategy": {"type": "RollingUpdate"}},
+        "status": {"ready": True},
+    }
+    assert is_subset(desired, observed)
+
+
+def test_subset_sees_changes_and_missing_fields() -> None:
+    assert not is_subset({"spec": {"replicas": 2}}, {"spec": {"replicas": 1}})
+    assert not is_subset({"spec": {"paused": False}}, {"spec": {}})
+    assert not is_subset({"spec": {"paused": False}}, {"spec": {"paused": 0}})
+
+
+def test_subset_lists_match_by_position_and_length() -> None:
+    desired = {"containers": [{"name": "a", "image": "i"}]}
+    assert is_subset(desired, {"containers": [{"name": "a", "image": "i", "imagePullPolicy": "Always"}]})
+    assert not is_subset(desired, {"containers": [{"name": "a", "image": "i"}, {"name": "b"}]})
+    assert is_subset({"n": 1}, {"n": 1.0})
+    assert is_subset({"gone": None}, {})
+
+
+def test_complete_child_adds_labels_owner_and_namespace() -> None:
+    child = complete_child(
+        GREETING,
+        OWNER,
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}},
+        GREETING.children[0],
+    )
+    meta = child["metadata"]
+    assert meta["namespace"] == "ns"
+    assert meta["labels"]["app.kubernetes.io/managed-by"] == "troupe-example"
+    assert meta["labels"]["app.kubernetes.io/instance"] == "hi"
+    assert meta["labels"]["team"] == "a"  # kopf.adopt copies the owner's labels
+    assert meta["annotations"][OWNER_ANNOTATION] == "Greeting.example.troupe.dev/ns/hi"
+    (ref,) = meta["ownerReferences"]
+    assert ref["uid"] == "u-1" and ref["controller"] is True and ref["blockOwnerDeletion"] is True
+
+
+def test_cluster_scoped_child_of_namespaced_owner_has_no_owner_reference() -> None:
+    node_scoped = ChildKind("rbac.authorization.k8s.io/v1", "ClusterRole", "clusterroles", namespaced=False)
+    child = complete_child(
+        GREETING,
+        OWNER,
+        {"apiVersion": node_scoped.api_version, "kind": "ClusterRole", "metadata": {"name": "r"}},
+        node_scoped,
+    )
+    assert "ownerReferences" not in child["metadata"] and "namespace" not in child["metadata"]
+    assert child["metadata"]["annotations"][OWNER_ANNOTATION] == "Greeting.example.troupe.dev/ns/hi"

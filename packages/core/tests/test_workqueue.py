@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Hashable
+
+from troupe.workqueue import WorkQueue
+
+
+async def test_bursts_coalesce_into_one_rerun() -> None:
+    runs: list[Hashable] = []
+    gate = asyncio.Event()
+
+    async def worker(key: Hashable) -> None:
+        runs.append(key)
+        await gate.wait()
+
+    queue = WorkQueue(worker)
+    queue.enqueue("a")
+    await asyncio.sleep(0)
+    for _ in range(10):
+        queue.enqueue("a")
+    queue.enqueue("b")
+    gate.set()
+    await queue.drain()
+    assert sorted(runs) == ["a", "a", "b"]
+
+
+async def test_errors_back_off_and_one_key_does_not_block_others() -> None:
+    calls: dict[str, int] = {"bad": 0, "good": 0}
+
+    async def worker(key: Hashable) -> None:
+        calls[str(key)] += 1
+        if key == "bad":
+            raise RuntimeError("boom")
+
+    queue = WorkQueue(worker, backoff=0.01)
+    queue.enqueue("bad")
+    queue.enqueue("good")
+    await asyncio.sleep(0.2)
+    queue.close()
+    assert calls["good"] == 1
+    assert 3 <= calls["bad"] <= 6  # 0.01, 0.02, 0.04, 0.08... within 0.2 s
+
+
+async def test_requeue_delay_keeps_the_earliest() -> None:
+    seen: list[float] = []
+
+    async def worker(key: Hashable) -> None:
+        seen.append(asyncio.get_running_loop().time())
+
+    queue = WorkQueue(worker)
+    start = asyncio.get_running_loop().time()
+    queue.enqueue("a", delay=5)
+    queue.enqueue("a", delay=0.05)
+    queue.enqueue("a", delay=1)
+    await asyncio.sleep(0.2)
+    assert len(seen) == 1 and seen[0] - start < 0.2
+    queue.close()
+
+
+async def test_worker_delay_requeues() -> None:
+    count = 0
+
+    async def worker(key: Hashable) -> float | None:
+        nonlocal count
+        count += 1
+        return 0.01 if count < 3 else None
+
+    queue = WorkQueue(worker)
+    queue.enqueue("a")
+    await asyncio.sleep(0.2)
+    assert count == 3
