@@ -9,6 +9,7 @@ from typing import Any, Literal
 import pytest
 import yaml
 from pydantic import Field
+
 from troupe import KindSpec, SpecModel
 from troupe.crd import SchemaError, build_crd, model_schema, render
 from troupe_example.greeting import GREETING

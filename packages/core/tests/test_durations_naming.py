@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+
 from troupe.durations import format_duration, parse_duration
 from troupe.naming import dns1123_label, is_dns1123_label, standard_labels
 

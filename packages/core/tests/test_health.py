@@ -5,6 +5,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 from kopf._cogs.clients import watching
 from prometheus_client import CollectorRegistry
+
 from troupe.health import WatchActivity, install_watch_probe, make_app
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 from pluggy import PluginValidationError
+
 from troupe import hookimpl
 from troupe.cli import main
 from troupe.plugins import PluginError, collect_kinds, get_plugin_manager

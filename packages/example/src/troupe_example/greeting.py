@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 import kopf
 from pydantic import ConfigDict, Field
+
 from troupe import (
     ChildKind,
     Condition,

@@ -1,0 +1,175 @@
+"""The reconcile path against an in-memory API (a pure unit: the real API server is in e2e/)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from troupe.clock import FrozenClock
+from troupe.metrics import OperatorMetrics
+from troupe.plugins import get_plugin_manager
+from troupe.reconcile import ObjectKey, Reconciler
+from troupe_example import cost_center, greeting
+
+Manifest = dict[str, Any]
+
+
+class MemoryKube:
+    """Just enough of troupe.client.Kube: stores objects, counts writes, bumps resourceVersion."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str | None, str], Manifest] = {}
+        self.writes: list[str] = []
+        self.version = 100
+
+    def _bump(self, obj: Manifest) -> Manifest:
+        self.version += 1
+        obj["metadata"]["resourceVersion"] = str(self.version)
+        return copy.deepcopy(obj)
+
+    async def get(self, api_version: str, plural: str, namespace: str | None, name: str) -> Manifest | None:
+        obj = self.objects.get((plural, namespace, name))
+        return copy.deepcopy(obj) if obj else None
+
+    async def apply(self, manifest: Manifest, plural: str, namespace: str | None) -> Manifest:
+        self.writes.append(f"apply {manifest['kind']}/{manifest['metadata']['name']}")
+        stored = copy.deepcopy(manifest)
+        stored["metadata"]["uid"] = "child-uid"
+        self.objects[plural, namespace, manifest["metadata"]["name"]] = stored
+        return self._bump(stored)
+
+    async def patch_status(
+        self, api_version: str, plural: str, namespace: str | None, name: str, patch: Manifest
+    ) -> Manifest:
+        self.writes.append(f"status {name}")
+        obj = self.objects[plural, namespace, name]
+        status = obj.setdefault("status", {})
+        for key, value in patch.items():
+            if value is None:
+                status.pop(key, None)
+            else:
+                status[key] = value
+        return self._bump(obj)
+
+    async def delete(self, api_version: str, plural: str, namespace: str | None, name: str, **_: Any) -> bool:
+        self.writes.append(f"delete {plural}/{name}")
+        return self.objects.pop((plural, namespace, name), None) is not None
+
+    async def request(self, method: str, path: str, **_: Any) -> Manifest:
+        self.writes.append(f"{method} {path}")
+        return {}
+
+
+@pytest.fixture
+def kube() -> MemoryKube:
+    return MemoryKube()
+
+
+@pytest.fixture
+def reconciler(kube: MemoryKube, clock: FrozenClock) -> Reconciler:
+    pm = get_plugin_manager(load_entrypoints=False, plugins=[greeting, cost_center])
+    metrics = {"example": OperatorMetrics("example", CollectorRegistry())}
+    return Reconciler(pm=pm, kube=kube, clock=clock, metrics=metrics)  # type: ignore[arg-type]
+
+
+def add_greeting(kube: MemoryKube, reconciler: Reconciler, spec: Manifest, **annotations: str) -> ObjectKey:
+    body = {
+        "apiVersion": "example.troupe.dev/v1alpha1",
+        "kind": "Greeting",
+        "metadata": {
+            "name": "hi",
+            "namespace": "ns",
+            "uid": "owner-uid",
+            "generation": 1,
+            "resourceVersion": "1",
+            "annotations": annotations,
+        },
+        "spec": spec,
+    }
+    kube.objects["greetings", "ns", "hi"] = body
+    key = ObjectKey(greeting.GREETING, "ns", "hi")
+    reconciler.objects.put(key, copy.deepcopy(body))
+    return key
+
+
+async def test_first_reconcile_applies_then_steady_state_writes_nothing(
+    kube: MemoryKube, reconciler: Reconciler
+) -> None:
+    key = add_greeting(kube, reconciler, {"name": "Ada"}, **{cost_center.ANNOTATION: "cc-7"})
+    await reconciler.reconcile(key)
+    assert kube.writes[0] == "apply ConfigMap/hi-greeting"
+    assert "status hi" in kube.writes
+    cm = kube.objects["configmaps", "ns", "hi-greeting"]
+    assert cm["data"] == {"greeting": "Hello, Ada!"}
+    assert cm["metadata"]["labels"][cost_center.LABEL] == "cc-7"  # the third-party hook ran
+    assert cm["metadata"]["annotations"]["example.troupe.dev/generation"] == "1"
+    assert kube.objects["greetings", "ns", "hi"]["status"]["phase"] == "Ready"
+    assert greeting.TRANSITIONS[-1] == ("hi", None, "Ready")
+
+    kube.writes.clear()
+    for _ in range(3):
+        await reconciler.reconcile(key)
+    assert kube.writes == []  # zero-write steady state, even with an empty watch cache for children
+
+
+async def test_spec_edit_rolls_out_and_deleted_child_comes_back(
+    kube: MemoryKube, reconciler: Reconciler
+) -> None:
+    key = add_greeting(kube, reconciler, {"name": "Ada"})
+    await reconciler.reconcile(key)
+    body = copy.deepcopy(kube.objects["greetings", "ns", "hi"])
+    body["spec"]["message"] = "Welcome"
+    body["metadata"]["generation"] = 2
+    body["metadata"]["resourceVersion"] = "999"
+    reconciler.objects.put(key, body)
+    await reconciler.reconcile(key)
+    assert kube.objects["configmaps", "ns", "hi-greeting"]["data"]["greeting"] == "Welcome, Ada!"
+
+    cm = kube.objects.pop(("configmaps", "ns", "hi-greeting"))
+    reconciler.children.remove(cm)
+    await reconciler.reconcile(key)
+    assert ("configmaps", "ns", "hi-greeting") in kube.objects
+
+
+async def test_child_no_longer_desired_is_pruned(kube: MemoryKube, reconciler: Reconciler) -> None:
+    key = add_greeting(kube, reconciler, {"name": "Ada"})
+    await reconciler.reconcile(key)
+    body = copy.deepcopy(kube.objects["greetings", "ns", "hi"])
+    body["spec"]["delivery"] = {"channel": "log"}
+    body["metadata"]["resourceVersion"] = "999"
+    reconciler.objects.put(key, body)
+    await reconciler.reconcile(key)
+    assert ("configmaps", "ns", "hi-greeting") not in kube.objects
+    assert "configMap" not in kube.objects["greetings", "ns", "hi"]["status"]
+
+
+async def test_invalid_spec_fails_with_a_message_and_touches_nothing(
+    kube: MemoryKube, reconciler: Reconciler
+) -> None:
+    key = add_greeting(kube, reconciler, {"name": "nobody"})
+    await reconciler.reconcile(key)
+    status = kube.objects["greetings", "ns", "hi"]["status"]
+    assert status["phase"] == "Failed"
+    assert status["conditions"][0]["reason"] == "InvalidSpec"
+    assert "deny list" in status["conditions"][0]["message"]
+    assert not any(w.startswith("apply") for w in kube.writes)
+    assert any("events" in w for w in kube.writes)  # a Warning event says so
+
+
+async def test_schema_violation_names_the_field(kube: MemoryKube, reconciler: Reconciler) -> None:
+    key = add_greeting(kube, reconciler, {"name": "Ada", "delivery": {"repeat": 0}})
+    await reconciler.reconcile(key)
+    message = kube.objects["greetings", "ns", "hi"]["status"]["conditions"][0]["message"]
+    assert message.startswith("spec.delivery.repeat:")
+
+
+async def test_deleting_objects_are_not_reconciled(kube: MemoryKube, reconciler: Reconciler) -> None:
+    key = add_greeting(kube, reconciler, {"name": "Ada"})
+    body = copy.deepcopy(kube.objects["greetings", "ns", "hi"])
+    body["metadata"]["deletionTimestamp"] = "2026-11-24T09:00:00Z"
+    reconciler.objects.put(key, body)
+    assert await reconciler.reconcile(key) is None
+    assert kube.writes == []
