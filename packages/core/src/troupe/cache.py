@@ -67,6 +67,9 @@ class ChildIndex:
             self._by_owner.get(owner, {}).pop(child_identity(child), None)
         return owner
 
+    def get(self, owner: str, identity: tuple[str, str]) -> Manifest | None:
+        return self._by_owner.get(owner, {}).get(identity)
+
     def children(self, owner: str) -> Children:
         return Children(self._by_owner.get(owner, {}))
 

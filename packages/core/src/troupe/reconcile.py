@@ -14,7 +14,7 @@ import pluggy
 from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from troupe.apply import child_identity, complete_child, is_subset, owner_key
+from troupe.apply import OWNER_ANNOTATION, child_identity, complete_child, is_subset, owner_key
 from troupe.cache import ChildIndex, ObjectCache
 from troupe.client import Kube
 from troupe.clock import Clock, isoformat
@@ -195,9 +195,7 @@ class Reconciler:
         """Apply ``manifest`` unless the observed object already has every field of it."""
         meta = manifest["metadata"]
         namespace = meta.get("namespace") if child.namespaced else None
-        observed = self.children.children(meta["annotations"]["troupe.dev/owner"]).get(
-            (manifest["kind"], meta["name"])
-        )
+        observed = self.children.get(meta["annotations"][OWNER_ANNOTATION], child_identity(manifest))
         if observed is None:  # not seen on the watch yet (start-up): ask, rather than write blindly
             observed = await self.kube.get(child.api_version, child.plural, namespace, meta["name"])
         if observed is not None and is_subset(manifest, observed):
