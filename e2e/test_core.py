@@ -1,0 +1,196 @@
+"""The core against a real API server: generated CRDs, and the example operator's whole life.
+
+The operator runs in-process here (the plugin operators' tests run theirs as their chart's
+ServiceAccount) so the test can read its write counters and prove the zero-write steady state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from troupe.client import Kube
+from troupe.crd import build_crd
+from troupe.plugins import get_plugin_manager
+from troupe.runtime import HandlerRegistry, RunSettings, run
+from troupe_example import greeting
+
+pytestmark = pytest.mark.e2e
+
+CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+API = "example.troupe.dev/v1alpha1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def eventually(
+    probe: Callable[[], Any], what: str, timeout: float = 30.0, interval: float = 0.2
+) -> Any:
+    """Poll ``probe`` (sync or async) until it gives something truthy; fail with the last value seen."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if inspect.isawaitable(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}; last seen: {last!r}")
+
+
+@pytest.fixture
+async def kube(cluster: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Kube]:
+    monkeypatch.setenv("KUBECONFIG", cluster)
+    client = await Kube.connect(field_manager="troupe-e2e")
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def greeting_crd(kube: Kube) -> AsyncIterator[None]:
+    crd = build_crd(greeting.GREETING)
+    await kube.request(
+        "PATCH",
+        f"{CRD_PATH}/{crd['metadata']['name']}",
+        body=crd,
+        query={"fieldManager": "troupe-e2e", "force": "true"},
+        content_type="application/apply-patch+yaml",
+    )
+
+    async def established() -> bool:
+        got = await kube.request("GET", f"{CRD_PATH}/{crd['metadata']['name']}")
+        conds = {c["type"]: c["status"] for c in got.get("status", {}).get("conditions", [])}
+        return conds.get("Established") == "True"
+
+    await eventually(established, "the Greeting CRD to be Established")
+    yield
+
+
+@pytest.fixture
+async def operator(kube: Kube, greeting_crd: None, namespace: str) -> AsyncIterator[HandlerRegistry]:
+    stop = asyncio.Event()
+    started: list[HandlerRegistry] = []
+    settings = RunSettings(
+        operators=["example"], namespaces=[namespace], standalone=True, metrics_port=free_port()
+    )
+    task = asyncio.create_task(run(get_plugin_manager(), settings, stop_flag=stop, ready=started.append))
+    await eventually(lambda: started, "the operator to start")
+    yield started[0]
+    stop.set()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.wait_for(task, 30)
+
+
+def writes(registry: HandlerRegistry) -> float:
+    return sum(
+        sample.value
+        for metric in registry.metrics["example"].writes.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    )
+
+
+async def test_crd_with_nested_lists_enums_defaults_maps_and_cel_is_served(
+    kube: Kube, greeting_crd: None, namespace: str
+) -> None:
+    body = {"apiVersion": API, "kind": "Greeting", "metadata": {"name": "defaults"}, "spec": {"name": "Ada"}}
+    created = await kube.request("POST", f"/apis/{API}/namespaces/{namespace}/greetings", body=body)
+    assert created["spec"] == {  # defaults filled in by the API server, nested ones too
+        "name": "Ada",
+        "message": "Hello",
+        "delivery": {"channel": "configmap", "repeat": 1},
+    }
+
+    bad = {**body, "metadata": {"name": "cel"}, "spec": {"name": "Hello", "message": "Hello"}}
+    with pytest.raises(ApiException) as err:
+        await kube.request("POST", f"/apis/{API}/namespaces/{namespace}/greetings", body=bad)
+    assert err.value.status == 422 and "name and message must differ" in err.value.body
+
+    enum = {**body, "metadata": {"name": "enum"}, "spec": {"name": "Ada", "delivery": {"channel": "pigeon"}}}
+    with pytest.raises(ApiException) as err:
+        await kube.request("POST", f"/apis/{API}/namespaces/{namespace}/greetings", body=enum)
+    assert err.value.status == 422 and "pigeon" in err.value.body
+
+
+async def test_example_operator_lifecycle(kube: Kube, operator: HandlerRegistry, namespace: str) -> None:
+    base = f"/apis/{API}/namespaces/{namespace}/greetings"
+    cm_path = f"/api/v1/namespaces/{namespace}/configmaps/hi-greeting"
+    body = {"apiVersion": API, "kind": "Greeting", "metadata": {"name": "hi"}, "spec": {"name": "Ada"}}
+    await kube.request("POST", base, body=body)
+
+    async def ready() -> dict[str, Any] | None:
+        obj = await kube.request("GET", f"{base}/hi")
+        return obj if obj.get("status", {}).get("phase") == "Ready" else None
+
+    obj = await eventually(ready, "Greeting hi to be Ready")
+    assert obj["status"]["configMap"] == "hi-greeting"
+    assert obj["status"]["observedGeneration"] == 1
+    assert obj["metadata"]["finalizers"] == ["example.troupe.dev/finalizer"]
+    cm = await kube.request("GET", cm_path)
+    assert cm["data"] == {"greeting": "Hello, Ada!"}
+    assert cm["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "troupe-example"
+    assert cm["metadata"]["ownerReferences"][0]["uid"] == obj["metadata"]["uid"]
+    managers = {m["manager"] for m in cm["metadata"]["managedFields"]}
+    assert managers == {"troupe-example"}
+
+    # Zero-write steady state: nothing changes, nothing is written, even across a resync.
+    await asyncio.sleep(2)
+    before = writes(operator), obj["metadata"]["resourceVersion"], cm["metadata"]["resourceVersion"]
+    for key, _ in operator.reconciler.objects.items():
+        operator.queue.enqueue(key)
+    await asyncio.sleep(3)
+    obj = await kube.request("GET", f"{base}/hi")
+    cm = await kube.request("GET", cm_path)
+    assert (writes(operator), obj["metadata"]["resourceVersion"], cm["metadata"]["resourceVersion"]) == before
+
+    # A deleted child is put back; a spec edit rolls out.
+    await kube.request("DELETE", cm_path)
+    await eventually(lambda: kube.get("v1", "configmaps", namespace, "hi-greeting"), "the ConfigMap back")
+    await kube.patch(API, "greetings", namespace, "hi", {"spec": {"message": "Welcome"}})
+
+    async def rolled_out() -> bool:
+        got = await kube.get("v1", "configmaps", namespace, "hi-greeting")
+        return bool(got and got["data"]["greeting"] == "Welcome, Ada!")
+
+    await eventually(rolled_out, "the edited message in the ConfigMap")
+
+    # A spec the operator refuses ends Failed with a condition saying what to fix; nothing is deleted.
+    await kube.patch(API, "greetings", namespace, "hi", {"spec": {"name": "nobody"}})
+
+    async def failed() -> dict[str, Any] | None:
+        got = await kube.request("GET", f"{base}/hi")
+        return got if got.get("status", {}).get("phase") == "Failed" else None
+
+    obj = await eventually(failed, "Greeting hi to be Failed")
+    ready_cond = next(c for c in obj["status"]["conditions"] if c["type"] == "Ready")
+    assert ready_cond["reason"] == "InvalidSpec" and "deny list" in ready_cond["message"]
+    assert await kube.get("v1", "configmaps", namespace, "hi-greeting") is not None
+    events = await kube.request("GET", f"/api/v1/namespaces/{namespace}/events")
+    assert any(e["reason"] == "InvalidSpec" and e["type"] == "Warning" for e in events["items"])
+
+    # Deletion runs the finalizer hook, and garbage collection takes the child.
+    await kube.request("DELETE", f"{base}/hi")
+    await eventually(lambda: "hi" in greeting.FINALIZED, "troupe_finalize to be called")
+
+    async def gone() -> bool:
+        return await kube.get(API, "greetings", namespace, "hi") is None
+
+    await eventually(gone, "Greeting hi to be deleted")
+
+    async def collected() -> bool:
+        return await kube.get("v1", "configmaps", namespace, "hi-greeting") is None
+
+    await eventually(collected, "garbage collection of the ConfigMap", 60)
