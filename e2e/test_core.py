@@ -36,10 +36,10 @@ def free_port() -> int:
 
 
 async def eventually(
-    probe: Callable[[], Any], what: str, timeout: float = 30.0, interval: float = 0.2
+    probe: Callable[[], Any], what: str, within: float = 30.0, interval: float = 0.2
 ) -> Any:
     """Poll ``probe`` (sync or async) until it gives something truthy; fail with the last value seen."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     last: Any = None
     while time.monotonic() < deadline:
         last = probe()
@@ -48,7 +48,7 @@ async def eventually(
         if last:
             return last
         await asyncio.sleep(interval)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}; last seen: {last!r}")
+    pytest.fail(f"timed out after {within}s waiting for {what}; last seen: {last!r}")
 
 
 @pytest.fixture
