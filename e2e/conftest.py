@@ -1,0 +1,22 @@
+"""e2e fixtures: see e2e/harness.py (cluster, namespace, helm, run_operator) and docs/cluster.md."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "e2e: needs a Kubernetes API server (see docs/cluster.md)")
+    # `make e2e` loads the harness with `-p harness` (so plugins/*/tests see the fixtures too);
+    # a plain `pytest e2e` gets it here.
+    if not config.pluginmanager.has_plugin("harness"):
+        import harness
+
+        config.pluginmanager.register(harness, "harness")

@@ -1,0 +1,504 @@
+"""The Troupe e2e harness: which cluster to use, kubectl, helm (pyhelm3), operators as ServiceAccounts.
+
+Loaded as a pytest plugin (``e2e/conftest.py`` registers it; ``make e2e`` passes ``-p harness`` so tests
+under ``plugins/*/tests`` get the same fixtures). Everything here is synchronous and drives the kubectl
+built by ``tools/cluster/build.sh`` -- the simplest thing that is robust in tests.
+
+Cluster choice, in order (see docs/cluster.md):
+  1. ``TROUPE_E2E_KUBECONFIG`` or ``KUBECONFIG`` pointing at a kubeconfig that answers (kind, k3d, a cloud);
+  2. testcontainers' ``K3sContainer`` when a Docker engine answers a ``/_ping``;
+  3. the local control plane (``tools/cluster/cluster.sh up``), torn down at the end of the session unless
+     it was already running when the session started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+CLUSTER_DIR = ROOT / "tools" / "cluster"
+STATE_DIR = ROOT / ".troupe"
+LOCAL_KUBECONFIG = STATE_DIR / "kubeconfig"
+
+# ------------------------------------------------------------------------------------------- binaries
+
+
+def _binaries() -> dict[str, str]:
+    out = subprocess.run(
+        ["bash", str(CLUSTER_DIR / "build.sh"), "--env"], check=True, capture_output=True, text=True
+    ).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+BINARIES = _binaries()
+KUBECTL = os.environ.get("TROUPE_KUBECTL") or BINARIES["KUBECTL"]
+HELM = os.environ.get("TROUPE_HELM") or BINARIES["HELM"]
+
+#: the kubeconfig every helper uses unless told otherwise; the ``cluster`` fixture sets it.
+current_kubeconfig: str | None = None
+
+
+class KubectlError(RuntimeError):
+    pass
+
+
+def kubectl(
+    *args: str,
+    kubeconfig: str | os.PathLike[str] | None = None,
+    input: str | None = None,
+    check: bool = True,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    """Run the built kubectl against the test cluster (or ``kubeconfig``); raise with stderr on failure."""
+    cfg = str(kubeconfig or current_kubeconfig or os.environ.get("KUBECONFIG", ""))
+    cmd = [KUBECTL, *(["--kubeconfig", cfg] if cfg else []), *args]
+    proc = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise KubectlError(f"kubectl {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
+    return proc
+
+
+def kubectl_json(*args: str, **kw: Any) -> Any:
+    return json.loads(kubectl(*args, "-o", "json", **kw).stdout)
+
+
+def apply(manifest: str | dict[str, Any] | Sequence[dict[str, Any]], namespace: str | None = None, **kw: Any) -> str:
+    """``kubectl apply -f -`` a YAML string, an object or a list of objects."""
+    if isinstance(manifest, dict):
+        manifest = yaml.safe_dump(manifest)
+    elif not isinstance(manifest, str):
+        manifest = yaml.safe_dump_all(list(manifest))
+    ns = ["-n", namespace] if namespace else []
+    return kubectl("apply", *ns, "-f", "-", input=manifest, **kw).stdout
+
+
+def get(kind: str, name: str, namespace: str | None = None, **kw: Any) -> dict[str, Any] | None:
+    """The object as a dict, or None when it does not exist."""
+    ns = ["-n", namespace] if namespace else []
+    proc = kubectl("get", kind, name, *ns, "-o", "json", check=False, **kw)
+    if proc.returncode != 0:
+        if "NotFound" in proc.stderr or "not found" in proc.stderr:
+            return None
+        raise KubectlError(proc.stderr.strip())
+    return json.loads(proc.stdout)
+
+
+def condition(obj: dict[str, Any] | None, type_: str) -> str | None:
+    """status.conditions[type].status ('True'/'False'/...) or None."""
+    for c in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if c.get("type") == type_:
+            return c.get("status")
+    return None
+
+
+def wait_for(
+    get_fn: Callable[[], Any],
+    predicate: Callable[[Any], bool] = bool,
+    timeout: float = 60,
+    describe: str = "condition",
+    interval: float = 0.5,
+) -> Any:
+    """Poll ``get_fn()`` until ``predicate(value)`` holds; return the value.
+
+    On timeout, fail the test with ``describe`` and what the object last looked like (or the last error).
+    """
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    last_error: BaseException | None = None
+    while True:
+        try:
+            last = get_fn()
+            last_error = None
+            if predicate(last):
+                return last
+        except Exception as exc:  # noqa: BLE001 -- reported below
+            last_error = exc
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(interval)
+    if last_error is not None:
+        seen = f"the last attempt raised {type(last_error).__name__}: {last_error}"
+    else:
+        body = yaml.safe_dump(last, sort_keys=False) if isinstance(last, dict | list) else repr(last)
+        seen = "it last looked like:\n" + _indent(_strip_noise(body))
+    pytest.fail(f"timed out after {timeout:g}s waiting for {describe}; {seen}", pytrace=False)
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines())
+
+
+def _strip_noise(body: str) -> str:
+    # managedFields make failure output unreadable
+    return re.sub(r"  managedFields:\n(    .*\n|  - .*\n)*", "", body)
+
+
+# ------------------------------------------------------------------------------------------- clusters
+
+
+@dataclass
+class Cluster:
+    kubeconfig: str
+    kind: str  # "existing" | "k3s" | "local"
+    started_here: bool = False
+    _stop: Callable[[], None] | None = field(default=None, repr=False)
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._stop()
+            self._stop = None
+
+
+def _answers(kubeconfig: str, timeout: float = 5) -> bool:
+    try:
+        proc = subprocess.run(
+            [KUBECTL, "--kubeconfig", kubeconfig, "get", "--raw=/readyz", f"--request-timeout={int(timeout)}s"],
+            capture_output=True,
+            text=True,
+            timeout=timeout + 5,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return proc.returncode == 0
+
+
+def docker_answers(timeout: float = 1.0) -> bool:
+    """True when a Docker engine answers ``GET /_ping`` (unix socket or tcp DOCKER_HOST); never hangs."""
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    try:
+        if host.startswith("unix://"):
+            path = host[len("unix://") :]
+            if not os.path.exists(path):
+                return False
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(timeout)
+            sock.connect(path)
+        elif host.startswith("tcp://"):
+            h, _, p = host[len("tcp://") :].partition(":")
+            sock = socket.create_connection((h, int(p or 2375)), timeout=timeout)
+        else:
+            return False
+        with sock:
+            sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            return b" 200 " in sock.recv(256)
+    except OSError:
+        return False
+
+
+def _existing_kubeconfig() -> str | None:
+    for var in ("TROUPE_E2E_KUBECONFIG", "KUBECONFIG"):
+        value = os.environ.get(var)
+        if not value:
+            continue
+        path = value.split(os.pathsep)[0]
+        if Path(path).resolve() == LOCAL_KUBECONFIG.resolve():
+            return None  # our own local cluster: handled (and started if needed) below
+        if not Path(path).is_file():
+            raise pytest.UsageError(f"{var}={value} is not a file")
+        if not _answers(path):
+            raise pytest.UsageError(f"{var}={value}: the cluster does not answer /readyz")
+        return path
+    return None
+
+
+def _k3s_cluster() -> Cluster:
+    from testcontainers.k3s import K3sContainer
+
+    container = K3sContainer()
+    container.start()
+    fd, path = tempfile.mkstemp(prefix="troupe-k3s-", suffix=".kubeconfig")
+    with os.fdopen(fd, "w") as f:
+        f.write(container.config_yaml())
+
+    def stop() -> None:
+        container.stop()
+        os.unlink(path)
+
+    return Cluster(path, "k3s", True, stop)
+
+
+def _local_cluster() -> Cluster:
+    script = str(CLUSTER_DIR / "cluster.sh")
+    if subprocess.run(["bash", script, "status"], capture_output=True).returncode == 0:
+        return Cluster(str(LOCAL_KUBECONFIG), "local", False)
+    subprocess.run(["bash", str(CLUSTER_DIR / "build.sh")], check=True)  # prints progress; no-op when built
+    subprocess.run(["bash", script, "up"], check=True, stdout=subprocess.DEVNULL)
+
+    def stop() -> None:
+        subprocess.run(["bash", script, "down"], check=False)
+
+    return Cluster(str(LOCAL_KUBECONFIG), "local", True, stop)
+
+
+def start_cluster() -> Cluster:
+    existing = _existing_kubeconfig()
+    if existing:
+        return Cluster(existing, "existing", False)
+    if os.environ.get("TROUPE_E2E_NO_DOCKER") != "1" and docker_answers():
+        return _k3s_cluster()
+    return _local_cluster()
+
+
+# ------------------------------------------------------------------------------------------- namespaces, SAs
+
+
+def new_namespace_name(hint: str) -> str:
+    base = re.sub(r"[^a-z0-9-]+", "-", hint.lower()).strip("-")[:40].strip("-") or "t"
+    return f"{base}-{secrets.token_hex(3)}"
+
+
+def create_namespace(name: str) -> str:
+    kubectl("create", "namespace", name)
+    # the ServiceAccount controller creates "default"; tests creating pods need it
+    wait_for(lambda: get("serviceaccount", "default", name), describe=f"namespace {name}'s default ServiceAccount")
+    return name
+
+
+def delete_namespace(name: str, wait: bool = False) -> None:
+    kubectl("delete", "namespace", name, "--ignore-not-found", f"--wait={'true' if wait else 'false'}", check=False)
+
+
+def ensure_service_account(namespace: str, name: str) -> None:
+    if get("serviceaccount", name, namespace) is None:
+        kubectl("create", "serviceaccount", name, "-n", namespace)
+
+
+def service_account_kubeconfig(
+    namespace: str, service_account: str, path: str | os.PathLike[str], duration: str = "6h"
+) -> str:
+    """Write a kubeconfig that authenticates as ``system:serviceaccount:<namespace>:<service_account>``.
+
+    The token comes from the TokenRequest API (``kubectl create token``); the ServiceAccount is created
+    when missing. Server and CA are copied from the admin kubeconfig.
+    """
+    ensure_service_account(namespace, service_account)
+    token = kubectl("create", "token", service_account, "-n", namespace, f"--duration={duration}").stdout.strip()
+    admin = json.loads(kubectl("config", "view", "--raw", "--minify", "--flatten", "-o", "json").stdout)
+    cluster = admin["clusters"][0]["cluster"]
+    user = f"system:serviceaccount:{namespace}:{service_account}"
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "test", "cluster": cluster}],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [{"name": "test", "context": {"cluster": "test", "user": user, "namespace": namespace}}],
+        "current-context": "test",
+    }
+    Path(path).write_text(yaml.safe_dump(config))
+    os.chmod(path, 0o600)
+    return str(path)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# ------------------------------------------------------------------------------------------- operators
+
+
+@dataclass
+class Operator:
+    """An operator subprocess (``uv run troupe run ...``) running as a ServiceAccount."""
+
+    plugin: str
+    namespace: str | None
+    service_account: str
+    metrics_port: int
+    log_path: Path
+    kubeconfig: str
+    process: subprocess.Popen[bytes]
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log().splitlines()[-lines:])
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, grace: float = 10) -> int | None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(grace)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+        return self.process.returncode
+
+
+def start_operator(
+    plugin: str,
+    namespace: str | None,
+    service_account: str,
+    log_dir: Path,
+    sa_namespace: str | None = None,
+    extra_args: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+) -> Operator:
+    """Start ``uv run troupe run <plugin> (--namespace <ns> | --all-namespaces) --standalone`` as a SA.
+
+    ``sa_namespace`` is where the ServiceAccount lives (default: ``namespace``).
+    """
+    sa_ns = sa_namespace or namespace
+    if sa_ns is None:
+        raise ValueError("sa_namespace is required with namespace=None (all namespaces)")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    kubeconfig = service_account_kubeconfig(sa_ns, service_account, log_dir / f"{plugin}-{service_account}.kubeconfig")
+    port = free_port()
+    scope = ["--namespace", namespace] if namespace else ["--all-namespaces"]
+    uv = os.environ.get("UV", "uv")
+    cmd = [uv, "run", "--frozen", "troupe", "run", plugin, *scope, "--standalone", "--metrics-port", str(port)]
+    cmd += list(extra_args)
+    log_path = log_dir / f"{plugin}.log"
+    full_env = {**os.environ, "KUBECONFIG": kubeconfig, "PYTHONUNBUFFERED": "1", **(env or {})}
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            cmd, cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    return Operator(plugin, namespace, service_account, port, log_path, kubeconfig, process)
+
+
+# ------------------------------------------------------------------------------------------- helm
+
+
+class Helm:
+    """Install charts with pyhelm3 (``from pyhelm3 import Client``) driving the helm built here."""
+
+    def __init__(self, kubeconfig: str, executable: str = HELM) -> None:
+        from pyhelm3 import Client
+
+        self.client = Client(executable=executable, kubeconfig=Path(kubeconfig))
+        self.installed: list[tuple[str, str]] = []
+
+    async def ainstall(
+        self,
+        chart: str | os.PathLike[str],
+        namespace: str,
+        release: str | None = None,
+        values: dict[str, Any] | None = None,
+        wait: bool = True,
+        timeout: str = "2m",
+    ) -> Any:
+        chart_path = Path(chart)
+        if not chart_path.is_absolute() and not chart_path.exists():
+            chart_path = ROOT / "charts" / str(chart)
+        loaded = await self.client.get_chart(chart_path.resolve())
+        name = release or chart_path.name
+        revision = await self.client.install_or_upgrade_release(
+            name, loaded, values or {}, namespace=namespace, create_namespace=True, wait=wait, timeout=timeout
+        )
+        self.installed.append((name, namespace))
+        return revision
+
+    async def auninstall_all(self) -> None:
+        for name, namespace in reversed(self.installed):
+            with contextlib.suppress(Exception):
+                await self.client.uninstall_release(name, namespace=namespace, wait=False)
+        self.installed.clear()
+
+    def install(self, chart: str | os.PathLike[str], namespace: str, **kw: Any) -> Any:
+        """Sync ``ainstall`` (for sync tests; from async tests await ``ainstall``)."""
+        return asyncio.run(self.ainstall(chart, namespace, **kw))
+
+    def uninstall_all(self) -> None:
+        asyncio.run(self.auninstall_all())
+
+
+# ------------------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[str]:
+    """A kubeconfig path for a cluster that answers (see module docstring for the order of choice)."""
+    global current_kubeconfig
+    c = start_cluster()
+    current_kubeconfig = c.kubeconfig
+    print(f"\n[troupe e2e] cluster: {c.kind} ({c.kubeconfig})", file=sys.stderr)
+    try:
+        yield c.kubeconfig
+    finally:
+        c.stop()
+
+
+@pytest.fixture
+def namespace(cluster: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace per test, deleted afterwards (without waiting)."""
+    name = create_namespace(new_namespace_name(request.node.name))
+    yield name
+    if os.environ.get("TROUPE_E2E_KEEP_NAMESPACES") != "1":
+        delete_namespace(name)
+
+
+@pytest.fixture
+def helm(cluster: str) -> Iterator[Helm]:
+    """``helm.install("workshop-operator", namespace)`` -- charts/<name> dirs or any chart path."""
+    h = Helm(cluster)
+    yield h
+    h.uninstall_all()
+
+
+@pytest.fixture
+def run_operator(
+    cluster: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., Operator]]:
+    """``run_operator(plugin, namespace, service_account, extra_args=())`` -> a running :class:`Operator`.
+
+    Runs ``uv run troupe run <plugin> --namespace <ns> --standalone --metrics-port <free port>`` with a
+    kubeconfig holding a TokenRequest token of ``service_account`` (so RBAC applies). Pass
+    ``namespace=None, sa_namespace=...`` for ``--all-namespaces``. Logs go to a file; the tail is added to
+    the report of a failing test. Stopped (SIGTERM, then SIGKILL) at teardown.
+    """
+    started: list[Operator] = []
+    log_dir = tmp_path_factory.mktemp("operators")
+
+    def run(
+        plugin: str,
+        namespace: str | None,
+        service_account: str,
+        extra_args: Sequence[str] = (),
+        sa_namespace: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Operator:
+        op = start_operator(plugin, namespace, service_account, log_dir, sa_namespace, extra_args, env)
+        started.append(op)
+        return op
+
+    request.node._troupe_operators = started  # type: ignore[attr-defined]
+    yield run
+    for op in started:
+        op.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and report.when in ("call", "setup"):
+        for op in getattr(item, "_troupe_operators", []):
+            state = "running" if op.alive else f"exited {op.process.returncode}"
+            report.sections.append((f"operator {op.plugin} log tail ({state}, {op.log_path})", op.tail()))
