@@ -80,7 +80,9 @@ def kubectl_json(*args: str, **kw: Any) -> Any:
     return json.loads(kubectl(*args, "-o", "json", **kw).stdout)
 
 
-def apply(manifest: str | dict[str, Any] | Sequence[dict[str, Any]], namespace: str | None = None, **kw: Any) -> str:
+def apply(
+    manifest: str | dict[str, Any] | Sequence[dict[str, Any]], namespace: str | None = None, **kw: Any
+) -> str:
     """``kubectl apply -f -`` a YAML string, an object or a list of objects."""
     if isinstance(manifest, dict):
         manifest = yaml.safe_dump(manifest)
@@ -129,7 +131,7 @@ def wait_for(
             last_error = None
             if predicate(last):
                 return last
-        except Exception as exc:  # noqa: BLE001 -- reported below
+        except Exception as exc:
             last_error = exc
         if time.monotonic() >= deadline:
             break
@@ -170,7 +172,14 @@ class Cluster:
 def _answers(kubeconfig: str, timeout: float = 5) -> bool:
     try:
         proc = subprocess.run(
-            [KUBECTL, "--kubeconfig", kubeconfig, "get", "--raw=/readyz", f"--request-timeout={int(timeout)}s"],
+            [
+                KUBECTL,
+                "--kubeconfig",
+                kubeconfig,
+                "get",
+                "--raw=/readyz",
+                f"--request-timeout={int(timeout)}s",
+            ],
             capture_output=True,
             text=True,
             timeout=timeout + 5,
@@ -268,12 +277,21 @@ def new_namespace_name(hint: str) -> str:
 def create_namespace(name: str) -> str:
     kubectl("create", "namespace", name)
     # the ServiceAccount controller creates "default"; tests creating pods need it
-    wait_for(lambda: get("serviceaccount", "default", name), describe=f"namespace {name}'s default ServiceAccount")
+    wait_for(
+        lambda: get("serviceaccount", "default", name), describe=f"namespace {name}'s default ServiceAccount"
+    )
     return name
 
 
 def delete_namespace(name: str, wait: bool = False) -> None:
-    kubectl("delete", "namespace", name, "--ignore-not-found", f"--wait={'true' if wait else 'false'}", check=False)
+    kubectl(
+        "delete",
+        "namespace",
+        name,
+        "--ignore-not-found",
+        f"--wait={'true' if wait else 'false'}",
+        check=False,
+    )
 
 
 def ensure_service_account(namespace: str, name: str) -> None:
@@ -290,7 +308,9 @@ def service_account_kubeconfig(
     when missing. Server and CA are copied from the admin kubeconfig.
     """
     ensure_service_account(namespace, service_account)
-    token = kubectl("create", "token", service_account, "-n", namespace, f"--duration={duration}").stdout.strip()
+    token = kubectl(
+        "create", "token", service_account, "-n", namespace, f"--duration={duration}"
+    ).stdout.strip()
     admin = json.loads(kubectl("config", "view", "--raw", "--minify", "--flatten", "-o", "json").stdout)
     cluster = admin["clusters"][0]["cluster"]
     user = f"system:serviceaccount:{namespace}:{service_account}"
@@ -368,11 +388,24 @@ def start_operator(
     if sa_ns is None:
         raise ValueError("sa_namespace is required with namespace=None (all namespaces)")
     log_dir.mkdir(parents=True, exist_ok=True)
-    kubeconfig = service_account_kubeconfig(sa_ns, service_account, log_dir / f"{plugin}-{service_account}.kubeconfig")
+    kubeconfig = service_account_kubeconfig(
+        sa_ns, service_account, log_dir / f"{plugin}-{service_account}.kubeconfig"
+    )
     port = free_port()
     scope = ["--namespace", namespace] if namespace else ["--all-namespaces"]
     uv = os.environ.get("UV", "uv")
-    cmd = [uv, "run", "--frozen", "troupe", "run", plugin, *scope, "--standalone", "--metrics-port", str(port)]
+    cmd = [
+        uv,
+        "run",
+        "--frozen",
+        "troupe",
+        "run",
+        plugin,
+        *scope,
+        "--standalone",
+        "--metrics-port",
+        str(port),
+    ]
     cmd += list(extra_args)
     log_path = log_dir / f"{plugin}.log"
     full_env = {**os.environ, "KUBECONFIG": kubeconfig, "PYTHONUNBUFFERED": "1", **(env or {})}
@@ -402,7 +435,7 @@ class Helm:
         release: str | None = None,
         values: dict[str, Any] | None = None,
         wait: bool = True,
-        timeout: str = "2m",
+        timeout: str = "2m",  # noqa: ASYNC109 -- helm's --timeout, not an asyncio deadline
     ) -> Any:
         chart_path = Path(chart)
         if not chart_path.is_absolute() and not chart_path.exists():

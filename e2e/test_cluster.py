@@ -86,7 +86,10 @@ def test_pvc_binds(namespace: str) -> None:
 
 
 def test_garbage_collection_deletes_owned_child(namespace: str) -> None:
-    apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "parent"}, "data": {"a": "1"}}, namespace)
+    apply(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "parent"}, "data": {"a": "1"}},
+        namespace,
+    )
     parent = get("configmap", "parent", namespace)
     assert parent is not None
     owner = {"apiVersion": "v1", "kind": "ConfigMap", "name": "parent", "uid": parent["metadata"]["uid"]}
@@ -146,13 +149,22 @@ def widget_crd(cluster: str) -> str:
         describe="CRD widgets.e2e.troupe.dev to be Established",
     )
     # discovery can lag Established by a moment
-    wait_for(lambda: kubectl("get", "widgets", "-A", check=False).returncode == 0, timeout=30, describe="widgets served")
+    wait_for(
+        lambda: kubectl("get", "widgets", "-A", check=False).returncode == 0,
+        timeout=30,
+        describe="widgets served",
+    )
     return "widgets.e2e.troupe.dev"
 
 
 def _widget(name: str, size: int) -> str:
     return yaml.safe_dump(
-        {"apiVersion": "e2e.troupe.dev/v1", "kind": "Widget", "metadata": {"name": name}, "spec": {"size": size, "colour": "teal"}}
+        {
+            "apiVersion": "e2e.troupe.dev/v1",
+            "kind": "Widget",
+            "metadata": {"name": name},
+            "spec": {"size": size, "colour": "teal"},
+        }
     )
 
 

@@ -35,9 +35,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def eventually(
-    probe: Callable[[], Any], what: str, within: float = 30.0, interval: float = 0.2
-) -> Any:
+async def eventually(probe: Callable[[], Any], what: str, within: float = 30.0, interval: float = 0.2) -> Any:
     """Poll ``probe`` (sync or async) until it gives something truthy; fail with the last value seen."""
     deadline = time.monotonic() + within
     last: Any = None

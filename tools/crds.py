@@ -1,7 +1,7 @@
 """Regenerate every chart's crds/ from the plugins' pydantic models, or check that they are current.
 
-    uv run python tools/crds.py           # write charts/<operator>-operator/crds/<operator>.yaml
-    uv run python tools/crds.py --check   # exit 1 and show a diff when a committed file is stale
+uv run python tools/crds.py           # write charts/<operator>-operator/crds/<operator>.yaml
+uv run python tools/crds.py --check   # exit 1 and show a diff when a committed file is stale
 """
 
 from __future__ import annotations

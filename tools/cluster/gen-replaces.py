@@ -31,7 +31,11 @@ def main() -> int:
     env = dict(os.environ, GOTOOLCHAIN="local", GOFLAGS="-mod=mod")
     out = subprocess.run(
         ["go", "mod", "download", "-json", f"k8s.io/kubernetes@{version}"],
-        check=True, capture_output=True, text=True, env=env, cwd="/",
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd="/",
     ).stdout
     info = json.loads(out)
     if info.get("Error"):
@@ -61,7 +65,10 @@ def main() -> int:
         ]
     )
     (HERE / "kubernetes" / "go.mod").write_text(gomod)
-    print(f"wrote kubernetes/go.mod: k8s.io/kubernetes {version}, {len(staging)} staging replaces at {staging_version}")
+    print(
+        f"wrote kubernetes/go.mod: k8s.io/kubernetes {version}, "
+        f"{len(staging)} staging replaces at {staging_version}"
+    )
     return 0
 
 
