@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from troupe.apply import OWNER_ANNOTATION, complete_child, is_subset
+from troupe.apply import OWNER_ANNOTATION, RETAIN_ANNOTATION, complete_child, is_subset
 from troupe.kinds import ChildKind
 from troupe_example.greeting import GREETING
 
@@ -67,3 +67,16 @@ def test_cluster_scoped_child_of_namespaced_owner_has_no_owner_reference() -> No
     )
     assert "ownerReferences" not in child["metadata"] and "namespace" not in child["metadata"]
     assert child["metadata"]["annotations"][OWNER_ANNOTATION] == "Greeting.example.troupe.dev/ns/hi"
+
+
+def test_retained_child_gets_an_empty_owner_list_so_apply_releases_it() -> None:
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "keep", "annotations": {RETAIN_ANNOTATION: "true"}},
+    }
+    child = complete_child(GREETING, OWNER, manifest, GREETING.children[0])
+    assert child["metadata"]["ownerReferences"] == []
+    assert child["metadata"]["annotations"][OWNER_ANNOTATION] == "Greeting.example.troupe.dev/ns/hi"
+    owned_before = {"metadata": {"ownerReferences": [{"uid": "u-1"}]}}
+    assert not is_subset({"metadata": {"ownerReferences": []}}, owned_before)  # so it is applied

@@ -173,3 +173,36 @@ async def test_deleting_objects_are_not_reconciled(kube: MemoryKube, reconciler:
     reconciler.objects.put(key, body)
     assert await reconciler.reconcile(key) is None
     assert kube.writes == []
+
+
+async def test_finalize_tears_down_what_the_builders_leave_out(
+    kube: MemoryKube, reconciler: Reconciler
+) -> None:
+    key = add_greeting(kube, reconciler, {"name": "Ada"})
+    await reconciler.reconcile(key)
+    assert ("configmaps", "ns", "hi-greeting") in kube.objects
+    for obj in copy.deepcopy(list(kube.objects.values())):
+        if obj["kind"] == "ConfigMap":
+            reconciler.children.put(obj)
+    body = copy.deepcopy(kube.objects["greetings", "ns", "hi"])
+    body["metadata"]["deletionTimestamp"] = "2026-11-24T09:00:00Z"
+    greeting.FINALIZED.clear()
+    await reconciler.finalize(key, body)
+    assert "delete configmaps/hi-greeting" in kube.writes
+    assert greeting.FINALIZED == ["hi"]
+
+
+async def test_finalize_of_an_unparseable_spec_deletes_nothing(
+    kube: MemoryKube, reconciler: Reconciler
+) -> None:
+    key = add_greeting(kube, reconciler, {"name": "Ada"})
+    await reconciler.reconcile(key)
+    for obj in copy.deepcopy(list(kube.objects.values())):
+        if obj["kind"] == "ConfigMap":
+            reconciler.children.put(obj)
+    body = copy.deepcopy(kube.objects["greetings", "ns", "hi"])
+    body["spec"] = {"name": "Ada", "delivery": {"repeat": 0}}
+    body["metadata"]["deletionTimestamp"] = "2026-11-24T09:00:00Z"
+    writes = len(kube.writes)
+    await reconciler.finalize(key, body)
+    assert not any(w.startswith("delete") for w in kube.writes[writes:])

@@ -13,6 +13,10 @@ from troupe.naming import standard_labels
 #: Annotation on every child naming its owner as ``Kind.group/namespace/name``; it maps a child event
 #: to the owner even where an owner reference cannot (a cluster-scoped child of a namespaced owner).
 OWNER_ANNOTATION = "troupe.dev/owner"
+#: A builder sets this annotation to "true" on a child that must outlive its owner (a PersistentVolumeClaim
+#: kept after the workshop ends): the child gets no owner reference, so garbage collection never takes
+#: it, and one it had is released. The owner annotation still ties it to its owner for the watch.
+RETAIN_ANNOTATION = "troupe.dev/retain"
 
 
 def owner_key(kind: KindSpec, namespace: str | None, name: str) -> str:
@@ -54,7 +58,10 @@ def complete_child(kind: KindSpec, owner: Manifest, manifest: Manifest, child: C
     metadata.setdefault("annotations", {})[OWNER_ANNOTATION] = owner_key(
         kind, meta.get("namespace"), meta["name"]
     )
-    if child.namespaced or not kind.namespaced:
+    if metadata["annotations"].get(RETAIN_ANNOTATION) == "true":
+        # An explicit empty list, so server-side apply drops a reference this manager set before.
+        metadata["ownerReferences"] = []
+    elif child.namespaced or not kind.namespaced:
         # Cluster-scoped children of namespaced owners cannot carry an owner reference (GC would
         # delete them at once); the plugin's finalizer cleans those up.
         kopf.adopt(manifest, owner=owner)  # type: ignore[arg-type]

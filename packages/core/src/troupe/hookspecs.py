@@ -62,13 +62,16 @@ def troupe_build_resources(ctx: ReconcileContext[Any]) -> list[Manifest] | None:
     """Build the child objects an object should have right now.
 
     Called on every reconcile of a kind the plugin declared (other plugins may return extra children for
-    it too). Must be a pure function of ``ctx``: same context, same manifests.
+    it too), and on each attempt to finalize an object of a ``finalize=True`` kind, with ``ctx.deleting``
+    True: then return only what should still exist during teardown. Must be a pure function of ``ctx``:
+    same context, same manifests.
 
     :param ctx: the reconcile context; ``ctx.children`` holds what is observed, ``ctx.now`` the time.
     :return: full manifests (apiVersion, kind, metadata.name, spec...) of every child that should exist.
         Lists of all plugins are concatenated (not firstresult). The core adds standard labels and owner
         references, passes each through :func:`troupe_mutate_resource`, applies them with server-side
-        apply, and deletes children of pruned kinds that are no longer returned.
+        apply, and deletes children of pruned kinds that are no longer returned. A child annotated
+        ``troupe.dev/retain: "true"`` gets no owner reference, so it outlives its owner.
     """
 
 
@@ -122,8 +125,10 @@ def troupe_finalize(ctx: ReconcileContext[Any]) -> None:
     """Clean up what Kubernetes garbage collection cannot, when an object is deleted.
 
     Called while the object is being deleted, for kinds that declare ``finalize=True`` (the core then
-    holds the operator's finalizer on them). Every implementation is called (not firstresult). Raise
-    ``kopf.TemporaryError`` to be called again later; the finalizer is removed once all return.
+    holds the operator's finalizer on them), right after :func:`troupe_build_resources` ran with
+    ``ctx.deleting`` True and the children it left out were deleted. Every implementation is called
+    (not firstresult). Raise ``kopf.TemporaryError(delay=...)`` to be called again later (a teardown in
+    steps); the finalizer is removed once all return.
 
     :param ctx: the reconcile context (``ctx.deleting`` is True).
     :return: nothing.

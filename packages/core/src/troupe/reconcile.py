@@ -212,6 +212,27 @@ class Reconciler:
         self.children.put(result)
         return result, True
 
+    async def finalize(self, key: ObjectKey, body: Manifest) -> None:
+        """The deletion of an object of a ``finalize=True`` kind: ordered teardown, then the finalize hooks.
+
+        The builders run once more with ``ctx.deleting`` True and return what should still exist during
+        teardown; children of pruned kinds they leave out are deleted now. Then every
+        ``troupe_finalize`` runs; one raising ``kopf.TemporaryError`` makes kopf call this again later,
+        so a teardown in steps (Ingress, then Service, then Deployment) is a builder that returns less
+        each time and a finalize hook that waits until the children it cares about are gone.
+        A spec that no longer parses skips the builders: nothing is deleted on a guess.
+        """
+        try:
+            ctx = self.context(key, body)
+        except ValidationError:
+            ctx = self.finalize_context(key, body)
+        else:
+            try:
+                _, ctx = await self._apply_children(ctx)
+            except InvalidChild as exc:
+                logger.warning("%s: teardown could not apply a child: %s", key, exc)
+        self.pm.hook.troupe_finalize(ctx=ctx)
+
     # -- status and the object itself -----------------------------------------------------------
 
     async def write_status(

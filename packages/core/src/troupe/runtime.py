@@ -116,7 +116,7 @@ def register(registry: HandlerRegistry, pm: pluggy.PluginManager) -> None:
     for kind in registry.kinds:
         if not kind.reconcile:
             continue
-        _register_kind(reg, kind, reconciler, queue, pm)
+        _register_kind(reg, kind, reconciler, queue)
     operators = {managed_by(op) for op in registry.settings.operators}
     for child in _unique_children([k for k in registry.kinds if k.reconcile]).values():
         _register_child(reg, child, reconciler, queue, operators, registry.kinds)
@@ -128,7 +128,6 @@ def _register_kind(
     kind: KindSpec,
     reconciler: Reconciler,
     queue: WorkQueue,
-    pm: pluggy.PluginManager,
 ) -> None:
     @kopf.on.event(kind.group, kind.version, kind.plural, registry=reg, id=f"troupe-{kind.kind}")
     async def on_object(event: kopf.RawEvent, name: str, namespace: str | None, **_: Any) -> None:
@@ -147,9 +146,7 @@ def _register_kind(
             kind.group, kind.version, kind.plural, registry=reg, id=f"troupe-finalize-{kind.kind}"
         )
         async def on_delete(body: kopf.Body, name: str, namespace: str | None, **_: Any) -> None:
-            key = ObjectKey(kind, namespace, name)
-            ctx = reconciler.finalize_context(key, dict(body))
-            pm.hook.troupe_finalize(ctx=ctx)
+            await reconciler.finalize(ObjectKey(kind, namespace, name), dict(body))
 
 
 def _register_child(

@@ -105,8 +105,8 @@ def troupe_validate(ctx: ReconcileContext[Any]) -> list[str] | None:
 
 @hookimpl
 def troupe_build_resources(ctx: ReconcileContext[Any]) -> list[Manifest] | None:
-    if ctx.kind is not GREETING or ctx.spec.delivery.channel != "configmap":
-        return None
+    if ctx.kind is not GREETING or ctx.deleting or ctx.spec.delivery.channel != "configmap":
+        return None  # on delete the ConfigMap goes first, before the finalizer is released
     spec: GreetingSpec = ctx.spec
     text = " ".join([f"{spec.message}, {spec.name}!"] * spec.delivery.repeat)
     return [
