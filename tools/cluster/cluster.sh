@@ -44,7 +44,7 @@ up() {
     return 0
   fi
   if [[ -f "$STATE_ENV" ]]; then log "stale state from a previous run; cleaning it"; down >/dev/null 2>&1 || true; fi
-  local t0; t0=$(date +%s.%N)
+  local t0; t0=$(date +%s%N)
   for b in "$KUBE_APISERVER" "$KUBE_CONTROLLER_MANAGER" "$KUBE_SCHEDULER" "$KUBECTL" "$ETCD" "$KWOK" "$KWOKCTL"; do
     [[ -x "$b" ]] || { log "missing $b -- run 'make cluster-binaries' (tools/cluster/build.sh)"; exit 1; }
   done
@@ -76,7 +76,8 @@ up() {
     sleep 0.25
   done
   [[ $i -lt 120 ]] || { log "cluster did not become ready; logs in $dir/clusters/$NAME/logs"; exit 1; }
-  log "ready in $(printf '%.1f' "$(echo "$(date +%s.%N) - $t0" | bc)")s"
+  local ms=$((($(date +%s%N) - t0) / 1000000))
+  log "ready in $((ms / 1000)).$((ms % 1000 / 100))s"
   echo "export KUBECONFIG=$KUBECONFIG_OUT"
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import kopf
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -35,6 +36,25 @@ class Kube:
         """Load the kubeconfig (``KUBECONFIG`` or ~/.kube/config) or the in-cluster ServiceAccount."""
         await k8s_config.load_config()
         return cls(k8s.ApiClient(), field_manager)
+
+    async def connection_info(self) -> kopf.ConnectionInfo:
+        """The same endpoint and credentials for kopf's own watches (it knows no kubernetes_asyncio).
+
+        Asked again by kopf whenever its credentials stop working, so a rotated ServiceAccount token
+        (re-read by the client's refresh hook) reaches kopf too.
+        """
+        cfg = self.api.configuration
+        authorization = await cfg.get_api_key_with_prefix("BearerToken") or ""
+        scheme, _, token = authorization.partition(" ")
+        return kopf.ConnectionInfo(
+            server=str(cfg.host),
+            ca_path=cfg.ssl_ca_cert or None,
+            insecure=not cfg.verify_ssl,
+            scheme=scheme or None,
+            token=token or None,
+            certificate_path=cfg.cert_file or None,
+            private_key_path=cfg.key_file or None,
+        )
 
     async def close(self) -> None:
         await self.api.close()

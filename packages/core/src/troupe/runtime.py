@@ -75,7 +75,7 @@ def kopf_settings(run: RunSettings) -> kopf.OperatorSettings:
     settings.watching.connect_timeout = 10
     settings.watching.inactivity_timeout = 150
     settings.networking.request_timeout = 60
-    settings.batching.error_delays = [1, 2, 5, 10, 30, 60, 120]
+    settings.queueing.error_delays = [1, 2, 5, 10, 30, 60, 120]
     return settings
 
 
@@ -113,6 +113,11 @@ def register(registry: HandlerRegistry, pm: pluggy.PluginManager) -> None:
     reg = registry.kopf
     reconciler = registry.reconciler
     queue = registry.queue
+
+    @kopf.on.login(registry=reg, id="troupe-login")
+    async def login(**_: Any) -> kopf.ConnectionInfo:
+        return await reconciler.kube.connection_info()
+
     for kind in registry.kinds:
         if not kind.reconcile:
             continue
