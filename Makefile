@@ -5,6 +5,8 @@ SHELL := /bin/bash
 export UV_CACHE_DIR ?= $(HOME)/.cache/troupe/uv
 UV_VERSION := 0.13.9
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.cache/troupe/uv-$(UV_VERSION)/bin/uv)
+# The e2e harness and tools/dev.sh start operators with `$UV run troupe run ...`.
+export UV
 PYTEST := $(UV) run --frozen pytest
 
 .PHONY: help uv sync lint crds check-crds unit test dev
