@@ -16,7 +16,7 @@ cluster-down: ## stop the local cluster (by PID) and delete its data
 cluster-status: ## is the local cluster up?
 	@bash $(CLUSTER_DIR)/cluster.sh status
 
-tilt-binary: ## try to build tilt (see docs/cluster.md: fails offline here)
+tilt-binary: ## build tilt (cgo; see docs/cluster.md)
 	@bash $(CLUSTER_DIR)/build.sh tilt
 
 e2e: sync cluster-binaries ## e2e tests (uses $$TROUPE_E2E_KUBECONFIG/$$KUBECONFIG, else K3s in Docker, else the local cluster)
