@@ -21,7 +21,7 @@ GO_P="${TROUPE_GO_P:-2}"
 KUBE_DIR="$CACHE/bin/kubernetes-$KUBE_VERSION"
 ETCD_DIR="$CACHE/bin/etcd-$ETCD_VERSION"
 KWOK_DIR="$CACHE/bin/kwok-$KWOK_VERSION"
-HELM_DIR="$CACHE/bin/helm-$HELM_VERSION"
+HELM_DIR="$CACHE/bin/helm-$HELM_VERSION-r2"  # -rN: the build recipe changed, rebuild
 TILT_DIR="$CACHE/bin/tilt-$TILT_VERSION"
 
 asset() { # asset NAME DEFAULT_DIR -> path (KUBEBUILDER_ASSETS wins when it has the binary)
@@ -91,8 +91,16 @@ build_kwok() {
 }
 
 build_helm() {
-  build_one helm "$HELM_DIR/helm" helm.sh/helm/v3/cmd/helm \
-    "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+  # Like helm's own Makefile: the Kubernetes version `helm template` and `helm lint` assume comes from
+  # the client-go minor helm is built with (else v1.20 and every kubeVersion: >=1.28 chart fails).
+  local minor ld p
+  minor="$(sed -n 's/^[[:space:]]*k8s.io\/client-go v0\.\([0-9]*\)\..*/\1/p' "$HERE/helm/go.mod")"
+  ld="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+  ld+=" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+  for p in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+    ld+=" -X $p.k8sVersionMajor=1 -X $p.k8sVersionMinor=$minor"
+  done
+  build_one helm "$HELM_DIR/helm" helm.sh/helm/v3/cmd/helm "$ld"
 }
 
 build_tilt() {

@@ -16,6 +16,12 @@
 {{- end }}
 {{- end }}
 
+{{/* fullname plus a suffix, still at most 63 characters: the fullname gives way, never the suffix. */}}
+{{- define "workshop-operator.suffixedName" -}}
+{{- $suffix := index . 1 }}
+{{- printf "%s-%s" (include "workshop-operator.fullname" (index . 0) | trunc (int (sub 62 (len $suffix))) | trimSuffix "-") $suffix }}
+{{- end }}
+
 {{- define "workshop-operator.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}

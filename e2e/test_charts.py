@@ -1,0 +1,143 @@
+"""Every operator chart: lint-clean, accepted by the API server, and running under restricted Pod Security.
+
+The operator-specific behaviour of each chart (its RBAC is enough, and no more) is proven by the
+operator's own e2e tests, which run the operator as the chart's ServiceAccount.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from harness import HELM, ROOT, Helm, get, kubectl, kubectl_json, wait_for
+
+pytestmark = pytest.mark.e2e
+
+CHARTS = sorted(p for p in (ROOT / "charts").glob("*-operator") if (p / "Chart.yaml").is_file())
+
+
+def helm(*args: str, kubeconfig: str | None = None) -> str:
+    cmd = [HELM, *args, *(["--kubeconfig", kubeconfig] if kubeconfig else [])]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"helm {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def render(chart: Path, namespace: str, *sets: str) -> list[dict[str, Any]]:
+    out = helm(
+        "template", "t", str(chart), "--namespace", namespace, *[a for s in sets for a in ("--set", s)]
+    )
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+@pytest.fixture(params=CHARTS, ids=[c.name for c in CHARTS])
+def chart(request: pytest.FixtureRequest) -> Path:
+    return Path(request.param)
+
+
+@pytest.fixture
+def chart_crds(chart: Path, cluster: str) -> Iterator[None]:
+    crds = sorted((chart / "crds").glob("*.yaml"))
+    for path in crds:
+        kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
+    for path in crds:
+        for doc in yaml.safe_load_all(path.read_text()):
+            wait_for(
+                lambda name=doc["metadata"]["name"]: get("crd", name),
+                lambda c: any(
+                    x["type"] == "Established" and x["status"] == "True" for x in c["status"]["conditions"]
+                ),
+                timeout=30,
+                describe=f"CRD {doc['metadata']['name']} Established",
+            )
+    yield
+
+
+def test_chart_lints_clean(chart: Path) -> None:
+    out = helm("lint", "--strict", str(chart))
+    assert "0 chart(s) failed" in out
+    # the schema refuses what the templates cannot use
+    bad = subprocess.run(
+        [HELM, "template", "t", str(chart), "--set", "replicaCount=-1"], capture_output=True, text=True
+    )
+    assert bad.returncode != 0 and "replicaCount" in bad.stderr
+
+
+def test_every_name_fits_a_label_and_carries_the_standard_labels(chart: Path) -> None:
+    long_release = "r" * 53  # the longest release name helm accepts
+    out = helm("template", long_release, str(chart), "--namespace", "ns")
+    for doc in (d for d in yaml.safe_load_all(out) if d):
+        meta = doc["metadata"]
+        assert len(meta["name"]) <= 63, meta["name"]
+        labels = meta["labels"]
+        assert labels["app.kubernetes.io/instance"] == long_release
+        assert labels["app.kubernetes.io/part-of"] == "troupe"
+        assert labels["helm.sh/chart"].startswith(chart.name)
+
+
+def test_deployment_is_restricted_and_probed(chart: Path) -> None:
+    (deploy,) = [d for d in render(chart, "ns") if d["kind"] == "Deployment"]
+    pod = deploy["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (container,) = pod["containers"]
+    sc = container["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"]["drop"] == ["ALL"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert "--all-namespaces" in container["args"] and "--standalone" not in container["args"]
+
+
+def test_watch_namespaces_grant_roles_there_and_nothing_cluster_wide(chart: Path) -> None:
+    docs = render(chart, "ops", "watchNamespaces={team-a,team-b}")
+    kinds = {(d["kind"], d["metadata"].get("namespace")) for d in docs}
+    assert ("Role", "team-a") in kinds and ("RoleBinding", "team-b") in kinds
+    assert not {k for k, _ in kinds} & {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering"}
+    (deploy,) = [d for d in docs if d["kind"] == "Deployment"]
+    args = deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--namespace=team-a" in args and "--namespace=team-b" in args
+
+
+def test_service_monitor_only_when_asked(chart: Path) -> None:
+    assert not [d for d in render(chart, "ns") if d["kind"] == "ServiceMonitor"]
+    (sm,) = [
+        d for d in render(chart, "ns", "metrics.serviceMonitor.enabled=true") if d["kind"] == "ServiceMonitor"
+    ]
+    assert sm["spec"]["endpoints"][0]["port"] == "metrics"
+
+
+def test_templates_pass_a_server_side_dry_run(chart: Path, chart_crds: None, namespace: str) -> None:
+    for sets in ((), ("watchNamespaces={" + namespace + "}",)):
+        out = helm(
+            "template", "dry", str(chart), "--namespace", namespace, *[a for s in sets for a in ("--set", s)]
+        )
+        result = kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-", input=out)
+        assert "(server dry run)" in result.stdout
+
+
+async def test_installs_and_runs_under_restricted_pod_security(
+    chart: Path, chart_crds: None, namespace: str, cluster: str
+) -> None:
+    kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
+    client = Helm(cluster)
+    try:
+        # --wait: the Deployment must become Available, so its pod passed the restricted profile.
+        await client.ainstall(chart, namespace, release="op", values={"metrics": {"port": 9000}})
+        pods = kubectl_json("get", "pods", "-n", namespace, "-l", "app.kubernetes.io/instance=op")["items"]
+        assert pods and all(p["status"]["phase"] == "Running" for p in pods)
+        svc = get("service", f"op-{chart.name}-metrics", namespace)
+        assert svc is not None and svc["spec"]["ports"][0]["port"] == 9000
+    finally:
+        await client.auninstall_all()
+
+
+def test_rejected_values_say_which_key(chart: Path) -> None:
+    proc = subprocess.run(
+        [HELM, "template", "t", str(chart), "--set", "logLevel=loud"], capture_output=True, text=True
+    )
+    assert proc.returncode != 0 and "logLevel" in proc.stderr
