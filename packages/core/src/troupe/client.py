@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import kopf
@@ -34,7 +35,12 @@ class Kube:
     @classmethod
     async def connect(cls, field_manager: str) -> Kube:
         """Load the kubeconfig (``KUBECONFIG`` or ~/.kube/config) or the in-cluster ServiceAccount."""
-        await k8s_config.load_config()
+        # KUBECONFIG is read now, not when kubernetes_asyncio was imported (it freezes its default then).
+        path = os.environ.get("KUBECONFIG")
+        if path:
+            await k8s_config.load_kube_config(config_file=path)
+        else:
+            await k8s_config.load_config()
         return cls(k8s.ApiClient(), field_manager)
 
     async def connection_info(self) -> kopf.ConnectionInfo:
