@@ -9,7 +9,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.cache/troupe/uv-$(UV_VE
 export UV
 PYTEST := $(UV) run --frozen pytest
 
-.PHONY: help uv sync lint crds check-crds unit test dev
+.PHONY: help uv sync lint crds check-crds unit test dev bench
 
 help: ## list the verbs
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -38,6 +38,9 @@ unit: sync ## unit tests (no cluster)
 	$(PYTEST) packages plugins
 
 test: lint check-crds unit e2e ## everything CI runs
+
+bench: sync cluster-up ## benchmarks against the local cluster (tools/bench_*.py); they print figures
+	@for b in tools/bench_*.py; do echo "== $$b"; $(UV) run --frozen python $$b || exit 1; done
 
 dev: sync ## run the operators against the local cluster
 	bash tools/dev.sh
