@@ -155,6 +155,7 @@ class Reconciler:
         desired = [m for batch in self.pm.hook.troupe_build_resources(ctx=ctx) for m in batch or []]
         wrote = False
         applied: dict[tuple[str, str], Manifest] = {}
+        pruned: set[tuple[str, str]] = set()
         for manifest in desired:
             child = self._child_kind(kind, manifest)
             complete_child(kind, ctx.body, manifest, child)
@@ -172,8 +173,9 @@ class Reconciler:
             if await self.kube.delete(spec.api_version, spec.plural, meta.get("namespace"), name):
                 self.metrics[kind.operator].writes.labels(verb="delete").inc()
                 logger.info("%s: deleted %s %s (no longer desired)", ctx.name, child_kind, name)
+                pruned.add((child_kind, name))
                 wrote = True
-        children = {**ctx.children, **applied}
+        children = {key: obj for key, obj in {**ctx.children, **applied}.items() if key not in pruned}
         return wrote, ReconcileContext(
             kind=kind, body=ctx.body, spec=ctx.spec, now=ctx.now, children=Children(children)
         )

@@ -1,1 +1,104 @@
-"""Hook implementations of the workshop operator (work in progress)."""
+"""Hook implementations of the workshop operator: the Workshop kind, its children, status and teardown."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from troupe import ChildKind, KindSpec, Manifest, PrinterColumn, ReconcileContext, StatusUpdate, hookimpl
+from troupe.runtime import HandlerRegistry
+from troupe_workshop import config
+from troupe_workshop.builders import build, remaining_for_teardown
+from troupe_workshop.metrics import WorkshopMetrics
+from troupe_workshop.models import WorkshopSpec, WorkshopStatus
+from troupe_workshop.status import workshop_status
+
+WORKSHOP = KindSpec(
+    operator="workshop",
+    group="orchestra.io",
+    version="v1",
+    kind="Workshop",
+    plural="workshops",
+    singular="workshop",
+    spec_model=WorkshopSpec,
+    status_model=WorkshopStatus,
+    short_names=("ws",),
+    categories=("troupe",),
+    printer_columns=(
+        PrinterColumn("Phase", ".status.phase"),
+        PrinterColumn("URL", ".status.url"),
+        PrinterColumn("Expires", ".status.expiresAt"),
+        PrinterColumn("Participants", ".status.participants[*].name", priority=1),
+    ),
+    children=(
+        ChildKind("v1", "PersistentVolumeClaim", "persistentvolumeclaims", prune=False),
+        ChildKind("v1", "Secret", "secrets"),
+        ChildKind("apps/v1", "Deployment", "deployments"),
+        ChildKind("v1", "Service", "services"),
+        ChildKind("networking.k8s.io/v1", "Ingress", "ingresses"),
+        # Never built: the RStudio pods are watched for health through the same owner annotation.
+        ChildKind("v1", "Pod", "pods", prune=False),
+    ),
+    description="An RStudio workshop with a lifetime: instances per participant, an Ingress, expiry.",
+    # Ordered teardown when deleted by hand (Ingress, Services, Deployments), as at expiry.
+    finalize=True,
+)
+
+_settings: config.Settings | None = None
+_metrics: WorkshopMetrics | None = None
+
+
+def settings() -> config.Settings:
+    global _settings
+    if _settings is None:
+        _settings = config.from_env()
+    return _settings
+
+
+@hookimpl
+def troupe_kinds() -> list[KindSpec]:
+    return [WORKSHOP]
+
+
+@hookimpl
+def troupe_build_resources(ctx: ReconcileContext[Any]) -> list[Manifest] | None:
+    if ctx.kind is not WORKSHOP:
+        return None
+    return build(ctx.spec, ctx.body, ctx.children, settings(), ctx.now, deleting=ctx.deleting)
+
+
+@hookimpl
+def troupe_aggregate_status(ctx: ReconcileContext[Any]) -> StatusUpdate | None:
+    if ctx.kind is not WORKSHOP:
+        return None
+    return workshop_status(ctx.spec, ctx.body, ctx.children, settings(), ctx.now, deleting=ctx.deleting)
+
+
+@hookimpl
+def troupe_status_changed(ctx: ReconcileContext[Any], old: dict[str, Any], new: dict[str, Any]) -> None:
+    if ctx.kind is WORKSHOP and _metrics is not None:
+        _metrics.observe(ctx.body, old, new, ctx.now)
+
+
+@hookimpl
+def troupe_finalize(ctx: ReconcileContext[Any]) -> None:
+    if ctx.kind is not WORKSHOP:
+        return
+    remaining = remaining_for_teardown(ctx.children)
+    if remaining:
+        raise kopf.TemporaryError(f"tearing down in order: {', '.join(remaining)} left", delay=2)
+
+
+@hookimpl
+def troupe_register_handlers(registry: HandlerRegistry, operators: list[str]) -> None:
+    global _metrics
+    if "workshop" not in operators:
+        return
+    settings()
+    reconciler = registry.reconciler
+
+    def statuses() -> list[dict[str, Any]]:
+        return [body.get("status") or {} for key, body in reconciler.objects.items() if key.kind is WORKSHOP]
+
+    _metrics = WorkshopMetrics(registry.metrics["workshop"], statuses)

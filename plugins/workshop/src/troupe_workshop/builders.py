@@ -1,0 +1,292 @@
+"""Pure builders: a Workshop's spec, status and observed children in, the children it should have out.
+
+No clock reads and no API calls: the time comes in as ``now`` and randomness as ``Settings.password_key``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from troupe import Children, Manifest, dns1123_label
+from troupe.apply import OWNER_ANNOTATION, RETAIN_ANNOTATION
+from troupe.naming import standard_labels
+from troupe_workshop.config import Settings
+from troupe_workshop.models import WorkshopSpec
+from troupe_workshop.timeline import terminating
+
+RSTUDIO_PORT = 8787
+HOME = "/home/rstudio"
+WORKSHOP_LABEL = "orchestra.io/workshop"
+PARTICIPANT_LABEL = "orchestra.io/participant"
+RESTARTS_ANNOTATION = "orchestra.io/restarts"
+#: A suspend of every R session before the SIGTERM, so participants' work is saved to the home volume.
+PRE_STOP = ["/bin/sh", "-c", "rstudio-server suspend-all >/dev/null 2>&1 || true; sleep 5"]
+
+
+@dataclass(frozen=True)
+class Instance:
+    """The names of one participant's RStudio instance and its children."""
+
+    workshop: str
+    participant: str | None  # None: the single instance of a workshop without participants
+
+    @property
+    def name(self) -> str:
+        return self.participant or "rstudio"
+
+    @property
+    def deployment(self) -> str:
+        return dns1123_label(self.workshop, self.participant or "")
+
+    service = deployment
+
+    @property
+    def claim(self) -> str:
+        return dns1123_label(self.workshop, self.participant or "", "home")
+
+    @property
+    def secret(self) -> str:
+        return dns1123_label(self.workshop, self.participant or "", "password")
+
+    @property
+    def path(self) -> str:
+        return f"/{self.participant}/" if self.participant else "/"
+
+    @property
+    def selector(self) -> dict[str, str]:
+        return {WORKSHOP_LABEL: dns1123_label(self.workshop), PARTICIPANT_LABEL: self.name}
+
+
+def instances(name: str, spec: WorkshopSpec) -> list[Instance]:
+    if spec.participant_names:
+        return [Instance(name, p) for p in spec.participant_names]
+    if spec.participants:
+        return [Instance(name, f"p{i}") for i in range(1, spec.participants + 1)]
+    return [Instance(name, None)]
+
+
+def url(spec: WorkshopSpec, namespace: str, inst: Instance) -> str:
+    if spec.ingress.host:
+        scheme = "https" if spec.ingress.tls_secret_name else "http"
+        return f"{scheme}://{spec.ingress.host}{inst.path}"
+    return f"http://{inst.service}.{namespace}.svc:{RSTUDIO_PORT}/"
+
+
+def password(settings: Settings, uid: str, inst: Instance) -> str:
+    digest = hmac.new(settings.password_key, f"{uid}/{inst.name}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:18]).decode()
+
+
+# -- children ------------------------------------------------------------------------------------
+
+
+def claim(spec: WorkshopSpec, namespace: str, inst: Instance) -> Manifest:
+    annotations = {RETAIN_ANNOTATION: "true"} if spec.storage.retain_on_expiry else {}
+    pvc: Manifest = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": inst.claim, "namespace": namespace, "labels": inst.selector},
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": spec.storage.size}},
+        },
+    }
+    if annotations:
+        pvc["metadata"]["annotations"] = annotations
+    if spec.storage.storage_class:
+        pvc["spec"]["storageClassName"] = spec.storage.storage_class
+    return pvc
+
+
+def secret(settings: Settings, uid: str, namespace: str, inst: Instance, observed: Children) -> Manifest:
+    existing = observed.get(("Secret", inst.secret))
+    value = ((existing or {}).get("data") or {}).get("password")
+    if not value:
+        value = base64.b64encode(password(settings, uid, inst).encode()).decode()
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": inst.secret, "namespace": namespace, "labels": inst.selector},
+        "type": "Opaque",
+        "data": {"user": base64.b64encode(b"rstudio").decode(), "password": value},
+    }
+
+
+def deployment(
+    spec: WorkshopSpec, owner: str, namespace: str, inst: Instance, *, replicas: int, restarts: int
+) -> Manifest:
+    resources = {"cpu": spec.resources.cpu, "memory": spec.resources.memory}
+    pod_labels = {**standard_labels("workshop", "Workshop", owner, "rstudio"), **inst.selector}
+    pod_annotations = {
+        # Pods are observed children too (health), through the same owner annotation.
+        OWNER_ANNOTATION: f"Workshop.orchestra.io/{namespace}/{owner}",
+        RESTARTS_ANNOTATION: str(restarts),
+    }
+    probe = {"httpGet": {"path": "/", "port": "http"}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": inst.deployment, "namespace": namespace, "labels": inst.selector},
+        "spec": {
+            "replicas": replicas,
+            # One pod at a time: the home volume is ReadWriteOnce.
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": inst.selector},
+            "template": {
+                "metadata": {"labels": pod_labels, "annotations": pod_annotations},
+                "spec": {
+                    "terminationGracePeriodSeconds": spec.termination_grace_period_seconds,
+                    "containers": [
+                        {
+                            "name": "rstudio",
+                            "image": spec.image,
+                            "ports": [{"name": "http", "containerPort": RSTUDIO_PORT, "protocol": "TCP"}],
+                            "env": [
+                                {
+                                    "name": "PASSWORD",
+                                    "valueFrom": {"secretKeyRef": {"name": inst.secret, "key": "password"}},
+                                },
+                                *(
+                                    [{"name": "RSTUDIO_WWW_ROOT_PATH", "value": inst.path}]
+                                    if inst.participant
+                                    else []
+                                ),
+                            ],
+                            "resources": {"requests": resources, "limits": resources},
+                            "readinessProbe": {**probe, "periodSeconds": 5, "failureThreshold": 3},
+                            "livenessProbe": {
+                                **probe,
+                                "initialDelaySeconds": 30,
+                                "periodSeconds": 20,
+                                "failureThreshold": 6,
+                            },
+                            "lifecycle": {"preStop": {"exec": {"command": PRE_STOP}}},
+                            "volumeMounts": [{"name": "home", "mountPath": HOME}],
+                        }
+                    ],
+                    "volumes": [{"name": "home", "persistentVolumeClaim": {"claimName": inst.claim}}],
+                },
+            },
+        },
+    }
+
+
+def service(namespace: str, inst: Instance) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": inst.service, "namespace": namespace, "labels": inst.selector},
+        "spec": {
+            "type": "ClusterIP",
+            "selector": inst.selector,
+            "ports": [{"name": "http", "port": RSTUDIO_PORT, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def ingress(
+    spec: WorkshopSpec, settings: Settings, name: str, namespace: str, all_: list[Instance]
+) -> Manifest:
+    paths = [
+        {
+            "path": inst.path,
+            "pathType": "Prefix",
+            "backend": {"service": {"name": inst.service, "port": {"name": "http"}}},
+        }
+        for inst in all_
+    ]
+    rule: Manifest = {"http": {"paths": paths}}
+    if spec.ingress.host:
+        rule["host"] = spec.ingress.host
+    manifest: Manifest = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": dns1123_label(name), "namespace": namespace},
+        "spec": {"ingressClassName": spec.ingress.class_name or settings.ingress_class, "rules": [rule]},
+    }
+    if spec.ingress.annotations:
+        manifest["metadata"]["annotations"] = dict(spec.ingress.annotations)
+    if spec.ingress.tls_secret_name:
+        manifest["spec"]["tls"] = [{"hosts": [spec.ingress.host], "secretName": spec.ingress.tls_secret_name}]
+    return manifest
+
+
+# -- the whole set --------------------------------------------------------------------------------
+
+
+def _replicas(observed: Manifest | None) -> int:
+    if observed is None:
+        return 0
+    return int((observed.get("status") or {}).get("replicas") or 0) + int(
+        (observed.get("spec") or {}).get("replicas") or 0
+    )
+
+
+def build(
+    spec: WorkshopSpec,
+    body: Manifest,
+    observed: Children,
+    settings: Settings,
+    now: datetime,
+    *,
+    deleting: bool = False,
+) -> list[Manifest]:
+    """Every child the workshop should have now.
+
+    While it runs: per participant a claim, a password Secret, a Deployment and a Service, and one
+    Ingress. Teardown (expired, or deleted by hand) goes in steps, each taken once the step before is
+    gone from the cluster: the Ingress (access stops), then the Services, then the Deployments are scaled
+    to zero (RStudio saves sessions in its grace period), then the Deployments and Secrets go. Retained
+    claims stay, released from the Workshop; others go with it.
+    """
+    meta = body["metadata"]
+    name, namespace = meta["name"], meta["namespace"]
+    status: dict[str, Any] = body.get("status") or {}
+    all_ = instances(name, spec)
+    restarts = int(status.get("restarts") or 0)
+    claims = [claim(spec, namespace, i) for i in all_]
+    secrets_ = [secret(settings, meta.get("uid", ""), namespace, i, observed) for i in all_]
+    if not terminating(spec, status, now, deleting):
+        return [
+            *claims,
+            *secrets_,
+            *[deployment(spec, name, namespace, i, replicas=1, restarts=restarts) for i in all_],
+            *[service(namespace, i) for i in all_],
+            ingress(spec, settings, name, namespace, all_),
+        ]
+    kept_claims = claims if spec.storage.retain_on_expiry else []
+    if observed.of_kind("Ingress"):
+        return [
+            *kept_claims,
+            *secrets_,
+            *[deployment(spec, name, namespace, i, replicas=1, restarts=restarts) for i in all_],
+            *[service(namespace, i) for i in all_],
+        ]
+    if observed.of_kind("Service"):
+        return [
+            *kept_claims,
+            *secrets_,
+            *[deployment(spec, name, namespace, i, replicas=1, restarts=restarts) for i in all_],
+        ]
+    if any(_replicas(observed.get(("Deployment", i.deployment))) for i in all_):
+        return [
+            *kept_claims,
+            *secrets_,
+            *[deployment(spec, name, namespace, i, replicas=0, restarts=restarts) for i in all_],
+        ]
+    return kept_claims
+
+
+def remaining_for_teardown(observed: Children) -> list[str]:
+    """The children teardown still waits for (claims never count: they are kept or go with the owner)."""
+    return [
+        f"{kind} {name}"
+        for kind, name in observed
+        if kind in ("Ingress", "Service", "Deployment", "Secret")
+        and not observed[kind, name]["metadata"].get("deletionTimestamp")
+    ]
