@@ -7,12 +7,12 @@ from datetime import datetime
 from typing import Any
 
 from troupe import Children, Condition, Manifest, StatusUpdate
-from troupe.clock import isoformat
+from troupe.clock import isoformat, parse_time
 from troupe.durations import format_duration
 from troupe_workshop.builders import Instance, instances, remaining_for_teardown, url
 from troupe_workshop.config import Settings
 from troupe_workshop.models import WorkshopSpec
-from troupe_workshop.timeline import parse_time, terminating, timeline
+from troupe_workshop.timeline import terminating, timeline
 
 #: Container waiting reasons that no retry will cure without a spec change.
 IMAGE_FAILURES = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"})
