@@ -9,6 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from troupe.clock import FrozenClock
+from troupe.kinds import ChildKind
 from troupe.metrics import OperatorMetrics
 from troupe.plugins import get_plugin_manager
 from troupe.reconcile import ObjectKey, Reconciler
@@ -206,3 +207,23 @@ async def test_finalize_of_an_unparseable_spec_deletes_nothing(
     writes = len(kube.writes)
     await reconciler.finalize(key, body)
     assert not any(w.startswith("delete") for w in kube.writes[writes:])
+
+
+async def test_create_only_children_are_never_updated(kube: MemoryKube, reconciler: Reconciler) -> None:
+    child = ChildKind("v1", "ConfigMap", "configmaps")
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "cred",
+            "namespace": "ns",
+            "labels": {"app.kubernetes.io/managed-by": "troupe-example"},
+            "annotations": {"troupe.dev/owner": "o", "troupe.dev/create-only": "true"},
+        },
+        "data": {"password": "first"},
+    }
+    await reconciler.ensure(child, copy.deepcopy(manifest))
+    manifest["data"]["password"] = "second"
+    observed, wrote = await reconciler.ensure(child, copy.deepcopy(manifest))
+    assert not wrote and observed["data"]["password"] == "first"
+    assert kube.objects["configmaps", "ns", "cred"]["data"]["password"] == "first"

@@ -17,6 +17,10 @@ OWNER_ANNOTATION = "troupe.dev/owner"
 #: kept after the workshop ends): the child gets no owner reference, so garbage collection never takes
 #: it, and one it had is released. The owner annotation still ties it to its owner for the watch.
 RETAIN_ANNOTATION = "troupe.dev/retain"
+#: A builder sets this annotation to "true" on a child that is created when absent and never updated
+#: after: generated credentials, whose builder cannot know the value already issued before the watch
+#: has listed it (a restart), and must not replace it.
+CREATE_ONLY_ANNOTATION = "troupe.dev/create-only"
 
 
 def owner_key(kind: KindSpec, namespace: str | None, name: str) -> str:

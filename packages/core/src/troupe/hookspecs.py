@@ -71,7 +71,8 @@ def troupe_build_resources(ctx: ReconcileContext[Any]) -> list[Manifest] | None:
         Lists of all plugins are concatenated (not firstresult). The core adds standard labels and owner
         references, passes each through :func:`troupe_mutate_resource`, applies them with server-side
         apply, and deletes children of pruned kinds that are no longer returned. A child annotated
-        ``troupe.dev/retain: "true"`` gets no owner reference, so it outlives its owner.
+        ``troupe.dev/retain: "true"`` gets no owner reference, so it outlives its owner; one annotated
+        ``troupe.dev/create-only: "true"`` is created when absent and never updated.
     """
 
 

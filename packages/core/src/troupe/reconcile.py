@@ -14,7 +14,14 @@ import pluggy
 from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from troupe.apply import OWNER_ANNOTATION, child_identity, complete_child, is_subset, owner_key
+from troupe.apply import (
+    CREATE_ONLY_ANNOTATION,
+    OWNER_ANNOTATION,
+    child_identity,
+    complete_child,
+    is_subset,
+    owner_key,
+)
 from troupe.cache import ChildIndex, ObjectCache
 from troupe.client import Kube
 from troupe.clock import Clock, isoformat
@@ -194,13 +201,15 @@ class Reconciler:
         return child
 
     async def ensure(self, child: ChildKind, manifest: Manifest) -> tuple[Manifest, bool]:
-        """Apply ``manifest`` unless the observed object already has every field of it."""
+        """Apply ``manifest`` unless the observed object already has every field of it (or is create-only)."""
         meta = manifest["metadata"]
         namespace = meta.get("namespace") if child.namespaced else None
         observed = self.children.get(meta["annotations"][OWNER_ANNOTATION], child_identity(manifest))
         if observed is None:  # not seen on the watch yet (start-up): ask, rather than write blindly
             observed = await self.kube.get(child.api_version, child.plural, namespace, meta["name"])
-        if observed is not None and is_subset(manifest, observed):
+        if observed is not None and (
+            meta["annotations"].get(CREATE_ONLY_ANNOTATION) == "true" or is_subset(manifest, observed)
+        ):
             return observed, False
         try:
             result = await self.kube.apply(manifest, child.plural, namespace)

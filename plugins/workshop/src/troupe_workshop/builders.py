@@ -1,6 +1,7 @@
 """Pure builders: a Workshop's spec, status and observed children in, the children it should have out.
 
-No clock reads and no API calls: the time comes in as ``now`` and randomness as ``Settings.password_key``.
+No clock reads and no API calls: the time comes in as ``now``, and a password is an HMAC of the Workshop's
+uid under ``Settings.password_key`` (the chart's per-installation key).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from troupe import Children, Manifest, dns1123_label
-from troupe.apply import OWNER_ANNOTATION, RETAIN_ANNOTATION
+from troupe.apply import CREATE_ONLY_ANNOTATION, OWNER_ANNOTATION, RETAIN_ANNOTATION
 from troupe.naming import standard_labels
 from troupe_workshop.config import Settings
 from troupe_workshop.models import WorkshopSpec
@@ -103,15 +104,18 @@ def claim(spec: WorkshopSpec, namespace: str, inst: Instance) -> Manifest:
     return pvc
 
 
-def secret(settings: Settings, uid: str, namespace: str, inst: Instance, observed: Children) -> Manifest:
-    existing = observed.get(("Secret", inst.secret))
-    value = ((existing or {}).get("data") or {}).get("password")
-    if not value:
-        value = base64.b64encode(password(settings, uid, inst).encode()).decode()
+def secret(settings: Settings, uid: str, namespace: str, inst: Instance) -> Manifest:
+    value = base64.b64encode(password(settings, uid, inst).encode()).decode()
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": inst.secret, "namespace": namespace, "labels": inst.selector},
+        "metadata": {
+            "name": inst.secret,
+            "namespace": namespace,
+            "labels": inst.selector,
+            # The password a participant was given is never replaced, whatever key this process has.
+            "annotations": {CREATE_ONLY_ANNOTATION: "true"},
+        },
         "type": "Opaque",
         "data": {"user": base64.b64encode(b"rstudio").decode(), "password": value},
     }
@@ -250,7 +254,7 @@ def build(
     all_ = instances(name, spec)
     restarts = int(status.get("restarts") or 0)
     claims = [claim(spec, namespace, i) for i in all_]
-    secrets_ = [secret(settings, meta.get("uid", ""), namespace, i, observed) for i in all_]
+    secrets_ = [secret(settings, meta.get("uid", ""), namespace, i) for i in all_]
     if not terminating(spec, status, now, deleting):
         return [
             *claims,
