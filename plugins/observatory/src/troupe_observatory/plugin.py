@@ -1,1 +1,76 @@
-"""Hook implementations of the observatory operator (work in progress)."""
+"""Hook implementations of the observatory operator: DAG workflows of pods."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from troupe import KindSpec, Manifest, ReconcileContext, StatusUpdate, hookimpl
+from troupe.clock import parse_time
+from troupe.runtime import HandlerRegistry
+from troupe_observatory import cron, dag
+from troupe_observatory.metrics import TaskMetrics, observe
+from troupe_observatory.models import OBSERVATORY, ObservatorySpec
+from troupe_observatory.workflow import Plan, plan
+
+#: Set when the operator runs (``troupe_register_handlers``); unit tests leave it unset.
+METRICS: list[TaskMetrics] = []
+
+
+@hookimpl
+def troupe_kinds() -> list[KindSpec]:
+    return [OBSERVATORY]
+
+
+@hookimpl
+def troupe_validate(ctx: ReconcileContext[Any]) -> list[str] | None:
+    if ctx.kind is not OBSERVATORY:
+        return None
+    spec: ObservatorySpec = ctx.spec
+    messages = dag.validate(spec.tasks)
+    if spec.schedule:
+        try:
+            cron.parse(spec.schedule, spec.time_zone)
+        except cron.CronError as exc:
+            messages.append(f"spec.schedule: {exc}")
+    return messages
+
+
+def _plan(ctx: ReconcileContext[Any]) -> Plan:
+    meta = ctx.body["metadata"]
+    return plan(
+        ctx.spec,
+        name=ctx.name,
+        namespace=ctx.namespace,
+        created=parse_time(meta.get("creationTimestamp")) or ctx.now,
+        status=ctx.status,
+        pods=ctx.children.of_kind("Pod"),
+        now=ctx.now,
+    )
+
+
+@hookimpl
+def troupe_build_resources(ctx: ReconcileContext[Any]) -> list[Manifest] | None:
+    if ctx.kind is not OBSERVATORY:
+        return None
+    return _plan(ctx).pods
+
+
+@hookimpl
+def troupe_aggregate_status(ctx: ReconcileContext[Any]) -> StatusUpdate | None:
+    if ctx.kind is not OBSERVATORY:
+        return None
+    return _plan(ctx).status
+
+
+@hookimpl
+def troupe_status_changed(ctx: ReconcileContext[Any], old: dict[str, Any], new: dict[str, Any]) -> None:
+    if ctx.kind is not OBSERVATORY or not METRICS:
+        return
+    dependencies = {t.name: list(t.dependencies or ()) for t in ctx.spec.tasks}
+    observe(METRICS[0], old, new, dependencies)
+
+
+@hookimpl
+def troupe_register_handlers(registry: HandlerRegistry, operators: list[str]) -> None:
+    if "observatory" in operators and not METRICS:
+        METRICS.append(TaskMetrics.create(registry.metrics["observatory"]))

@@ -1,0 +1,180 @@
+"""Cron expressions: the five standard fields and the @-macros, evaluated in an IANA time zone.
+
+A small evaluator rather than a dependency: the operator needs only "the ticks between two instants",
+and owning it keeps the semantics documented in one place. Semantics follow Vixie cron / Kubernetes
+CronJob: when both day-of-month and day-of-week are restricted, a day matching either fires; ``*/n``
+steps from the field's minimum; names (``jan``, ``mon``) and ``7`` for Sunday are accepted.
+
+Ticks are wall-clock times in the schedule's zone. A wall time skipped by a daylight-saving jump fires at
+the instant the clock jumped to; a repeated wall time fires once (its first occurrence).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+_MONTHS = {m: i for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1)}
+_DAYS = {d: i for i, d in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])}
+# (name, minimum, maximum, names)
+_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
+    ("minute", 0, 59, {}),
+    ("hour", 0, 23, {}),
+    ("day of month", 1, 31, {}),
+    ("month", 1, 12, _MONTHS),
+    ("day of week", 0, 7, _DAYS),
+)
+#: A schedule that matches nothing within this many years (e.g. "0 0 30 2 *") is refused.
+_HORIZON_YEARS = 5
+
+
+class CronError(ValueError):
+    """An expression that is not a valid schedule; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class Cron:
+    """A parsed schedule: the allowed values of each field, and the zone its wall times are in."""
+
+    expression: str
+    minutes: frozenset[int]
+    hours: frozenset[int]
+    days: frozenset[int]
+    months: frozenset[int]
+    weekdays: frozenset[int]
+    day_restricted: bool
+    weekday_restricted: bool
+    zone: ZoneInfo
+
+    def _day_matches(self, day: datetime) -> bool:
+        dom = day.day in self.days
+        dow = (day.isoweekday() % 7) in self.weekdays
+        if self.day_restricted and self.weekday_restricted:
+            return dom or dow
+        return dom and dow
+
+    def _wall_ticks(self, start: datetime) -> Iterator[datetime]:
+        """Naive wall times matching the schedule, from ``start`` (a naive wall time) on, in order."""
+        day = start.replace(hour=0, minute=0, second=0, microsecond=0)
+        end = day.replace(year=day.year + _HORIZON_YEARS)
+        while day < end:
+            if day.month in self.months and self._day_matches(day):
+                for hour in sorted(self.hours):
+                    for minute in sorted(self.minutes):
+                        moment = day.replace(hour=hour, minute=minute)
+                        if moment >= start:
+                            yield moment
+            day += timedelta(days=1)
+
+    def next_after(self, after: datetime) -> datetime | None:
+        """The first tick strictly after ``after`` (aware), as an aware UTC datetime."""
+        wall = after.astimezone(self.zone).replace(tzinfo=None, second=0, microsecond=0) + timedelta(
+            minutes=1
+        )
+        for moment in self._wall_ticks(wall):
+            instant = _to_instant(moment, self.zone)
+            if instant > after:
+                return instant
+        return None
+
+    def ticks_between(self, after: datetime, until: datetime, limit: int) -> tuple[list[datetime], int]:
+        """Ticks in ``(after, until]``: the last ``limit`` of them, and how many there were in all.
+
+        The count stops at 10,000 (a week of a per-minute schedule): enough to say "many" in a message.
+        """
+        ticks: list[datetime] = []
+        total = 0
+        moment = self.next_after(after)
+        while moment is not None and moment <= until and total < 10_000:
+            total += 1
+            ticks.append(moment)
+            if len(ticks) > limit:
+                ticks.pop(0)
+            moment = self.next_after(moment)
+        return ticks, total
+
+
+def _to_instant(wall: datetime, zone: ZoneInfo) -> datetime:
+    aware = wall.replace(tzinfo=zone, fold=0)
+    instant = aware.astimezone(UTC)
+    if instant.astimezone(zone).replace(tzinfo=None) != wall:
+        # A wall time skipped by a DST jump: fire when the clock jumps (the instant after the gap).
+        instant = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
+    return instant
+
+
+def _parse_value(text: str, lo: int, hi: int, names: dict[str, int], field: str) -> int:
+    value = names.get(text.lower())
+    if value is None:
+        if not text.isdigit():
+            raise CronError(f"{field}: {text!r} is not a number{' or a name' if names else ''}")
+        value = int(text)
+    if not lo <= value <= hi:
+        raise CronError(f"{field}: {value} is out of range {lo}-{hi}")
+    return value
+
+
+def _parse_field(text: str, lo: int, hi: int, names: dict[str, int], field: str) -> set[int]:
+    values: set[int] = set()
+    for part in text.split(","):
+        base, _, step_text = part.partition("/")
+        step = 1
+        if step_text:
+            if not step_text.isdigit() or int(step_text) == 0:
+                raise CronError(f"{field}: step {step_text!r} must be a positive number")
+            step = int(step_text)
+        if base == "*":
+            first, last = lo, hi
+        elif "-" in base:
+            a, _, b = base.partition("-")
+            first, last = _parse_value(a, lo, hi, names, field), _parse_value(b, lo, hi, names, field)
+            if first > last:
+                raise CronError(f"{field}: range {base} goes backwards")
+        else:
+            first = _parse_value(base, lo, hi, names, field)
+            last = hi if step_text else first
+        values.update(range(first, last + 1, step))
+    return values
+
+
+def parse(expression: str, time_zone: str | None = None) -> Cron:
+    """Parse a schedule; raise :class:`CronError` saying what is wrong."""
+    zone_name = time_zone or "UTC"
+    try:
+        zone = ZoneInfo(zone_name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise CronError(f"unknown time zone {zone_name!r}: use an IANA name such as Europe/Paris") from exc
+    text = MACROS.get(expression.strip().lower(), expression.strip())
+    parts = text.split()
+    if len(parts) != 5:
+        raise CronError(
+            f"{expression!r} has {len(parts)} fields; a schedule has five (minute hour day-of-month month "
+            "day-of-week, e.g. '*/5 * * * *') or is a macro such as @hourly"
+        )
+    sets = [_parse_field(p, lo, hi, names, f) for p, (f, lo, hi, names) in zip(parts, _FIELDS, strict=True)]
+    weekdays = {d % 7 for d in sets[4]}
+    cron = Cron(
+        expression=expression,
+        minutes=frozenset(sets[0]),
+        hours=frozenset(sets[1]),
+        days=frozenset(sets[2]),
+        months=frozenset(sets[3]),
+        weekdays=frozenset(weekdays),
+        day_restricted=parts[2] != "*",
+        weekday_restricted=parts[4] != "*",
+        zone=zone,
+    )
+    if cron.next_after(datetime(2000, 1, 1, tzinfo=UTC)) is None:
+        raise CronError(f"{expression!r} never fires (no such day)")
+    return cron

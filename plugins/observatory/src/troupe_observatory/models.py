@@ -1,0 +1,304 @@
+"""The Observatory kind: spec and status models (the CRD schema source) and the kind declaration."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import ConfigDict, Field
+
+from troupe import ChildKind, KindSpec, PrinterColumn, SpecModel, StatusModel
+from troupe.durations import DURATION_PATTERN
+
+#: Task names: DNS labels starting with a letter, so they can be label values and pod-name parts.
+TASK_NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+#: A rule checking that every dependency names a task compares all pairs of tasks; measured against the
+#: API server it fits the CEL cost budget only up to about 550 tasks (16 dependencies each), and we want
+#: 1,000-task workflows. So that check (and the cycle check) lives in ``troupe_validate`` instead.
+MAX_TASKS = 1000
+MAX_DEPENDENCIES = 32
+MAX_WHEN = 8
+
+TaskName = Annotated[str, Field(min_length=1, max_length=63)]
+TaskPhase = Literal["Pending", "Running", "Succeeded", "Failed", "Skipped"]
+RunPhase = Literal["Pending", "Running", "Succeeded", "Failed"]
+
+
+class EnvVar(SpecModel):
+    """An environment variable of the task's container (core/v1 EnvVar)."""
+
+    name: str = Field(min_length=1, max_length=256)
+    """The variable's name."""
+    value: str | None = None
+    """Its value."""
+    value_from: dict[str, object] | None = None
+    """A core/v1 EnvVarSource (secretKeyRef, configMapKeyRef, fieldRef, resourceFieldRef), passed through."""
+
+
+class Resources(SpecModel):
+    """CPU and memory of the task's container (core/v1 ResourceRequirements)."""
+
+    requests: dict[str, int | str] | None = None
+    """Minimum resources, e.g. {cpu: 100m, memory: 64Mi}."""
+    limits: dict[str, int | str] | None = None
+    """Maximum resources."""
+
+
+class Backoff(SpecModel):
+    """The wait between a failed attempt and the next: duration * factor^(attempt-1), at most maxDuration."""
+
+    duration: str = Field(default="10s", pattern=DURATION_PATTERN)
+    """The wait after the first failed attempt."""
+    factor: int = Field(default=2, ge=1, le=10)
+    """What the wait is multiplied by after each further failed attempt."""
+    max_duration: str = Field(default="10m", pattern=DURATION_PATTERN)
+    """The longest wait."""
+
+
+class When(SpecModel):
+    """A condition on the result of a dependency: the task runs only if it holds, else it is Skipped."""
+
+    task: TaskName
+    """The dependency whose result is looked at (must be listed in dependencies)."""
+    phase: Literal["Succeeded", "Failed", "Skipped"] = "Succeeded"
+    """The phase the dependency must have ended in."""
+
+
+class TaskMetadata(SpecModel):
+    """Labels and annotations copied onto the task's pods."""
+
+    labels: dict[str, str] | None = None
+    """Extra pod labels (the operator's own labels win on a clash)."""
+    annotations: dict[str, str] | None = None
+    """Extra pod annotations."""
+
+
+class Task(SpecModel):
+    """One node of the DAG: a container run to completion in its own pod."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.dependencies) || !(self.name in self.dependencies)",
+                    "message": "a task cannot depend on itself",
+                },
+                {
+                    "rule": "!has(self.when) || self.when.all(w, has(self.dependencies) "
+                    "&& w.task in self.dependencies)",
+                    "message": "when[].task must be one of the task's dependencies",
+                },
+            ]
+        }
+    )
+
+    name: str = Field(min_length=1, max_length=63, pattern=TASK_NAME_PATTERN)
+    """Unique within the workflow; a DNS label starting with a letter."""
+    image: str = Field(min_length=1, max_length=512)
+    """The container image."""
+    command: list[str] | None = None
+    """The container's entrypoint (the image's when unset)."""
+    args: list[str] | None = None
+    """Arguments to the entrypoint."""
+    dependencies: list[TaskName] | None = Field(
+        default=None, max_length=MAX_DEPENDENCIES, json_schema_extra={"x-kubernetes-list-type": "set"}
+    )
+    """Names of tasks that must succeed before this one starts."""
+    env: list[EnvVar] | None = None
+    """Environment variables of the container."""
+    resources: Resources | None = None
+    """Resource requests and limits of the container."""
+    retries: int = Field(default=0, ge=0, le=10)
+    """How many times a failed attempt is retried (a new pod each time) before the task fails."""
+    backoff: Backoff | None = None
+    """The wait between attempts (10s, doubling, at most 10m when unset)."""
+    timeout: str | None = Field(default=None, pattern=DURATION_PATTERN)
+    """Longest run of one attempt (e.g. 30s, 15m): the pod's activeDeadlineSeconds, enforced by the
+    operator too. An attempt that times out fails (and is retried if retries remain)."""
+    when: list[When] | None = Field(default=None, max_length=MAX_WHEN)
+    """Conditions on dependencies' results; all must hold for the task to run. A dependency named here
+    may end in the phase the condition asks for (even Failed) without skipping this task."""
+    metadata: TaskMetadata | None = None
+    """Labels and annotations for the task's pods."""
+
+
+class CatchUp(SpecModel):
+    """What to do with schedule ticks that passed while the operator was not running."""
+
+    policy: Literal["Skip", "RunOnce", "RunAll"] = "Skip"
+    """Skip: run none of them. RunOnce: one run for all of them. RunAll: one run per missed tick, oldest
+    first, at most ``limit``."""
+    limit: int = Field(default=5, ge=1, le=100)
+    """RunAll: the most recent missed ticks to run; older ones are skipped."""
+
+
+class PodGC(SpecModel):
+    """When finished task pods are deleted (they are kept for their logs by default)."""
+
+    strategy: Literal[
+        "Never", "OnPodSuccess", "OnPodCompletion", "OnWorkflowSuccess", "OnWorkflowCompletion"
+    ] = "Never"
+    """Never: pods stay until the workflow is deleted or their run leaves the history. OnPodSuccess /
+    OnPodCompletion: a pod goes as soon as it succeeded / finished. OnWorkflowSuccess /
+    OnWorkflowCompletion: a run's pods go when the run succeeded / finished."""
+
+
+class ObservatorySpec(SpecModel):
+    """A DAG of tasks, each run in a pod once its dependencies succeeded; once, or on a cron schedule."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.schedule) || !has(self.timeZone)",
+                    "message": "timeZone needs a schedule",
+                },
+            ]
+        }
+    )
+
+    tasks: list[Task] = Field(
+        min_length=1,
+        max_length=MAX_TASKS,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    """The tasks of the DAG; names are unique."""
+    schedule: str | None = Field(
+        default=None,
+        max_length=128,
+        pattern=r"^(@[a-z]+|\S+( +\S+){4})$",
+    )
+    """A cron schedule (five fields, or @hourly/@daily/...): each tick starts a new run. Without it the
+    workflow runs once."""
+    time_zone: str | None = Field(default=None, max_length=64)
+    """The IANA time zone of the schedule (default UTC), e.g. Europe/Paris."""
+    suspend: bool = False
+    """No new task and no new run starts while true; running tasks finish."""
+    max_concurrent: int | None = Field(default=None, ge=1, le=10000)
+    """At most this many task pods of a run at once (unlimited when unset)."""
+    fail_fast: bool = False
+    """When a task fails, start no further task of the run (pending ones are Skipped). Otherwise only the
+    failed task's descendants are Skipped and independent branches run to their end."""
+    concurrency_policy: Literal["Allow", "Forbid", "Replace"] = "Allow"
+    """A tick while the previous run is still active: Allow starts another run next to it, Forbid skips
+    the tick, Replace stops the active run (its running pods are deleted) and starts the new one."""
+    starting_deadline_seconds: int | None = Field(default=None, ge=0)
+    """A tick that could not start within this many seconds is not run at all."""
+    history_limit: int = Field(default=5, ge=1, le=100)
+    """Finished runs kept in status.history; pods of older runs are deleted."""
+    catch_up: CatchUp | None = None
+    """Ticks missed while the operator was away (Skip when unset)."""
+    pod_gc: PodGC | None = None
+    """When finished pods are deleted (Never when unset)."""
+
+
+class TaskStatus(SpecModel):
+    """One task of a run. Compact on purpose: unset fields are left out."""
+
+    model_config = ConfigDict(frozen=False)
+
+    name: str
+    """The task."""
+    phase: TaskPhase = "Pending"
+    """Pending, Running, Succeeded, Failed or Skipped."""
+    attempts: int | None = None
+    """Attempts started so far."""
+    pod_name: str | None = None
+    """The pod of the latest attempt."""
+    started_at: str | None = None
+    """When the latest attempt's pod was created."""
+    finished_at: str | None = None
+    """When the task ended (or its latest attempt failed)."""
+    exit_code: int | None = None
+    """The exit code of the latest attempt's container."""
+    message: str | None = None
+    """Why the task is in its phase (failure, skip, retry)."""
+    retry_at: str | None = None
+    """When the next attempt may start after a failed one."""
+
+
+class RunState(SpecModel):
+    """A run still in progress (besides the current one: only with concurrencyPolicy Allow)."""
+
+    model_config = ConfigDict(frozen=False)
+
+    run: int
+    """The run number."""
+    scheduled_time: str | None = None
+    """The tick that started it."""
+    start_time: str | None = None
+    """When it started."""
+    tasks: list[TaskStatus] = Field(default_factory=list)
+    """Its tasks."""
+
+
+class RunSummary(SpecModel):
+    """A finished run, as kept in the history."""
+
+    model_config = ConfigDict(frozen=False)
+
+    run: int
+    """The run number."""
+    phase: RunPhase
+    """Succeeded or Failed."""
+    scheduled_time: str | None = None
+    """The tick that started it."""
+    start_time: str | None = None
+    """When it started."""
+    completion_time: str | None = None
+    """When it ended."""
+    succeeded: int = 0
+    """Tasks that succeeded."""
+    failed: int = 0
+    """Tasks that failed."""
+    skipped: int = 0
+    """Tasks that were skipped."""
+    message: str | None = None
+    """Why it failed."""
+
+
+class ObservatoryStatus(StatusModel):
+    """The current run's tasks, the runs still active, and a bounded history."""
+
+    run: int | None = None
+    """The current (latest) run's number; runs are numbered from 1."""
+    scheduled_time: str | None = None
+    """The tick that started the current run (scheduled workflows)."""
+    start_time: str | None = None
+    """When the current run started."""
+    completion_time: str | None = None
+    """When the current run ended."""
+    progress: str | None = None
+    """Succeeded tasks of the current run over all of them, e.g. 3/5."""
+    tasks: list[TaskStatus] = Field(default_factory=list)
+    """The current run's tasks, in spec order."""
+    active_runs: list[RunState] = Field(default_factory=list)
+    """Older runs still in progress (concurrencyPolicy Allow)."""
+    history: list[RunSummary] = Field(default_factory=list)
+    """Finished runs, newest first, at most historyLimit."""
+    last_schedule_time: str | None = None
+    """The latest tick handled (run, skipped or missed)."""
+    next_schedule_time: str | None = None
+    """The next tick."""
+
+
+OBSERVATORY = KindSpec(
+    operator="observatory",
+    group="workflow.seventh-horizon.io",
+    version="v1alpha1",
+    kind="Observatory",
+    plural="observatories",
+    singular="observatory",
+    spec_model=ObservatorySpec,
+    status_model=ObservatoryStatus,
+    short_names=("obs",),
+    categories=("troupe", "workflows"),
+    printer_columns=(
+        PrinterColumn("Phase", ".status.phase", description="Phase of the current run"),
+        PrinterColumn("Tasks", ".status.progress", description="Succeeded tasks of the current run"),
+        PrinterColumn("Run", ".status.run", type="integer", description="The current run's number"),
+        PrinterColumn("Schedule", ".spec.schedule", priority=1),
+        PrinterColumn("Last Schedule", ".status.lastScheduleTime", type="date", priority=1),
+    ),
+    children=(ChildKind("v1", "Pod", "pods"),),
+    description="A DAG workflow of pods, run once or on a cron schedule.",
+)

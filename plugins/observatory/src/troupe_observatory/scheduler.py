@@ -1,0 +1,215 @@
+"""The DAG scheduler of one run: a pure function of the spec, the run's pods, its last status and now.
+
+:func:`advance` is called twice per reconcile with the same ``now``: once to build pods (the pods it
+decides to start), once for status, when the pods it created are observed. A task whose pod exists but
+whose record does not know it yet is adopted as Running with ``startedAt = now``, which is exactly what
+the first call recorded; so both calls agree, and a status write that was lost is rebuilt from the pods.
+
+Rules, per task, in dependency order:
+  - A Running task follows its current attempt's pod: Succeeded, or a failed attempt (non-zero exit, pod
+    failure, or ``timeout`` passed, which the operator enforces since not every node does). A failed
+    attempt with retries left makes the task Pending again until ``retryAt`` (exponential backoff);
+    otherwise the task Failed. A pod that vanished before its result was seen is created again.
+  - A Pending task waits until every dependency has ended. Each dependency must have Succeeded, or ended
+    in the phase its ``when`` condition names; otherwise the task is Skipped (so the descendants of a
+    failed task are Skipped, transitively). With ``failFast`` a failed task skips every task not started.
+  - Eligible tasks start in dependency order (spec order among equals) while fewer than ``maxConcurrent``
+    pods run, unless the run may not start tasks (suspended, or being replaced).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from troupe import Manifest, parse_duration
+from troupe.clock import parse_time
+from troupe_observatory.models import ObservatorySpec, Task, TaskStatus
+from troupe_observatory.pods import build_pod, outcome, pod_name
+
+FINAL = frozenset({"Succeeded", "Failed", "Skipped"})
+DEFAULT_BACKOFF = ("10s", 2, "10m")
+
+#: pods of one run by task name, then attempt number
+RunPods = Mapping[str, Mapping[int, Manifest]]
+
+
+def stamp(moment: datetime) -> str:
+    """RFC 3339 in UTC with milliseconds: task timings are finer than metav1.Time's seconds."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def backoff_delay(task: Task, failed_attempt: int) -> timedelta:
+    """The wait after attempt ``failed_attempt`` (1-based) failed."""
+    duration, factor, maximum = (
+        (task.backoff.duration, task.backoff.factor, task.backoff.max_duration)
+        if task.backoff
+        else DEFAULT_BACKOFF
+    )
+    wait: timedelta = parse_duration(duration) * factor ** (failed_attempt - 1)
+    cap: timedelta = parse_duration(maximum)
+    return min(wait, cap)
+
+
+@dataclass
+class RunResult:
+    """What :func:`advance` decided for one run."""
+
+    tasks: list[TaskStatus]
+    create: list[Manifest] = field(default_factory=list)
+    #: names of pods of attempts that timed out (to delete once the timeout is on record)
+    timed_out: set[str] = field(default_factory=set)
+    requeue_after: float | None = None
+
+    @property
+    def phase(self) -> str:
+        if all(t.phase in FINAL for t in self.tasks):
+            return "Failed" if any(t.phase == "Failed" for t in self.tasks) else "Succeeded"
+        started = any(t.attempts or t.phase in FINAL for t in self.tasks)
+        return "Running" if started else "Pending"
+
+    def count(self, phase: str) -> int:
+        return sum(1 for t in self.tasks if t.phase == phase)
+
+
+def _requeue(result: RunResult, at: datetime, now: datetime) -> None:
+    delay = max((at - now).total_seconds(), 0.0)
+    result.requeue_after = delay if result.requeue_after is None else min(result.requeue_after, delay)
+
+
+def _fail_attempt(
+    task: Task, rec: TaskStatus, *, exit_code: int | None, message: str, at: str, now: datetime
+) -> None:
+    attempt = rec.attempts or 1
+    rec.exit_code = exit_code
+    if attempt <= task.retries:
+        retry_at = (parse_time(at) or now) + backoff_delay(task, attempt)
+        rec.phase = "Pending"
+        rec.retry_at = stamp(retry_at)
+        rec.finished_at = None
+        rec.message = f"attempt {attempt} of {task.retries + 1} failed: {message}"
+    else:
+        rec.phase = "Failed"
+        rec.finished_at = at
+        rec.retry_at = None
+        rec.message = message if task.retries == 0 else f"attempt {attempt} of {task.retries + 1}: {message}"
+
+
+def _follow(
+    task: Task, rec: TaskStatus, pods: Mapping[int, Manifest], now: datetime, result: RunResult
+) -> bool:
+    """Update a Running task from its pod; True when its pod must be created (again)."""
+    attempt = rec.attempts or 1
+    pod = pods.get(attempt)
+    if pod is None:
+        return True
+    seen = outcome(pod)
+    if seen.finished:
+        finished_at = seen.finished_at or stamp(now)
+        if seen.succeeded:
+            rec.phase, rec.exit_code, rec.finished_at, rec.message = "Succeeded", 0, finished_at, None
+        else:
+            _fail_attempt(
+                task, rec, exit_code=seen.exit_code, message=seen.message or "failed", at=finished_at, now=now
+            )
+        return False
+    if task.timeout:
+        began = parse_time(seen.started_at) or parse_time(rec.started_at) or now
+        deadline = began + parse_duration(task.timeout)
+        if now >= deadline:
+            result.timed_out.add(pod["metadata"]["name"])
+            _fail_attempt(
+                task, rec, exit_code=None, message=f"timed out after {task.timeout} (DeadlineExceeded)",
+                at=stamp(now), now=now,
+            )  # fmt: skip
+        else:
+            _requeue(result, deadline, now)
+    return False
+
+
+def _retry_note(message: str | None) -> str | None:
+    """What a new attempt keeps of its task's message: the previous attempt's failure, nothing else."""
+    return message if message and message.startswith("attempt ") else None
+
+
+def _blocker(task: Task, records: Mapping[str, TaskStatus]) -> str | None:
+    """Why a task whose dependencies all ended must be Skipped, or None when it may run."""
+    wanted = {w.task: w.phase for w in task.when or ()}
+    for dep in task.dependencies or ():
+        phase = records[dep].phase
+        required = wanted.get(dep, "Succeeded")
+        if phase == required:
+            continue
+        if dep in wanted:
+            return f"when: {dep} ended {phase}, not {required}"
+        return f"dependency {dep} {'failed' if phase == 'Failed' else 'was skipped'}"
+    return None
+
+
+def advance(
+    spec: ObservatorySpec,
+    order: Sequence[Task],
+    *,
+    workflow: str,
+    namespace: str | None,
+    run: int,
+    previous: Sequence[TaskStatus],
+    pods: RunPods,
+    now: datetime,
+    may_start: bool,
+) -> RunResult:
+    """The next state of one run; ``order`` is ``spec.tasks`` in dependency order."""
+    old = {t.name: t for t in previous}
+    records: dict[str, TaskStatus] = {}
+    result = RunResult(tasks=[])
+    create: list[tuple[Task, int]] = []
+
+    for task in order:
+        rec = old[task.name].model_copy() if task.name in old else TaskStatus(name=task.name)
+        records[task.name] = rec
+        seen = pods.get(task.name, {})
+        newest = max(seen, default=0)
+        if rec.phase not in FINAL and newest > (rec.attempts or 0):
+            # a pod this run started that the record does not know yet (created this reconcile)
+            rec.phase, rec.attempts = "Running", newest
+            rec.pod_name = seen[newest]["metadata"]["name"]
+            rec.started_at, rec.finished_at, rec.retry_at, rec.exit_code = stamp(now), None, None, None
+            rec.message = _retry_note(rec.message)
+        if rec.phase == "Running" and _follow(task, rec, seen, now, result):
+            create.append((task, rec.attempts or 1))
+
+    running = sum(1 for r in records.values() if r.phase == "Running")
+    capacity = spec.max_concurrent - running if spec.max_concurrent else len(order)
+    failed = [n for n, r in records.items() if r.phase == "Failed"]
+    for task in order:
+        rec = records[task.name]
+        if rec.phase != "Pending":
+            continue
+        if spec.fail_fast and failed:
+            rec.phase, rec.retry_at = "Skipped", None
+            rec.message = f"failFast: task {failed[0]} failed"
+            continue
+        if any(records[d].phase not in FINAL for d in task.dependencies or ()):
+            continue
+        reason = _blocker(task, records)
+        if reason is not None:
+            rec.phase, rec.message = "Skipped", reason
+            continue
+        if rec.retry_at and (retry_at := parse_time(rec.retry_at)) and retry_at > now:
+            if may_start:
+                _requeue(result, retry_at, now)
+            continue
+        if not may_start or capacity <= 0:
+            continue
+        capacity -= 1
+        attempt = (rec.attempts or 0) + 1
+        rec.phase, rec.attempts = "Running", attempt
+        rec.pod_name = pod_name(workflow, run, task.name, attempt)
+        rec.started_at, rec.finished_at, rec.retry_at, rec.exit_code = stamp(now), None, None, None
+        rec.message = _retry_note(rec.message)
+        create.append((task, attempt))
+
+    result.tasks = [records[t.name] for t in spec.tasks]
+    result.create = [build_pod(workflow, namespace, run, task, attempt) for task, attempt in create]
+    return result

@@ -1,0 +1,304 @@
+"""A whole Observatory at one instant: its runs, the pods they need, and its status (pure).
+
+:func:`plan` is the operator: ``troupe_build_resources`` returns ``plan(...).pods`` and
+``troupe_aggregate_status`` returns ``plan(...).status``, both from the same context.
+
+Pods are kept for their logs. A pod is deleted only when the status already on record says its attempt
+is over, so a status write that failed never leads to an attempt being run twice; then it goes when:
+its attempt timed out or its run was replaced (it may still be running), its run left the history, or
+the podGC strategy says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from troupe import Condition, Manifest, StatusUpdate
+from troupe.clock import parse_time
+from troupe_observatory import cron as cronlib
+from troupe_observatory.dag import topological
+from troupe_observatory.models import ObservatorySpec, ObservatoryStatus, RunState, RunSummary, TaskStatus
+from troupe_observatory.pods import keep, labels_of, outcome
+from troupe_observatory.scheduler import FINAL, RunResult, advance, stamp
+from troupe_observatory.ticks import decide
+
+#: A tick is acted on slightly after it, so the reconcile surely sees it as due.
+TICK_SLACK = 0.2
+
+
+@dataclass
+class Plan:
+    pods: list[Manifest]
+    status: StatusUpdate
+    created: list[Manifest] = field(default_factory=list)
+
+
+def _old_status(status: Mapping[str, Any]) -> ObservatoryStatus:
+    try:
+        return ObservatoryStatus.model_validate(dict(status))
+    except ValidationError:  # hand-edited nonsense: start over rather than crash
+        return ObservatoryStatus()
+
+
+def _group(pods: Sequence[Manifest]) -> dict[int, dict[str, dict[int, Manifest]]]:
+    grouped: dict[int, dict[str, dict[int, Manifest]]] = {}
+    for pod in pods:
+        ids = labels_of(pod)
+        if ids is not None:
+            run, task, attempt = ids
+            grouped.setdefault(run, {}).setdefault(task, {})[attempt] = pod
+    return grouped
+
+
+def _summary(run: RunState, phase: str, completion: str | None, message: str | None = None) -> RunSummary:
+    counts = {p: sum(1 for t in run.tasks if t.phase == p) for p in ("Succeeded", "Failed", "Skipped")}
+    return RunSummary(
+        run=run.run,
+        phase=phase,  # type: ignore[arg-type]
+        scheduled_time=run.scheduled_time,
+        start_time=run.start_time,
+        completion_time=completion,
+        succeeded=counts["Succeeded"],
+        failed=counts["Failed"],
+        skipped=counts["Skipped"],
+        message=message if message is not None else _failure(run.tasks),
+    )
+
+
+def _failure(tasks: Sequence[TaskStatus]) -> str | None:
+    failed = [t for t in tasks if t.phase == "Failed"]
+    if not failed:
+        return None
+    first = failed[0]
+    text = f"task {first.name} failed: {first.message or 'failed'}"
+    if len(failed) > 1:
+        text += f" (and {len(failed) - 1} more: {', '.join(t.name for t in failed[1:6])})"
+    skipped = [t.name for t in tasks if t.phase == "Skipped"]
+    if skipped:
+        text += f"; skipped: {', '.join(skipped[:6])}{', ...' if len(skipped) > 6 else ''}"
+    return text
+
+
+def _cancel(run: RunState, by: int) -> RunState:
+    tasks = []
+    for t in run.tasks:
+        t = t.model_copy()
+        if t.phase == "Running":
+            t.phase, t.message = "Failed", f"cancelled: run {by} replaced this run"
+        elif t.phase == "Pending":
+            t.phase, t.message, t.retry_at = "Skipped", f"run {by} replaced this run", None
+        tasks.append(t)
+    return run.model_copy(update={"tasks": tasks})
+
+
+def _concluded(old: ObservatoryStatus, run: int, task: str, attempt: int) -> bool:
+    """Does the status on record say this attempt is over?"""
+    if any(h.run == run for h in old.history):
+        return True
+    runs = [RunState(run=old.run, tasks=old.tasks)] if old.run else []
+    runs += old.active_runs
+    for state in runs:
+        if state.run != run:
+            continue
+        rec = next((t for t in state.tasks if t.name == task), None)
+        if rec is None:
+            return False
+        tried = rec.attempts or 0
+        return tried > attempt or (tried == attempt and rec.phase != "Running")
+    return False
+
+
+def _keep_pod(
+    pod: Manifest, spec: ObservatorySpec, old: ObservatoryStatus, known: set[int], succeeded_runs: set[int]
+) -> bool:
+    ids = labels_of(pod)
+    if ids is None:
+        return True
+    run, task, attempt = ids
+    if run not in known:
+        return False
+    if not _concluded(old, run, task, attempt):
+        return True
+    seen = outcome(pod)
+    if not seen.finished:
+        return False  # timed out, or its run was replaced: nothing more to log
+    strategy = spec.pod_gc.strategy if spec.pod_gc else "Never"
+    in_history = any(h.run == run for h in old.history)
+    if strategy == "OnPodCompletion" or (strategy == "OnPodSuccess" and seen.succeeded):
+        return False
+    if strategy == "OnWorkflowCompletion" and in_history:
+        return False
+    return not (strategy == "OnWorkflowSuccess" and in_history and run in succeeded_runs)
+
+
+def plan(
+    spec: ObservatorySpec,
+    *,
+    name: str,
+    namespace: str | None,
+    created: datetime,
+    status: Mapping[str, Any],
+    pods: Sequence[Manifest],
+    now: datetime,
+) -> Plan:
+    """Everything one reconcile decides: the pods to have and the status to write."""
+    old = _old_status(status)
+    order = topological(spec.tasks)
+    grouped = _group(pods)
+    history = [h.model_copy() for h in old.history]
+    finished_runs = {h.run for h in history}
+    current = (
+        RunState(run=old.run, scheduled_time=old.scheduled_time, start_time=old.start_time, tasks=old.tasks)
+        if old.run
+        else None
+    )
+    active = [r.model_copy() for r in old.active_runs]
+    busy = bool(active) or (current is not None and current.run not in finished_runs)
+    requeues: list[float] = []
+    conditions: list[Condition] = []
+    last_schedule = parse_time(old.last_schedule_time)
+    next_schedule: datetime | None = None
+    start: tuple[str | None] | None = None  # (scheduled time,) when a run starts now
+
+    if spec.schedule:
+        cron = cronlib.parse(spec.schedule, spec.time_zone)
+        was_suspended = any(c.type == "Suspended" and c.status == "True" for c in old.conditions)
+        decision = decide(
+            spec, cron, last=last_schedule, created=created, now=now, busy=busy,
+            resumed=was_suspended and not spec.suspend,
+        )  # fmt: skip
+        last_schedule = decision.last_schedule
+        if decision.start is not None:
+            start = (stamp(decision.start),)
+        if decision.requeue_after is not None:
+            requeues.append(decision.requeue_after)
+        next_schedule = cron.next_after(max(now, last_schedule or now))
+        if next_schedule is not None:
+            requeues.append((next_schedule - now).total_seconds() + TICK_SLACK)
+        conditions.append(
+            Condition(
+                type="Scheduled",
+                status="True",
+                reason="TicksSkipped" if decision.skipped else "OnSchedule",
+                message=decision.note or f"schedule {spec.schedule!r} ({spec.time_zone or 'UTC'})",
+            )
+        )
+    elif current is None:
+        start = (None,)
+
+    cancelled: list[RunState] = []
+    if start is not None:
+        number = max([old.run or 0, *(r.run for r in active), *finished_runs]) + 1
+        if current is not None and current.run not in finished_runs:
+            if spec.concurrency_policy == "Replace":
+                cancelled.append(current)
+            else:
+                active.append(current)
+        if spec.concurrency_policy == "Replace":
+            cancelled += active
+            active = []
+        current = RunState(run=number, scheduled_time=start[0], start_time=stamp(now), tasks=[])
+
+    results: dict[int, RunResult] = {}
+    runs = [r for r in [*active, current] if r is not None and r.run not in finished_runs]
+    for state in runs:
+        result = advance(
+            spec, order, workflow=name, namespace=namespace, run=state.run, previous=state.tasks,
+            pods=grouped.get(state.run, {}), now=now, may_start=not spec.suspend,
+        )  # fmt: skip
+        results[state.run] = result
+        state.tasks = result.tasks
+        if result.requeue_after is not None:
+            requeues.append(result.requeue_after)
+
+    completion = old.completion_time if current is not None and current.run == old.run else None
+    for state in cancelled:
+        state = _cancel(state, current.run if current else 0)
+        history.append(
+            _summary(state, "Failed", stamp(now), f"replaced by run {current.run if current else 0}")
+        )
+    still_active = []
+    for state in active:
+        phase = results[state.run].phase
+        if phase in FINAL:
+            history.append(_summary(state, phase, stamp(now)))
+        else:
+            still_active.append(state)
+    phase = "Pending"
+    if current is not None:
+        if current.run in finished_runs:
+            phase = next(h.phase for h in history if h.run == current.run)
+        else:
+            phase = results[current.run].phase
+            if phase in FINAL:
+                completion = completion or stamp(now)
+                history.append(_summary(current, phase, completion))
+    history.sort(key=lambda h: h.run, reverse=True)
+    history = history[: spec.history_limit]
+
+    known = {h.run for h in history} | {r.run for r in still_active} | ({current.run} if current else set())
+    succeeded_runs = {h.run for h in history if h.phase == "Succeeded"}
+    created_pods = [m for r in results.values() for m in r.create]
+    kept = [keep(p) for p in pods if _keep_pod(p, spec, old, known, succeeded_runs)]
+
+    tasks = current.tasks if current else []
+    done = sum(1 for t in tasks if t.phase == "Succeeded")
+    fields: dict[str, Any] = {
+        "run": current.run if current else None,
+        "scheduledTime": current.scheduled_time if current else None,
+        "startTime": current.start_time if current else None,
+        "completionTime": completion if phase in FINAL else None,
+        "progress": f"{done}/{len(spec.tasks) if current is None else len(tasks)}",
+        "tasks": [t.dump() for t in tasks],
+        "activeRuns": [r.dump() for r in still_active] or None,
+        "history": [h.dump() for h in history] or None,
+        "lastScheduleTime": stamp(last_schedule) if last_schedule else None,
+        "nextScheduleTime": stamp(next_schedule) if next_schedule else None,
+    }
+    conditions = [*_conditions(spec, phase, current, tasks), *conditions]
+    update = StatusUpdate(
+        phase=phase,
+        conditions=conditions,
+        fields=fields,
+        requeue_after=max(min(requeues), 0.0) if requeues else None,
+    )
+    return Plan(pods=[*kept, *created_pods], status=update, created=created_pods)
+
+
+def _conditions(
+    spec: ObservatorySpec, phase: str, current: RunState | None, tasks: Sequence[TaskStatus]
+) -> list[Condition]:
+    run = f"run {current.run}" if current else "no run yet"
+    failure = _failure(tasks) if phase == "Failed" else None
+    ready = (
+        Condition(type="Ready", status="False", reason="TasksFailed", message=f"{run}: {failure}")
+        if failure
+        else Condition(type="Ready", status="True", reason=phase, message=f"{run} is {phase}")
+    )
+    completed = Condition(
+        type="Completed",
+        status="True" if phase in FINAL else "False",
+        reason=phase,
+        message=f"{run} is {phase}",
+    )
+    failed = (
+        Condition(type="Failed", status="True", reason="TasksFailed", message=f"{run}: {failure}")
+        if failure
+        else Condition(type="Failed", status="False", reason="NoFailure", message="")
+    )
+    suspended = (
+        Condition(
+            type="Suspended",
+            status="True",
+            reason="Suspended",
+            message="spec.suspend is true: no new task or run starts; running tasks finish",
+        )
+        if spec.suspend
+        else Condition(type="Suspended", status="False", reason="NotSuspended", message="")
+    )
+    return [ready, completed, failed, suspended]
