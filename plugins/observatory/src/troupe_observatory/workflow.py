@@ -40,7 +40,7 @@ class Plan:
 
 def _old_status(status: Mapping[str, Any]) -> ObservatoryStatus:
     try:
-        return ObservatoryStatus.model_validate(dict(status))
+        return ObservatoryStatus.model_validate({k: v for k, v in status.items() if v is not None})
     except ValidationError:  # hand-edited nonsense: start over rather than crash
         return ObservatoryStatus()
 
