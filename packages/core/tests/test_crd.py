@@ -82,3 +82,16 @@ def test_unique_items_is_refused_with_advice() -> None:
     kind = KindSpec(operator="t", group="t.io", version="v1", kind="Bad", plural="bads", spec_model=Bad)
     with pytest.raises(SchemaError, match="x-kubernetes-list-type"):
         build_crd(kind)
+
+
+def test_nested_defaults_leave_out_unset_optionals() -> None:
+    class Inner(SpecModel):
+        size: str = "1Gi"
+        storage_class: str | None = None
+
+    class Outer(SpecModel):
+        inner: Inner = Inner()
+
+    kind = KindSpec("t", "t.troupe.dev", "v1", "Thing", "things", spec_model=Outer)
+    schema = build_crd(kind)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    assert schema["properties"]["spec"]["properties"]["inner"]["default"] == {"size": "1Gi"}

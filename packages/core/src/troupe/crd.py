@@ -57,6 +57,14 @@ def _collapse_union(node: Schema, path: str) -> Schema:
     return {"x-kubernetes-preserve-unknown-fields": True, **node}
 
 
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
 def _structural(node: Schema, path: str) -> Schema:
     node = _collapse_union(dict(node), path)
     if "allOf" in node:  # pydantic wraps a $ref with siblings in allOf
@@ -72,6 +80,9 @@ def _structural(node: Schema, path: str) -> Schema:
     exclusive = {k: node[k] for k in ("exclusiveMinimum", "exclusiveMaximum") if k in node}
     if node.get("default", 0) is None:
         del node["default"]
+    elif "default" in node:
+        # A model default dumps unset optionals as null, which a structural schema refuses.
+        node["default"] = _without_nulls(node["default"])
     if node.get("uniqueItems"):
         raise SchemaError(f"{path}: uniqueItems is not allowed in a CRD; use x-kubernetes-list-type: set")
 
