@@ -187,7 +187,7 @@ class ObservatorySpec(SpecModel):
     """Finished runs kept in status.history; pods of older runs are deleted."""
     catch_up: CatchUp | None = None
     """Ticks missed while the operator was away (Skip when unset)."""
-    pod_gc: PodGC | None = None
+    pod_gc: PodGC | None = Field(default=None, alias="podGC")
     """When finished pods are deleted (Never when unset)."""
 
 

@@ -273,18 +273,16 @@ def plan(
 def _conditions(
     spec: ObservatorySpec, phase: str, current: RunState | None, tasks: Sequence[TaskStatus]
 ) -> list[Condition]:
-    run = f"run {current.run}" if current else "no run yet"
+    run = f"run {current.run}" if current else "no run"
+    state = f"{run} is {phase}" if current else "no run has started yet"
     failure = _failure(tasks) if phase == "Failed" else None
     ready = (
         Condition(type="Ready", status="False", reason="TasksFailed", message=f"{run}: {failure}")
         if failure
-        else Condition(type="Ready", status="True", reason=phase, message=f"{run} is {phase}")
+        else Condition(type="Ready", status="True", reason=phase, message=state)
     )
     completed = Condition(
-        type="Completed",
-        status="True" if phase in FINAL else "False",
-        reason=phase,
-        message=f"{run} is {phase}",
+        type="Completed", status="True" if phase in FINAL else "False", reason=phase, message=state
     )
     failed = (
         Condition(type="Failed", status="True", reason="TasksFailed", message=f"{run}: {failure}")
