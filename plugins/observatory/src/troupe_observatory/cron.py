@@ -111,12 +111,15 @@ class Cron:
 
 
 def _to_instant(wall: datetime, zone: ZoneInfo) -> datetime:
-    aware = wall.replace(tzinfo=zone, fold=0)
-    instant = aware.astimezone(UTC)
-    if instant.astimezone(zone).replace(tzinfo=None) != wall:
-        # A wall time skipped by a DST jump: fire when the clock jumps (the instant after the gap).
-        instant = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
-    return instant
+    instant = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    if instant.astimezone(zone).replace(tzinfo=None) == wall:
+        return instant
+    # A wall time skipped by a DST jump: fire when the clock jumps, the first instant whose wall time
+    # is past it (between the two readings of the missing time, a gap of at most a few hours).
+    moment = min(instant, wall.replace(tzinfo=zone, fold=1).astimezone(UTC))
+    while moment.astimezone(zone).replace(tzinfo=None) < wall:
+        moment += timedelta(minutes=1)
+    return moment
 
 
 def _parse_value(text: str, lo: int, hi: int, names: dict[str, int], field: str) -> int:

@@ -180,14 +180,19 @@ def plan(
         next_schedule = cron.next_after(max(now, last_schedule or now))
         if next_schedule is not None:
             requeues.append((next_schedule - now).total_seconds() + TICK_SLACK)
-        conditions.append(
-            Condition(
-                type="Scheduled",
-                status="True",
-                reason="TicksSkipped" if decision.skipped else "OnSchedule",
-                message=decision.note or f"schedule {spec.schedule!r} ({spec.time_zone or 'UTC'})",
+        previous = next((c for c in old.conditions if c.type == "Scheduled"), None)
+        if decision.start is None and not decision.skipped and not decision.note and previous is not None:
+            # no tick handled now: what the last one said (a skip, a catch-up) stands until the next
+            conditions.append(previous)
+        else:
+            conditions.append(
+                Condition(
+                    type="Scheduled",
+                    status="True",
+                    reason="TicksSkipped" if decision.skipped else "OnSchedule",
+                    message=decision.note or f"schedule {spec.schedule!r} ({spec.time_zone or 'UTC'})",
+                )
             )
-        )
     elif current is None:
         start = (None,)
 

@@ -1,0 +1,230 @@
+"""The pod builder, the models and CRD, the hooks and the metrics."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from prometheus_client import CollectorRegistry
+from pydantic import ValidationError
+
+from troupe import ReconcileContext
+from troupe.crd import build_crd
+from troupe.metrics import OperatorMetrics
+from troupe_observatory import plugin
+from troupe_observatory.metrics import TaskMetrics, observe
+from troupe_observatory.models import OBSERVATORY, ObservatorySpec, Task
+from troupe_observatory.pods import build_pod, outcome, pod_name
+
+
+def test_pod_defaults():
+    pod = build_pod("wf", "ns", 1, Task(name="a", image="busybox"), 1)
+    assert pod == {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "wf-1-a-1",
+            "namespace": "ns",
+            "labels": {
+                "workflow.seventh-horizon.io/workflow": "wf",
+                "workflow.seventh-horizon.io/run": "1",
+                "workflow.seventh-horizon.io/task": "a",
+                "workflow.seventh-horizon.io/attempt": "1",
+            },
+        },
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "busybox"}]},
+    }
+
+
+def test_pod_every_field():
+    task = Task.model_validate(
+        {
+            "name": "b",
+            "image": "alpine",
+            "command": ["sh", "-c"],
+            "args": ["echo $X"],
+            "env": [
+                {"name": "X", "value": "1"},
+                {"name": "S", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+            ],
+            "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": 1}},
+            "timeout": "1.5s",
+            "metadata": {
+                "labels": {
+                    "team": "x",
+                    "workflow.seventh-horizon.io/run": "99",
+                    "app.kubernetes.io/managed-by": "me",
+                },
+                "annotations": {
+                    "troupe.dev/kwok-delay": "2s",
+                    "troupe.dev/owner": "forged",
+                    "troupe.dev/retain": "true",
+                },
+            },
+        }
+    )
+    pod = build_pod("wf", "ns", 3, task, 2)
+    container = pod["spec"]["containers"][0]
+    assert container == {
+        "name": "main",
+        "image": "alpine",
+        "command": ["sh", "-c"],
+        "args": ["echo $X"],
+        "env": [
+            {"name": "X", "value": "1"},
+            {"name": "S", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+        ],
+        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": 1}},
+    }
+    assert pod["spec"]["activeDeadlineSeconds"] == 2, "rounded up to whole seconds"
+    labels = pod["metadata"]["labels"]
+    assert labels["team"] == "x" and labels["workflow.seventh-horizon.io/run"] == "3"
+    assert "app.kubernetes.io/managed-by" not in labels, "the core's labels cannot be overridden"
+    assert pod["metadata"]["annotations"] == {"troupe.dev/kwok-delay": "2s"}
+
+
+def test_long_names_are_cut_with_a_hash():
+    name = pod_name("w" * 60, 12, "t" * 63, 3)
+    assert len(name) == 63 and name != pod_name("w" * 60, 12, "t" * 62 + "u", 3)
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        ({"phase": "Pending"}, (False, False, None, None)),
+        ({"phase": "Running"}, (False, False, None, None)),
+        ({"phase": "Succeeded"}, (True, True, 0, None)),
+        (
+            {"phase": "Failed", "reason": "Evicted", "message": "low on memory"},
+            (True, False, None, "Evicted: low on memory"),
+        ),
+        (
+            {
+                "phase": "Failed",
+                "containerStatuses": [
+                    {"name": "main", "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}
+                ],
+            },
+            (True, False, 137, "exit code 137 (OOMKilled)"),
+        ),
+        ({"phase": "Failed"}, (True, False, None, "the pod failed")),
+    ],
+)
+def test_outcome(status, expected):
+    seen = outcome({"status": status})
+    assert (seen.finished, seen.succeeded, seen.exit_code, seen.message) == expected
+
+
+def test_spec_defaults_and_bad_values():
+    spec = ObservatorySpec.model_validate({"tasks": [{"name": "a", "image": "i"}]})
+    assert (spec.suspend, spec.max_concurrent, spec.fail_fast) == (False, None, False)
+    assert (spec.concurrency_policy, spec.history_limit, spec.catch_up, spec.pod_gc) == (
+        "Allow",
+        5,
+        None,
+        None,
+    )
+    for bad in (
+        {"tasks": []},
+        {"tasks": [{"name": "A", "image": "i"}]},
+        {"tasks": [{"name": "a", "image": "i", "timeout": "5 min"}]},
+        {"tasks": [{"name": "a", "image": "i", "retries": 11}]},
+        {"tasks": [{"name": "a", "image": "i"}], "maxConcurrent": 0},
+        {"tasks": [{"name": "a", "image": "i"}], "concurrencyPolicy": "Sometimes"},
+        {"tasks": [{"name": "a", "image": "i"}], "schedule": "every day"},
+    ):
+        with pytest.raises(ValidationError):
+            ObservatorySpec.model_validate(bad)
+
+
+def test_crd_contract():
+    crd = build_crd(OBSERVATORY)
+    version = crd["spec"]["versions"][0]
+    spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    tasks = spec["properties"]["tasks"]
+    assert tasks["maxItems"] == 1000 and tasks["x-kubernetes-list-type"] == "map"
+    assert tasks["x-kubernetes-list-map-keys"] == ["name"]
+    assert set(tasks["items"]["properties"]) >= {"name", "image", "command", "args", "dependencies", "env"}
+    assert {"podGC", "catchUp", "timeZone", "startingDeadlineSeconds", "maxConcurrent"} <= set(
+        spec["properties"]
+    )
+    assert [c["name"] for c in version["additionalPrinterColumns"]] == [
+        "Phase",
+        "Tasks",
+        "Run",
+        "Schedule",
+        "Last Schedule",
+        "Age",
+    ]
+    assert crd["spec"]["names"]["shortNames"] == ["obs"]
+    assert crd["spec"]["scope"] == "Namespaced"
+
+
+def ctx(spec: dict, status: dict | None = None) -> ReconcileContext:
+    body = {
+        "metadata": {"name": "wf", "namespace": "ns", "creationTimestamp": "2030-01-01T00:00:00Z"},
+        "spec": spec,
+    }
+    if status:
+        body["status"] = status
+    return ReconcileContext(
+        kind=OBSERVATORY,
+        body=body,
+        spec=ObservatorySpec.model_validate(spec),
+        now=datetime(2030, 1, 1, tzinfo=UTC),
+    )
+
+
+def test_validate_hook():
+    assert plugin.troupe_validate(ctx({"tasks": [{"name": "a", "image": "i"}]})) == []
+    messages = plugin.troupe_validate(
+        ctx(
+            {
+                "tasks": [
+                    {"name": "a", "image": "i", "dependencies": ["b"]},
+                    {"name": "b", "image": "i", "dependencies": ["a", "z"]},
+                ],
+                "schedule": "61 * * * *",
+            }
+        )
+    )
+    assert messages == [
+        "spec.tasks[b].dependencies: unknown task 'z' (tasks are: a, b)",
+        "spec.tasks: dependency cycle a -> b -> a; remove one of these dependencies",
+        "spec.schedule: minute: 61 is out of range 0-59",
+    ]
+
+
+def test_build_and_status_hooks_agree():
+    c = ctx({"tasks": [{"name": "a", "image": "i"}]})
+    pods = plugin.troupe_build_resources(c)
+    assert [p["metadata"]["name"] for p in pods] == ["wf-1-a-1"]
+    update = plugin.troupe_aggregate_status(c)
+    assert update.phase == "Running", "the status pass records what the build pass started"
+    assert update.fields["tasks"][0]["podName"] == "wf-1-a-1"
+    assert plugin.troupe_kinds() == [OBSERVATORY]
+
+
+def test_metrics_from_status_transitions():
+    registry = CollectorRegistry()
+    metrics = TaskMetrics.create(OperatorMetrics("observatory", registry))
+    old = {"run": 1, "startTime": "2030-01-01T00:00:00.000Z", "tasks": [
+        {"name": "a", "phase": "Running", "attempts": 1, "startedAt": "2030-01-01T00:00:00.000Z"},
+        {"name": "b", "phase": "Pending"},
+        {"name": "c", "phase": "Running", "attempts": 1, "startedAt": "2030-01-01T00:00:00.000Z"},
+    ]}  # fmt: skip
+    started = {"attempts": 1, "startedAt": "2030-01-01T00:00:00.000Z"}
+    timed_out = {"finishedAt": "2030-01-01T00:00:02Z", "message": "timed out after 2s (DeadlineExceeded)"}
+    new = {"run": 1, "startTime": "2030-01-01T00:00:00.000Z", "tasks": [
+        {"name": "a", "phase": "Succeeded", **started, "finishedAt": "2030-01-01T00:00:04Z"},
+        {"name": "b", "phase": "Running", "attempts": 1, "startedAt": "2030-01-01T00:00:04.250Z"},
+        {"name": "c", "phase": "Failed", **started, **timed_out},
+    ]}  # fmt: skip
+    observe(metrics, old, new, {"a": [], "b": ["a"], "c": []})
+    get = registry.get_sample_value
+    assert get("troupe_observatory_scheduling_latency_seconds_sum") == pytest.approx(0.25)
+    assert get("troupe_observatory_task_duration_seconds_count", {"result": "Succeeded"}) == 1
+    assert get("troupe_observatory_task_duration_seconds_sum", {"result": "Failed"}) == 2
+    assert get("troupe_observatory_task_failures_total", {"reason": "DeadlineExceeded"}) == 1
+    observe(metrics, new, new, {"a": [], "b": ["a"], "c": []})
+    assert get("troupe_observatory_task_failures_total", {"reason": "DeadlineExceeded"}) == 1, "counted once"
