@@ -9,6 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from troupe.clock import FrozenClock
+from troupe.health import WatchActivity
 from troupe.kinds import ChildKind
 from troupe.metrics import OperatorMetrics
 from troupe.plugins import get_plugin_manager
@@ -227,3 +228,13 @@ async def test_create_only_children_are_never_updated(kube: MemoryKube, reconcil
     observed, wrote = await reconciler.ensure(child, copy.deepcopy(manifest))
     assert not wrote and observed["data"]["password"] == "first"
     assert kube.objects["configmaps", "ns", "cred"]["data"]["password"] == "first"
+
+
+async def test_no_reconcile_before_the_children_are_listed(kube: MemoryKube, reconciler: Reconciler) -> None:
+    reconciler.activity = WatchActivity(stale_after=600)
+    key = add_greeting(kube, reconciler, {"name": "Ada"})
+    assert await reconciler.reconcile(key) == 0.5
+    assert kube.writes == []  # nothing built from a child index that may still be empty
+    reconciler.activity.seen("configmaps@ns", listed=True)
+    await reconciler.reconcile(key)
+    assert "apply ConfigMap/hi-greeting" in kube.writes

@@ -35,6 +35,9 @@ class WatchActivity:
         now = self._clock()
         return sorted(s for s, at in self.last_seen.items() if now - at > self.stale_after)
 
+    def has_listed(self, stream: str) -> bool:
+        return stream in self.listed
+
     def ready(self) -> bool:
         return bool(self.last_seen) and self.listed >= set(self.last_seen)
 

@@ -26,6 +26,7 @@ from troupe.cache import ChildIndex, ObjectCache
 from troupe.client import Kube
 from troupe.clock import Clock, isoformat
 from troupe.context import Children, Manifest, ReconcileContext, StatusUpdate
+from troupe.health import WatchActivity
 from troupe.kinds import ChildKind, KindSpec
 from troupe.metrics import OperatorMetrics
 from troupe.status import desired_status, events_for, failed, status_patch
@@ -34,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 #: Re-reconcile after a TemporaryError without its own delay.
 DEFAULT_RETRY = 10.0
+#: Look again this soon when a child kind's initial listing has not arrived yet (start-up).
+LISTING_RECHECK = 0.5
 
 
 class InvalidChild(Exception):
@@ -73,8 +76,10 @@ class Reconciler:
         kube: Kube,
         clock: Clock,
         metrics: dict[str, OperatorMetrics],
+        activity: WatchActivity | None = None,
     ) -> None:
         self.pm = pm
+        self.activity = activity
         self.kube = kube
         self.clock = clock
         self.metrics = metrics
@@ -107,6 +112,20 @@ class Reconciler:
                 children=self.children.children(key.owner),
             )
 
+    def children_listed(self, key: ObjectKey) -> bool:
+        """Every child kind's watch has delivered its initial listing for this object's namespace.
+
+        Until then an existing child looks absent: a builder would make a new password, a scheduler a
+        second pod. Waiting for the listings after a start costs a fraction of a second.
+        """
+        if self.activity is None:
+            return True
+        return all(
+            self.activity.has_listed(f"{child.plural}@*")
+            or (key.namespace is not None and self.activity.has_listed(f"{child.plural}@{key.namespace}"))
+            for child in key.kind.children
+        )
+
     # -- the reconcile --------------------------------------------------------------------------
 
     async def reconcile(self, key: ObjectKey) -> float | None:
@@ -114,6 +133,8 @@ class Reconciler:
         body = self.objects.get(key)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return None
+        if not self.children_listed(key):
+            return LISTING_RECHECK
         metrics = self.metrics[key.kind.operator]
         started = time.perf_counter()
         result = "error"

@@ -74,6 +74,9 @@ def kopf_settings(run: RunSettings) -> kopf.OperatorSettings:
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10
     settings.watching.inactivity_timeout = 150
+    # Watching named namespaces needs no cluster-wide view: without this kopf lists CRDs and namespaces
+    # cluster-wide, and a Role-only installation (chart value watchNamespaces) gets 403s and stalls.
+    settings.scanning.disabled = bool(run.namespaces)
     settings.networking.request_timeout = 60
     settings.queueing.error_delays = [1, 2, 5, 10, 30, 60, 120]
     return settings
@@ -199,7 +202,7 @@ async def run(
     activity = WatchActivity(stale_after=run_settings.watch_stale_after)
     install_watch_probe(activity)
     kube = await Kube.connect(field_manager=f"troupe-{run_settings.identity}")
-    reconciler = Reconciler(pm=pm, kube=kube, clock=clock, metrics=metrics)
+    reconciler = Reconciler(pm=pm, kube=kube, clock=clock, metrics=metrics, activity=activity)
     queue = WorkQueue(reconciler.reconcile, concurrency=run_settings.concurrency)  # type: ignore[arg-type]
     registry = HandlerRegistry(
         kopf=kopf.OperatorRegistry(),
