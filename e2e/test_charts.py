@@ -7,13 +7,26 @@ operator's own e2e tests, which run the operator as the chart's ServiceAccount.
 from __future__ import annotations
 
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from harness import HELM, ROOT, Helm, get, kubectl, kubectl_json, wait_for
+from harness import (
+    HELM,
+    ROOT,
+    Helm,
+    create_namespace,
+    delete_namespace,
+    get,
+    kubectl,
+    kubectl_json,
+    new_namespace_name,
+    start_operator,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -141,3 +154,32 @@ def test_rejected_values_say_which_key(chart: Path) -> None:
         [HELM, "template", "t", str(chart), "--set", "logLevel=loud"], capture_output=True, text=True
     )
     assert proc.returncode != 0 and "logLevel" in proc.stderr
+
+
+def test_operator_runs_on_the_roles_of_watch_namespaces_alone(
+    chart: Path, chart_crds: None, namespace: str, cluster: str, tmp_path: Path
+) -> None:
+    """With watchNamespaces the operator lives on namespaced Roles: it must start and list without a 403."""
+    client = Helm(cluster)
+    system = create_namespace(new_namespace_name("ops"))
+    try:
+        client.install(chart, system, release="ro", values={"watchNamespaces": [namespace]})
+        op = start_operator(
+            chart.name.removesuffix("-operator"), namespace, f"ro-{chart.name}", tmp_path, sa_namespace=system
+        )
+        try:
+            wait_for(
+                lambda: urllib.request.urlopen(
+                    f"http://127.0.0.1:{op.metrics_port}/readyz", timeout=2
+                ).status,
+                lambda status: status == 200,
+                timeout=60,
+                describe="the operator ready (every initial listing done)",
+            )
+            assert op.alive
+            assert "403" not in op.log() and "Forbidden" not in op.log(), op.tail()
+        finally:
+            op.stop()
+    finally:
+        client.uninstall_all()
+        delete_namespace(system)
