@@ -462,6 +462,47 @@ class Helm:
         asyncio.run(self.auninstall_all())
 
 
+# ------------------------------------------------------------------------------- an installed operator
+
+
+@contextlib.contextmanager
+def installed_operator(
+    plugin: str,
+    cluster: str,
+    log_dir: Path,
+    *,
+    release: str,
+    env: Callable[[str], dict[str, str]] | None = None,
+) -> Iterator[Operator]:
+    """The operator's chart installed in a namespace of its own, and the operator running over all
+    namespaces as the chart's ServiceAccount (so its RBAC is what is tested). ``env(system_namespace)``
+    gives extra environment, e.g. what the chart's Deployment would pass. At the end the operator must
+    still be alive and its log free of tracebacks; then everything is removed.
+    """
+    chart = ROOT / "charts" / f"{plugin}-operator"
+    system = create_namespace(new_namespace_name(f"{plugin}-system"))
+    # helm installs crds/ only when absent; a cluster kept between runs gets the current ones this way
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(chart / "crds"))
+    kubectl(
+        "wait", "--for=condition=Established", "crd", "-l", f"troupe.dev/operator={plugin}", "--timeout=30s"
+    )
+    helm = Helm(cluster)
+    asyncio.run(helm.ainstall(chart, system, release=release))
+    service_account = f"{release}-{chart.name}"
+    op = start_operator(
+        plugin, None, service_account, log_dir, sa_namespace=system, env=env(system) if env else None
+    )
+    try:
+        yield op
+        assert op.alive, f"the operator died:\n{op.tail()}"
+        assert "Traceback" not in op.log(), op.tail(80)
+    finally:
+        op.stop()
+        print(f"\n[{plugin} operator log tail]\n{op.tail(40)}")
+        helm.uninstall_all()
+        delete_namespace(system)
+
+
 # ------------------------------------------------------------------------------------------- fixtures
 
 

@@ -70,7 +70,8 @@ async def greeting_crd(kube: Kube) -> AsyncIterator[None]:
 
     async def established() -> bool:
         got = await kube.request("GET", f"{CRD_PATH}/{crd['metadata']['name']}")
-        conds = {c["type"]: c["status"] for c in got.get("status", {}).get("conditions", [])}
+        # a CRD just created may have no conditions yet (null)
+        conds = {c["type"]: c["status"] for c in (got.get("status") or {}).get("conditions") or []}
         return conds.get("Established") == "True"
 
     await eventually(established, "the Greeting CRD to be Established")

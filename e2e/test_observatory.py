@@ -6,7 +6,6 @@ kwok finishes task pods on demand: ``troupe.dev/kwok-exit: "<code>"`` sets the o
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -18,16 +17,15 @@ import pytest
 import yaml
 from harness import (
     ROOT,
-    Helm,
     Operator,
     apply,
     create_namespace,
     delete_namespace,
     get,
+    installed_operator,
     kubectl,
     kubectl_json,
     new_namespace_name,
-    start_operator,
     wait_for,
 )
 
@@ -36,29 +34,14 @@ pytestmark = pytest.mark.e2e
 EXAMPLES = ROOT / "plugins" / "observatory" / "examples"
 KIND = "observatories.workflow.seventh-horizon.io"
 RELEASE = "obs"
-SA = f"{RELEASE}-observatory-operator"
-CRD = ROOT / "charts" / "observatory-operator" / "crds" / "observatory.yaml"
 
 
 @pytest.fixture(scope="module")
 def operator(cluster: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
-    """The chart installed once, the operator running as its ServiceAccount over all namespaces."""
-    system = create_namespace(new_namespace_name("observatory-system"))
-    # helm installs crds/ only when absent; a cluster kept between runs gets the current ones this way
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    kubectl("wait", "--for=condition=Established", f"crd/{KIND}", "--timeout=30s")
-    helm = Helm(cluster)
-    asyncio.run(helm.ainstall("observatory-operator", system, release=RELEASE))
-    op = start_operator("observatory", None, SA, tmp_path_factory.mktemp("observatory"), sa_namespace=system)
-    try:
+    with installed_operator(
+        "observatory", cluster, tmp_path_factory.mktemp("observatory"), release=RELEASE
+    ) as op:
         yield op
-        assert op.alive, f"the operator died:\n{op.tail()}"
-        assert "Traceback" not in op.log(), op.tail(80)
-    finally:
-        op.stop()
-        print(f"\n[observatory operator log tail]\n{op.tail(40)}")
-        helm.uninstall_all()
-        delete_namespace(system)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ here: Creating, Running with a URL, ExpiringSoon, Terminating in order, deleted,
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import re
 import urllib.request
@@ -18,16 +17,12 @@ import pytest
 import yaml
 from harness import (
     ROOT,
-    Helm,
     Operator,
     apply,
-    create_namespace,
-    delete_namespace,
     get,
+    installed_operator,
     kubectl,
     kubectl_json,
-    new_namespace_name,
-    start_operator,
     wait_for,
 )
 
@@ -35,45 +30,18 @@ pytestmark = pytest.mark.e2e
 
 EXAMPLES = ROOT / "plugins" / "workshop" / "examples"
 RELEASE = "ws"
-SERVICE_ACCOUNT = f"{RELEASE}-workshop-operator"
 
 
 @pytest.fixture(scope="module")
 def operator(cluster: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
-    """The chart installed once, and the operator running as its ServiceAccount over all namespaces."""
-    system = create_namespace(new_namespace_name("workshop-system"))
-    # helm installs crds/ only when absent; a cluster kept between runs gets the current ones this way
-    kubectl(
-        "apply",
-        "--server-side",
-        "--force-conflicts",
-        "-f",
-        str(ROOT / "charts" / "workshop-operator" / "crds"),
-    )
-    kubectl("wait", "--for=condition=Established", "crd/workshops.orchestra.io", "--timeout=30s")
-    helm = Helm(cluster)
-    asyncio.run(helm.ainstall("workshop-operator", system, release=RELEASE))
-    key = base64.b64decode(
-        kubectl_json("get", "secret", f"{RELEASE}-workshop-operator-password-key", "-n", system)["data"][
-            "key"
-        ]
-    ).decode()
-    op = start_operator(
-        "workshop",
-        None,
-        SERVICE_ACCOUNT,
-        tmp_path_factory.mktemp("workshop-operator"),
-        sa_namespace=system,
-        # what the chart's Deployment passes from its values and the key Secret
-        env={"TROUPE_WORKSHOP_PASSWORD_KEY": key, "TROUPE_WORKSHOP_RESTART_AFTER": "10m"},
-    )
-    try:
+    def password_key(system: str) -> dict[str, str]:
+        # what the chart's Deployment passes from the key Secret it made
+        secret = kubectl_json("get", "secret", f"{RELEASE}-workshop-operator-password-key", "-n", system)
+        return {"TROUPE_WORKSHOP_PASSWORD_KEY": base64.b64decode(secret["data"]["key"]).decode()}
+
+    log_dir = tmp_path_factory.mktemp("workshop-operator")
+    with installed_operator("workshop", cluster, log_dir, release=RELEASE, env=password_key) as op:
         yield op
-    finally:
-        op.stop()
-        print(f"\n[workshop operator log tail]\n{op.tail(40)}")
-        helm.uninstall_all()
-        delete_namespace(system)
 
 
 def workshop(name: str, namespace: str) -> dict[str, Any] | None:
