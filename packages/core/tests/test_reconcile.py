@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import kopf
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -238,3 +239,14 @@ async def test_no_reconcile_before_the_children_are_listed(kube: MemoryKube, rec
     reconciler.activity.seen("configmaps@ns", listed=True)
     await reconciler.reconcile(key)
     assert "apply ConfigMap/hi-greeting" in kube.writes
+
+
+async def test_finalize_waits_for_the_children_listing(kube: MemoryKube, reconciler: Reconciler) -> None:
+    key = add_greeting(kube, reconciler, {"name": "Ada"})
+    reconciler.activity = WatchActivity(stale_after=600)
+    body = copy.deepcopy(kube.objects["greetings", "ns", "hi"])
+    body["metadata"]["deletionTimestamp"] = "2026-11-24T09:00:00Z"
+    greeting.FINALIZED.clear()
+    with pytest.raises(kopf.TemporaryError):
+        await reconciler.finalize(key, body)
+    assert greeting.FINALIZED == [] and kube.writes == []

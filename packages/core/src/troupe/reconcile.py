@@ -95,23 +95,6 @@ class Reconciler:
             kind=key.kind, body=body, spec=spec, now=self.clock(), children=self.children.children(key.owner)
         )
 
-    def finalize_context(self, key: ObjectKey, body: Manifest) -> ReconcileContext[Any]:
-        """A context even for a spec that no longer parses: deletion must never be blocked by it.
-
-        The spec then holds the model's defaults, which are the data-keeping choices.
-        """
-        try:
-            return self.context(key, body)
-        except ValidationError:
-            spec = key.kind.spec_model.model_construct()
-            return ReconcileContext(
-                kind=key.kind,
-                body=body,
-                spec=spec,
-                now=self.clock(),
-                children=self.children.children(key.owner),
-            )
-
     def children_listed(self, key: ObjectKey) -> bool:
         """Every child kind's watch has delivered its initial listing for this object's namespace.
 
@@ -252,12 +235,23 @@ class Reconciler:
         ``troupe_finalize`` runs; one raising ``kopf.TemporaryError`` makes kopf call this again later,
         so a teardown in steps (Ingress, then Service, then Deployment) is a builder that returns less
         each time and a finalize hook that waits until the children it cares about are gone.
-        A spec that no longer parses skips the builders: nothing is deleted on a guess.
+        A spec that no longer parses skips the builders (nothing is deleted on a guess) and the finalize
+        hooks see the model's defaults, which are the data-keeping choices.
         """
+        if not self.children_listed(key):  # an unlisted child would look gone, and be left to GC unordered
+            raise kopf.TemporaryError(
+                "waiting for the initial listing of the children", delay=LISTING_RECHECK
+            )
         try:
             ctx = self.context(key, body)
         except ValidationError:
-            ctx = self.finalize_context(key, body)
+            ctx = ReconcileContext(
+                kind=key.kind,
+                body=body,
+                spec=key.kind.spec_model.model_construct(),
+                now=self.clock(),
+                children=self.children.children(key.owner),
+            )
         else:
             try:
                 _, ctx = await self._apply_children(ctx)
