@@ -59,6 +59,11 @@ async def create(kube: Kube, namespace: str, i: int) -> None:
     await kube.request("POST", f"/apis/{API}/namespaces/{namespace}/greetings", body=body)
 
 
+async def gone(kube: Kube, namespace: str) -> bool:
+    got = await kube.request("GET", f"/apis/{API}/namespaces/{namespace}/greetings")
+    return not got["items"]
+
+
 async def all_ready(kube: Kube, namespace: str, objects: int) -> bool:
     got = await kube.request("GET", f"/apis/{API}/namespaces/{namespace}/greetings")
     return sum(1 for o in got["items"] if (o.get("status") or {}).get("phase") == "Ready") >= objects
@@ -121,10 +126,13 @@ async def bench(objects: int) -> None:
             f"process peak RSS                {rss_mib():.0f} MiB (bench + operator; {rss_before:.0f} before)"
         )
     finally:
+        # While the operator still runs: the Greetings carry its finalizer, and only it removes them.
+        await kube.request("DELETE", f"/api/v1/namespaces/{namespace}")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(until(lambda: gone(kube, namespace), interval=0.5), 60)
         stop.set()
         with contextlib.suppress(asyncio.CancelledError, TimeoutError):
             await asyncio.wait_for(task, 30)
-        await kube.request("DELETE", f"/api/v1/namespaces/{namespace}")
         await kube.close()
 
 
