@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -35,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 #: Re-reconcile after a TemporaryError without its own delay.
 DEFAULT_RETRY = 10.0
+#: Children of one object applied at once, at most.
+APPLY_CONCURRENCY = 8
 #: Look again this soon when a child kind's initial listing has not arrived yet (start-up).
 LISTING_RECHECK = 0.5
 
@@ -167,11 +170,22 @@ class Reconciler:
         wrote = False
         applied: dict[tuple[str, str], Manifest] = {}
         pruned: set[tuple[str, str]] = set()
+        prepared = []
         for manifest in desired:
             child = self._child_kind(kind, manifest)
             complete_child(kind, ctx.body, manifest, child)
             self.pm.hook.troupe_mutate_resource(ctx=ctx, resource=manifest)
-            observed, did_write = await self.ensure(child, manifest)
+            prepared.append((child, manifest))
+        # Children are independent objects in the owner's scope: applying them side by side turns N
+        # round trips into about one (a workflow level of ten pods, a workshop of many participants).
+        slots = asyncio.Semaphore(APPLY_CONCURRENCY)
+
+        async def ensure_one(child: ChildKind, manifest: Manifest) -> tuple[Manifest, bool]:
+            async with slots:
+                return await self.ensure(child, manifest)
+
+        results = await asyncio.gather(*(ensure_one(c, m) for c, m in prepared))
+        for (_, manifest), (observed, did_write) in zip(prepared, results, strict=True):
             applied[child_identity(manifest)] = observed
             wrote |= did_write
         for (child_kind, name), observed in ctx.children.items():
