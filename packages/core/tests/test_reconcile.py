@@ -9,6 +9,7 @@ import kopf
 import pytest
 from prometheus_client import CollectorRegistry
 
+from troupe.client import NotFound
 from troupe.clock import FrozenClock
 from troupe.health import WatchActivity
 from troupe.kinds import ChildKind
@@ -48,6 +49,8 @@ class MemoryKube:
         self, api_version: str, plural: str, namespace: str | None, name: str, patch: Manifest
     ) -> Manifest:
         self.writes.append(f"status {name}")
+        if (plural, namespace, name) not in self.objects:
+            raise NotFound(name)
         obj = self.objects[plural, namespace, name]
         status = obj.setdefault("status", {})
         for key, value in patch.items():
@@ -250,3 +253,12 @@ async def test_finalize_waits_for_the_children_listing(kube: MemoryKube, reconci
     with pytest.raises(kopf.TemporaryError):
         await reconciler.finalize(key, body)
     assert greeting.FINALIZED == [] and kube.writes == []
+
+
+async def test_an_object_deleted_during_its_reconcile_is_not_an_error(
+    kube: MemoryKube, reconciler: Reconciler
+) -> None:
+    key = add_greeting(kube, reconciler, {"name": "Ada"})
+    del kube.objects["greetings", "ns", "hi"]  # gone from the server, still in the watch cache
+    assert await reconciler.reconcile(key) is not None
+    assert kube.writes[-1] == "status hi"

@@ -24,7 +24,7 @@ from troupe.apply import (
     owner_key,
 )
 from troupe.cache import ChildIndex, ObjectCache
-from troupe.client import Kube
+from troupe.client import Kube, NotFound
 from troupe.clock import Clock, isoformat
 from troupe.context import Children, Manifest, ReconcileContext, StatusUpdate
 from troupe.health import WatchActivity
@@ -297,10 +297,8 @@ class Reconciler:
             result = await self.kube.patch_status(
                 key.kind.api_version, key.kind.plural, key.namespace, key.name, patch
             )
-        except ApiException as exc:
-            if exc.status == 404:
-                return False
-            raise
+        except NotFound:  # deleted meanwhile: nothing left to report on
+            return False
         metrics.writes.labels(verb="status").inc()
         self.objects.put(key, result)
         for type_, reason, message in events_for(observed, desired):
