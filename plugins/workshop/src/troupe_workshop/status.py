@@ -29,6 +29,7 @@ class Health:
     failure: tuple[str, str] | None = None  # (reason, message): unrecoverable, ends in Failed
     degraded: str | None = None  # not ready for too long, or crash-looping
     stuck_since: datetime | None = None  # not ready since (for the restart decision)
+    waiting: str = ""  # what it waits for, while not ready
 
 
 def _pods(children: Children, inst: Instance) -> list[Manifest]:
@@ -60,6 +61,12 @@ def instance_health(children: Children, inst: Instance, settings: Settings, now:
     bound = pvc is not None and (pvc.get("status") or {}).get("phase") == "Bound"
     available = int((dep.get("status") or {}).get("readyReplicas") or 0) >= 1
     has_service = ("Service", inst.service) in children
+    if not bound:
+        waiting = f"claim {inst.claim} to bind"
+    elif not available:
+        waiting = f"RStudio {inst.deployment} to be ready"
+    else:
+        waiting = f"service {inst.service}"
     if pvc and not bound:
         since = parse_time(pvc["metadata"].get("creationTimestamp"))
         if since and now - since >= settings.fail_after:
@@ -71,6 +78,7 @@ def instance_health(children: Children, inst: Instance, settings: Settings, now:
                     f"{format_duration(settings.fail_after)}: check storage.storageClass and the cluster's "
                     "provisioner",
                 ),
+                waiting=waiting,
             )
     stuck_since = None
     for pod in _pods(children, inst):
@@ -87,9 +95,10 @@ def instance_health(children: Children, inst: Instance, settings: Settings, now:
                     f"({', '.join(sorted(reasons & IMAGE_FAILURES))}) for "
                     f"{format_duration(settings.fail_after)}: fix spec.image or the registry credentials",
                 ),
+                waiting=waiting,
             )
         if "CrashLoopBackOff" in reasons:
-            return Health(False, None, f"RStudio of {inst.name} is crash-looping", since)
+            return Health(False, None, f"RStudio of {inst.name} is crash-looping", since, waiting)
         if not _pod_ready(pod) and since and now - since >= settings.restart_after:
             stuck_since = since
     ready = bound and available and has_service
@@ -99,8 +108,9 @@ def instance_health(children: Children, inst: Instance, settings: Settings, now:
             None,
             f"RStudio of {inst.name} has not been ready since {isoformat(stuck_since)}",
             stuck_since,
+            waiting,
         )
-    return Health(ready)
+    return Health(ready, waiting="" if ready else waiting)
 
 
 def workshop_status(
@@ -171,26 +181,21 @@ def workshop_status(
         fields["restartedAt"] = status["restartedAt"]
 
     was_up = status.get("phase") in ("Ready", "Running")
+    waiting = "waiting for " + ", ".join(h.waiting for h in health.values() if not h.ready)
     if failures:
         phase = "Failed"
         reason, message = failures[0]
     elif all_ready or (was_up and fields["startedAt"]):
         phase = "Running" if tl.started(now) else "Ready"
         if not all_ready:
-            reason = "InstancesNotReady"
-            message = "waiting for " + ", ".join(
-                _missing(children, i) for i in all_ if not health[i.name].ready
-            )
+            reason, message = "InstancesNotReady", waiting
         elif phase == "Running":
             reason, message = "Running", f"open until {fields['expiresAt']}"
         else:
             reason, message = "WaitingForStart", f"provisioned; starts at {isoformat(spec.start_time or now)}"
     else:
         phase = "Creating" if children else "Pending"
-        reason, message = (
-            "Creating",
-            "waiting for " + ", ".join(_missing(children, i) for i in all_ if not health[i.name].ready),
-        )
+        reason, message = "Creating", waiting
 
     fields["participants"] = [
         {
@@ -237,13 +242,3 @@ def _restart_due(
         return False
     last = parse_time(status.get("restartedAt"))
     return last is None or now - last >= settings.restart_after
-
-
-def _missing(children: Children, inst: Instance) -> str:
-    pvc = children.get(("PersistentVolumeClaim", inst.claim))
-    dep = children.get(("Deployment", inst.deployment))
-    if not pvc or (pvc.get("status") or {}).get("phase") != "Bound":
-        return f"claim {inst.claim} to bind"
-    if not dep or not int((dep.get("status") or {}).get("readyReplicas") or 0):
-        return f"RStudio {inst.deployment} to be ready"
-    return f"service {inst.service}"
