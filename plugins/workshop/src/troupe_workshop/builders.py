@@ -255,35 +255,27 @@ def build(
     restarts = int(status.get("restarts") or 0)
     claims = [claim(spec, namespace, i) for i in all_]
     secrets_ = [secret(settings, meta.get("uid", ""), namespace, i) for i in all_]
+    services = [service(namespace, i) for i in all_]
+
+    def deployments(replicas: int) -> list[Manifest]:
+        return [deployment(spec, name, namespace, i, replicas=replicas, restarts=restarts) for i in all_]
+
     if not terminating(spec, status, now, deleting):
         return [
             *claims,
             *secrets_,
-            *[deployment(spec, name, namespace, i, replicas=1, restarts=restarts) for i in all_],
-            *[service(namespace, i) for i in all_],
+            *deployments(1),
+            *services,
             ingress(spec, settings, name, namespace, all_),
         ]
-    kept_claims = claims if spec.storage.retain_on_expiry else []
+    kept = claims if spec.storage.retain_on_expiry else []
     if observed.of_kind("Ingress"):
-        return [
-            *kept_claims,
-            *secrets_,
-            *[deployment(spec, name, namespace, i, replicas=1, restarts=restarts) for i in all_],
-            *[service(namespace, i) for i in all_],
-        ]
+        return [*kept, *secrets_, *deployments(1), *services]
     if observed.of_kind("Service"):
-        return [
-            *kept_claims,
-            *secrets_,
-            *[deployment(spec, name, namespace, i, replicas=1, restarts=restarts) for i in all_],
-        ]
+        return [*kept, *secrets_, *deployments(1)]
     if any(_replicas(observed.get(("Deployment", i.deployment))) for i in all_):
-        return [
-            *kept_claims,
-            *secrets_,
-            *[deployment(spec, name, namespace, i, replicas=0, restarts=restarts) for i in all_],
-        ]
-    return kept_claims
+        return [*kept, *secrets_, *deployments(0)]
+    return kept
 
 
 def remaining_for_teardown(observed: Children) -> list[str]:
