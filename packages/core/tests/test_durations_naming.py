@@ -22,13 +22,70 @@ def test_bad_durations_say_what_to_write(text: str) -> None:
         parse_duration(text)
 
 
+@pytest.mark.parametrize("text", ["99999999999999d", "1000000000s", "36501d", "999999999d999999999d"])
+def test_huge_durations_are_refused_not_overflowed(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+def test_duration_field_names_itself() -> None:
+    from pydantic import BaseModel, ValidationError
+
+    from troupe import Duration
+
+    class Spec(BaseModel):
+        duration: Duration
+
+    assert Spec(duration="36500d").duration == "36500d"
+    with pytest.raises(ValidationError, match="maximum of 36500d"):
+        Spec(duration="99999d")
+
+
 @pytest.mark.parametrize(("seconds", "text"), [(0, "0s"), (90, "1m30s"), (9000, "2h30m"), (3600, "1h")])
 def test_format_duration(seconds: int, text: str) -> None:
     assert format_duration(timedelta(seconds=seconds)) == text
 
 
-def test_short_names_are_kept_and_cleaned() -> None:
-    assert dns1123_label("My_Workshop", "Alice") == "my-workshop-alice"
+def test_plain_names_are_kept() -> None:
+    assert dns1123_label("intro", "alice", "home") == "intro-alice-home"
+    assert dns1123_label("team-x", "", "password") == "team-x-password"
+
+
+def test_names_that_need_cleaning_carry_a_hash() -> None:
+    name = dns1123_label("My_Workshop", "Alice")
+    assert name.startswith("my-workshop-alice-") and is_dns1123_label(name)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        (("team.x",), ("team-x",)),
+        (("Team-X",), ("team-x",)),
+        (("pc", "1", "x-1-y", "1"), ("pc-1-x", "1", "y", "1")),
+        (("a", "b-c"), ("a-b", "c")),
+        (("w" * 60, "a"), ("w" * 60, "b")),
+        (("w" * 70,), ("w" * 71,)),
+        (("a.b", "c"), ("a", "b.c")),
+    ],
+)
+def test_adversarial_pairs_never_meet(a: tuple[str, ...], b: tuple[str, ...]) -> None:
+    assert dns1123_label(*a) != dns1123_label(*b)
+    assert is_dns1123_label(dns1123_label(*a)) and is_dns1123_label(dns1123_label(*b))
+
+
+def test_no_two_short_tuples_meet() -> None:
+    """Exhaustive over an alphabet holding every troublesome character: injective per arity."""
+    alphabet = ["a", "b", "-", ".", "A", "1"]
+    words = [x + y for x in alphabet for y in alphabet] + alphabet
+    for arity in (1, 2):
+        seen: dict[str, tuple[str, ...]] = {}
+        tuples = [(w,) for w in words] if arity == 1 else [(w, v) for w in words for v in words]
+        for parts in tuples:
+            if not all(p.strip("-.") for p in parts):
+                continue  # parts that clean away to nothing are the caller's to refuse
+            name = dns1123_label(*parts)
+            assert is_dns1123_label(name), parts
+            assert seen.setdefault(name, parts) == parts, (parts, seen[name])
 
 
 def test_long_names_are_cut_and_hashed_uniquely() -> None:

@@ -9,11 +9,11 @@ import pluggy
 
 from troupe.conditions import Condition
 from troupe.context import Children, Manifest, ReconcileContext, StatusUpdate
-from troupe.durations import format_duration, parse_duration
+from troupe.durations import MAX_DURATION, Duration, format_duration, parse_duration
 from troupe.hookspecs import PROJECT
 from troupe.kinds import ChildKind, KindSpec, PrinterColumn
 from troupe.models import SpecModel, StatusModel
-from troupe.naming import dns1123_label, standard_labels
+from troupe.naming import dns1123_label, label_value, standard_labels
 
 #: Marks a function as a Troupe hook implementation.
 hookimpl = pluggy.HookimplMarker(PROJECT)
@@ -22,7 +22,9 @@ __all__ = [
     "ChildKind",
     "Children",
     "Condition",
+    "Duration",
     "KindSpec",
+    "MAX_DURATION",
     "Manifest",
     "PrinterColumn",
     "ReconcileContext",
@@ -32,6 +34,7 @@ __all__ = [
     "dns1123_label",
     "format_duration",
     "hookimpl",
+    "label_value",
     "parse_duration",
     "standard_labels",
 ]

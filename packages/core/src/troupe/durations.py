@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
 
 #: A JSON-schema pattern for the same grammar, for CRDs (the API server rejects bad values up front).
-DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+$"
+#: Numbers have at most 9 digits, so no value can overflow before :data:`MAX_DURATION` is checked.
+DURATION_PATTERN = r"^([0-9]{1,9}(\.[0-9]{1,9})?(ms|s|m|h|d))+$"
+#: The longest duration any spec may hold: added to any time of this century it stays a valid datetime.
+MAX_DURATION = timedelta(days=36500)
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)")
@@ -22,7 +28,19 @@ def parse_duration(text: str) -> timedelta:
             "(units ms, s, m, h, d; no spaces, no sign)"
         )
     seconds = sum(float(n) * _UNITS[unit] for n, unit in _PART.findall(value))
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"duration {text!r} is longer than the maximum of 36500d (100 years)")
     return timedelta(seconds=seconds)
+
+
+def _checked(text: str) -> str:
+    parse_duration(text)
+    return text
+
+
+#: A spec field holding a duration: the pattern and length bound go into the CRD (the API server refuses
+#: what does not match); a value past :data:`MAX_DURATION` fails the spec's validation, naming the field.
+Duration = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=32), AfterValidator(_checked)]
 
 
 def format_duration(delta: timedelta) -> str:

@@ -6,8 +6,10 @@ import hashlib
 import re
 
 MAX_LABEL = 63
-MAX_SUBDOMAIN = 253
 _INVALID = re.compile(r"[^a-z0-9-]+")
+_FRAGMENT = re.compile(r"^[a-z0-9-]+$")
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+_INVALID_VALUE = re.compile(r"[^-A-Za-z0-9_.]+")
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -22,17 +24,39 @@ def is_dns1123_label(value: str) -> bool:
 
 
 def dns1123_label(*parts: str, max_length: int = MAX_LABEL) -> str:
-    """Join ``parts`` with '-' into a valid DNS-1123 label.
+    """Join ``parts`` with '-' into a valid DNS-1123 label, injectively for a call site's fixed parts.
 
-    Lower-cases and replaces invalid characters; when the result is too long it is cut and ends in an
-    8-hex-digit hash of the full name, so two long names that share a prefix still differ.
+    The plain join is returned only when it can be read back: every part is already lower-case DNS
+    characters, no part but the first holds a '-', and the join fits. Any other input (a dot or capital to
+    replace, a second part holding a dash, a name too long) is cleaned, cut, and ends in an 8-hex-digit
+    hash of the parts themselves, so ``team.x`` and ``team-x``, or (``pc``, ``x-1-y``) and (``pc-1-x``,
+    ``y``), never meet. Empty parts are dropped: a call site that leaves a part out must keep the others
+    apart itself. What stays possible is a deliberate hash collision; the core's ownership rule turns that
+    into a ``NameConflict`` instead of a takeover.
     """
-    raw = "-".join(p for p in parts if p)
-    name = _INVALID.sub("-", raw.lower()).strip("-") or "x"
-    if len(name) <= max_length:
-        return name
-    digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
-    return f"{name[: max_length - 9].rstrip('-')}-{digest}"
+    kept = [p for p in parts if p]
+    raw = "-".join(kept)
+    plain = (
+        all(_FRAGMENT.match(p) for p in kept)
+        and not any("-" in p for p in kept[1:])
+        and is_dns1123_label(raw)
+        and len(raw) <= max_length
+    )
+    if plain:
+        return raw
+    digest = hashlib.sha256("/".join(kept).encode()).hexdigest()[:8]
+    name = _INVALID.sub("-", raw.lower()).strip("-")
+    name = name[: max_length - 9].rstrip("-")
+    return f"{name}-{digest}" if name else digest
+
+
+def label_value(text: str) -> str:
+    """``text`` as a label value: unchanged when valid, else cleaned and cut, ending in a hash of it."""
+    if len(text) <= MAX_LABEL and _LABEL_VALUE.match(text):
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+    cleaned = _INVALID_VALUE.sub("-", text)[: MAX_LABEL - 9].strip("-_.")
+    return f"{cleaned}-{digest}" if cleaned else digest
 
 
 def managed_by(operator: str) -> str:
@@ -44,10 +68,10 @@ def standard_labels(operator: str, kind: str, instance: str, component: str | No
     """The ``app.kubernetes.io/*`` labels every child carries; values are valid label values."""
     labels = {
         MANAGED_BY: managed_by(operator),
-        NAME: dns1123_label(kind),
-        INSTANCE: dns1123_label(instance),
+        NAME: label_value(kind.lower()),
+        INSTANCE: label_value(instance),
         PART_OF: "troupe",
     }
     if component:
-        labels[COMPONENT] = dns1123_label(component)
+        labels[COMPONENT] = label_value(component)
     return labels
