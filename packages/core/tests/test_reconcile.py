@@ -7,6 +7,7 @@ from typing import Any
 
 import kopf
 import pytest
+from kubernetes_asyncio.client.exceptions import ApiException
 from prometheus_client import CollectorRegistry
 
 from troupe.client import NotFound
@@ -15,7 +16,7 @@ from troupe.health import WatchActivity
 from troupe.kinds import ChildKind
 from troupe.metrics import OperatorMetrics
 from troupe.plugins import get_plugin_manager
-from troupe.reconcile import ObjectKey, Reconciler
+from troupe.reconcile import ApplyReport, ObjectKey, Reconciler
 from troupe_example import cost_center, greeting
 
 Manifest = dict[str, Any]
@@ -24,10 +25,13 @@ Manifest = dict[str, Any]
 class MemoryKube:
     """Just enough of troupe.client.Kube: stores objects, counts writes, bumps resourceVersion."""
 
+    field_manager = "troupe-example"
+
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str | None, str], Manifest] = {}
         self.writes: list[str] = []
         self.version = 100
+        self.refuse: ApiException | None = None
 
     def _bump(self, obj: Manifest) -> Manifest:
         self.version += 1
@@ -38,11 +42,21 @@ class MemoryKube:
         obj = self.objects.get((plural, namespace, name))
         return copy.deepcopy(obj) if obj else None
 
-    async def apply(self, manifest: Manifest, plural: str, namespace: str | None) -> Manifest:
+    async def apply(
+        self, manifest: Manifest, plural: str, namespace: str | None, *, force: bool = False
+    ) -> Manifest:
+        if self.refuse is not None:
+            raise self.refuse
+        key = (plural, namespace, manifest["metadata"]["name"])
+        existing = self.objects.get(key)
+        managers = {m["manager"] for m in (existing or {}).get("metadata", {}).get("managedFields", [])}
+        if existing is not None and not force and managers - {self.field_manager}:
+            raise ApiException(status=409, reason="Conflict")  # another manager's fields (simplified)
         self.writes.append(f"apply {manifest['kind']}/{manifest['metadata']['name']}")
         stored = copy.deepcopy(manifest)
         stored["metadata"]["uid"] = "child-uid"
-        self.objects[plural, namespace, manifest["metadata"]["name"]] = stored
+        stored["metadata"]["managedFields"] = [{"manager": self.field_manager, "operation": "Apply"}]
+        self.objects[key] = stored
         return self._bump(stored)
 
     async def patch_status(
@@ -215,6 +229,8 @@ async def test_finalize_of_an_unparseable_spec_deletes_nothing(
 
 
 async def test_create_only_children_are_never_updated(kube: MemoryKube, reconciler: Reconciler) -> None:
+    key = add_greeting(kube, reconciler, {"name": "Ada"})
+    ctx = reconciler.context(key, kube.objects["greetings", "ns", "hi"])
     child = ChildKind("v1", "ConfigMap", "configmaps")
     manifest = {
         "apiVersion": "v1",
@@ -223,15 +239,135 @@ async def test_create_only_children_are_never_updated(kube: MemoryKube, reconcil
             "name": "cred",
             "namespace": "ns",
             "labels": {"app.kubernetes.io/managed-by": "troupe-example"},
-            "annotations": {"troupe.dev/owner": "o", "troupe.dev/create-only": "true"},
+            "annotations": {
+                "troupe.dev/owner": "o",
+                "troupe.dev/owner-uid": "owner-uid",
+                "troupe.dev/create-only": "true",
+            },
         },
         "data": {"password": "first"},
     }
-    await reconciler.ensure(child, copy.deepcopy(manifest))
+    await reconciler.ensure(ctx, child, copy.deepcopy(manifest), ApplyReport())
     manifest["data"]["password"] = "second"
-    observed, wrote = await reconciler.ensure(child, copy.deepcopy(manifest))
-    assert not wrote and observed["data"]["password"] == "first"
+    report = ApplyReport()
+    observed = await reconciler.ensure(ctx, child, copy.deepcopy(manifest), report)
+    assert not report.wrote and observed is not None and observed["data"]["password"] == "first"
     assert kube.objects["configmaps", "ns", "cred"]["data"]["password"] == "first"
+
+
+def users_config_map(kube: MemoryKube, **metadata: Any) -> Manifest:
+    cm = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "hi-greeting",
+            "namespace": "ns",
+            "uid": "users-uid",
+            "resourceVersion": "5",
+            "managedFields": [{"manager": "kubectl-client-side-apply", "operation": "Update"}],
+            **metadata,
+        },
+        "data": {"mine": "keep"},
+    }
+    kube.objects["configmaps", "ns", "hi-greeting"] = copy.deepcopy(cm)
+    return cm
+
+
+async def test_a_users_object_with_a_childs_name_is_never_touched(
+    kube: MemoryKube, reconciler: Reconciler
+) -> None:
+    before = users_config_map(kube)
+    key = add_greeting(kube, reconciler, {"name": "Ada"})
+    delay = await reconciler.reconcile(key)
+    assert kube.objects["configmaps", "ns", "hi-greeting"] == before
+    assert not any(w.startswith(("apply", "delete")) for w in kube.writes)
+    status = kube.objects["greetings", "ns", "hi"]["status"]
+    conflict = next(c for c in status["conditions"] if c["type"] == "NameConflict")
+    assert conflict["status"] == "True"
+    assert "ConfigMap ns/hi-greeting is held by" in conflict["message"]
+    assert "kubectl-client-side-apply" in conflict["message"]
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready == {**ready, "status": "False", "reason": "NameConflict"}
+    assert delay is not None and delay <= 15  # looked at again: the user's object is not watched
+
+    del kube.objects["configmaps", "ns", "hi-greeting"]  # the user frees the name: the greeting proceeds
+    await reconciler.reconcile(key)
+    assert kube.objects["configmaps", "ns", "hi-greeting"]["data"] == {"greeting": "Hello, Ada!"}
+    status = kube.objects["greetings", "ns", "hi"]["status"]
+    assert next(c for c in status["conditions"] if c["type"] == "NameConflict")["status"] == "False"
+
+
+async def test_a_previous_owner_of_the_same_name_does_not_make_a_child_ours(
+    kube: MemoryKube, reconciler: Reconciler
+) -> None:
+    """An owner deleted and created again has a new uid: its predecessor's retained child is not its own."""
+    users_config_map(
+        kube,
+        annotations={
+            "troupe.dev/owner": "Greeting.example.troupe.dev/ns/hi",
+            "troupe.dev/owner-uid": "old-uid",
+        },
+    )
+    key = add_greeting(kube, reconciler, {"name": "Ada"})
+    reconciler.children.put(copy.deepcopy(kube.objects["configmaps", "ns", "hi-greeting"]))
+    await reconciler.reconcile(key)
+    assert kube.objects["configmaps", "ns", "hi-greeting"]["data"] == {"mine": "keep"}
+    assert not reconciler.context(key, kube.objects["greetings", "ns", "hi"]).children  # not seen as ours
+
+
+async def test_a_name_taken_between_look_and_create_is_a_conflict(
+    kube: MemoryKube, reconciler: Reconciler
+) -> None:
+    key = add_greeting(kube, reconciler, {"name": "Ada"})
+    kube.refuse = ApiException(status=409, reason="Conflict")
+    await reconciler.reconcile(key)
+    status = kube.objects["greetings", "ns", "hi"]["status"]
+    assert any(c["type"] == "NameConflict" and c["status"] == "True" for c in status["conditions"])
+
+
+@pytest.mark.parametrize(("code", "retried"), [(500, True), (503, True), (422, False), (400, False)])
+async def test_a_refused_child_fails_the_object_naming_the_child(
+    kube: MemoryKube, reconciler: Reconciler, code: int, retried: bool
+) -> None:
+    key = add_greeting(kube, reconciler, {"name": "Ada"})
+    kube.refuse = ApiException(status=code, reason="Refused")
+    kube.refuse.body = '{"message": "failed to create typed patch object: .data.x: field not declared"}'
+    delays = [await reconciler.reconcile(key) for _ in range(3)]
+    status = kube.objects["greetings", "ns", "hi"]["status"]
+    assert status["phase"] == "Failed"
+    message = status["conditions"][0]["message"]
+    assert (
+        "ConfigMap ns/hi-greeting" in message
+        and "field not declared" in message
+        and f"HTTP {code}" in message
+    )
+    if retried:
+        assert delays == [1.0, 2.0, 4.0]  # backoff, and no traceback: the work queue sees a delay
+    else:
+        assert delays == [None, None, None]
+    kube.refuse = None
+    await reconciler.reconcile(key)
+    assert kube.objects["greetings", "ns", "hi"]["status"]["phase"] == "Ready"
+
+
+async def test_prune_deletes_only_its_own_object_by_uid(kube: MemoryKube, reconciler: Reconciler) -> None:
+    key = add_greeting(kube, reconciler, {"name": "Ada"})
+    await reconciler.reconcile(key)
+    body = copy.deepcopy(kube.objects["greetings", "ns", "hi"])
+    body["spec"]["delivery"] = {"channel": "log"}
+    body["metadata"]["resourceVersion"] = "999"
+    reconciler.objects.put(key, body)
+    kube.writes.clear()
+    deletes: list[dict[str, Any]] = []
+    original = kube.delete
+
+    async def recording_delete(*args: Any, **kwargs: Any) -> bool:
+        deletes.append(kwargs)
+        return await original(*args, **kwargs)
+
+    kube.delete = recording_delete  # type: ignore[method-assign]
+    await reconciler.reconcile(key)
+    assert deletes == [{"uid": "child-uid"}]
 
 
 async def test_no_reconcile_before_the_children_are_listed(kube: MemoryKube, reconciler: Reconciler) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from troupe import Children
+from troupe import ChildKey, Children
 from troupe.apply import CREATE_ONLY_ANNOTATION, OWNER_ANNOTATION, RETAIN_ANNOTATION
 from troupe_workshop.builders import build, instances, remaining_for_teardown
 from troupe_workshop.config import Settings
@@ -35,7 +35,7 @@ def by_kind(manifests: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 
 
 def observed(*objs: dict[str, Any]) -> Children:
-    return Children({(o["kind"], o["metadata"]["name"]): o for o in objs})
+    return Children({ChildKey.of(o): o for o in objs})
 
 
 def test_defaults_build_one_instance_from_the_seed() -> None:

@@ -6,7 +6,7 @@ import base64
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from troupe import Children
+from troupe import ChildKey, Children
 from troupe_workshop.builders import build
 from troupe_workshop.config import Settings
 from troupe_workshop.models import WorkshopSpec
@@ -39,7 +39,7 @@ def children(
             o["status"] = {"phase": "Bound" if bound else "Pending"}
         if o["kind"] == "Deployment":
             o["status"] = {"replicas": 1, "readyReplicas": 1 if ready else 0}
-    return Children({(o["kind"], o["metadata"]["name"]): o for o in [*objs, *pods]})
+    return Children({ChildKey.of(o): o for o in [*objs, *pods]})
 
 
 def pod(waiting: str | None = None, ready: bool = False, started: datetime = T0) -> dict[str, Any]:
@@ -114,7 +114,7 @@ def test_expiring_soon_then_expired_deletes_once_torn_down() -> None:
     assert ended.phase == "Terminating" and not ended.delete
     assert conds(ended)["Ready"].reason == "Expired"
     assert ended.fields["url"] is None
-    gone = Children({k: v for k, v in children(spec).items() if k[0] == "PersistentVolumeClaim"})
+    gone = Children({k: v for k, v in children(spec).items() if k.kind == "PersistentVolumeClaim"})
     done = workshop_status(
         spec, body({**status, "phase": "Terminating"}), gone, SETTINGS, T0 + timedelta(hours=1)
     )

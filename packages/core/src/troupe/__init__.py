@@ -8,7 +8,7 @@ Plugins import what they need from here::
 import pluggy
 
 from troupe.conditions import Condition
-from troupe.context import Children, Manifest, ReconcileContext, StatusUpdate
+from troupe.context import ChildKey, Children, Manifest, ReconcileContext, StatusUpdate
 from troupe.durations import MAX_DURATION, Duration, format_duration, parse_duration
 from troupe.hookspecs import PROJECT
 from troupe.kinds import ChildKind, KindSpec, PrinterColumn
@@ -19,12 +19,13 @@ from troupe.naming import dns1123_label, label_value, standard_labels
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 __all__ = [
+    "MAX_DURATION",
+    "ChildKey",
     "ChildKind",
     "Children",
     "Condition",
     "Duration",
     "KindSpec",
-    "MAX_DURATION",
     "Manifest",
     "PrinterColumn",
     "ReconcileContext",

@@ -21,6 +21,9 @@ RETAIN_ANNOTATION = "troupe.dev/retain"
 #: after: generated credentials, whose builder cannot know the value already issued before the watch
 #: has listed it (a restart), and must not replace it.
 CREATE_ONLY_ANNOTATION = "troupe.dev/create-only"
+#: Annotation on every child naming its owner's uid: what makes a child this owner's own. The name in
+#: ``troupe.dev/owner`` alone is not enough, since an owner deleted and created again has the same name.
+OWNER_UID_ANNOTATION = "troupe.dev/owner-uid"
 
 
 def owner_key(kind: KindSpec, namespace: str | None, name: str) -> str:
@@ -59,9 +62,9 @@ def complete_child(kind: KindSpec, owner: Manifest, manifest: Manifest, child: C
     labels = metadata.setdefault("labels", {})
     for key, value in standard_labels(kind.operator, kind.kind, meta["name"]).items():
         labels.setdefault(key, value)
-    metadata.setdefault("annotations", {})[OWNER_ANNOTATION] = owner_key(
-        kind, meta.get("namespace"), meta["name"]
-    )
+    annotations = metadata.setdefault("annotations", {})
+    annotations[OWNER_ANNOTATION] = owner_key(kind, meta.get("namespace"), meta["name"])
+    annotations[OWNER_UID_ANNOTATION] = meta.get("uid", "")
     if metadata["annotations"].get(RETAIN_ANNOTATION) == "true":
         # An explicit empty list, so server-side apply drops a reference this manager set before.
         metadata["ownerReferences"] = []
@@ -74,8 +77,48 @@ def complete_child(kind: KindSpec, owner: Manifest, manifest: Manifest, child: C
             ref.setdefault("blockOwnerDeletion", True)
     if not child.namespaced:
         metadata.pop("namespace", None)
+    elif not metadata.get("namespace"):
+        if not kind.namespaced:
+            raise ValueError(
+                f"a {manifest['kind']} child of the cluster-scoped {kind.kind} needs metadata.namespace"
+            )
+        metadata["namespace"] = meta["namespace"]
     return manifest
 
 
-def child_identity(manifest: Manifest) -> tuple[str, str]:
-    return str(manifest["kind"]), str(manifest["metadata"]["name"])
+def holder(observed: Manifest, owner: Manifest, field_manager: str) -> str | None:
+    """Who holds ``observed`` when it is not ``owner``'s own child, for a NameConflict message; else None.
+
+    A child is the owner's own when its ``troupe.dev/owner-uid`` annotation or one of its owner references
+    names the owner's uid. Children written before the uid annotation existed (a retained claim without
+    owner reference) count when they carry the owner annotation, no uid annotation, and our field manager.
+    """
+    meta = observed.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    uid = owner["metadata"].get("uid")
+    refs = meta.get("ownerReferences") or []
+    if annotations.get(OWNER_UID_ANNOTATION) == uid or any(r.get("uid") == uid for r in refs):
+        return None
+    key = owner_key_of(owner)
+    managers = {m.get("manager") for m in meta.get("managedFields") or []}
+    if (
+        OWNER_UID_ANNOTATION not in annotations
+        and annotations.get(OWNER_ANNOTATION) == key
+        and not refs
+        and field_manager in managers
+    ):
+        return None
+    if annotations.get(OWNER_ANNOTATION):
+        return f"{annotations[OWNER_ANNOTATION]} (uid {annotations.get(OWNER_UID_ANNOTATION) or 'unknown'})"
+    controller = next((r for r in refs if r.get("controller")), None)
+    if controller:
+        return f"{controller.get('kind')} {controller.get('name')}"
+    writers = sorted(m for m in managers if m)
+    return f"an object this operator did not create (written by {', '.join(writers) or 'someone else'})"
+
+
+def owner_key_of(owner: Manifest) -> str:
+    """The ``troupe.dev/owner`` value of children of ``owner`` (a custom object's body)."""
+    meta = owner["metadata"]
+    group = str(owner.get("apiVersion", "")).rpartition("/")[0]
+    return f"{owner.get('kind')}.{group}/{meta.get('namespace') or ''}/{meta['name']}"

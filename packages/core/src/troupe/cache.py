@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from troupe.apply import OWNER_ANNOTATION, child_identity
-from troupe.context import Children, Manifest
+from troupe.apply import OWNER_ANNOTATION, OWNER_UID_ANNOTATION
+from troupe.context import ChildKey, Children, Manifest
 
 
 def _version(obj: Manifest) -> int:
@@ -40,10 +40,14 @@ class ObjectCache:
 
 
 class ChildIndex:
-    """Children by owner (the ``troupe.dev/owner`` annotation), then by (kind, name)."""
+    """Children by owner (the ``troupe.dev/owner`` annotation), then by :class:`ChildKey`.
+
+    A child belongs to one owner at a time: an event that names another owner than before moves it.
+    """
 
     def __init__(self) -> None:
-        self._by_owner: dict[str, dict[tuple[str, str], Manifest]] = {}
+        self._by_owner: dict[str, dict[ChildKey, Manifest]] = {}
+        self._owner_of: dict[ChildKey, str] = {}
 
     @staticmethod
     def owner_of(child: Manifest) -> str | None:
@@ -51,27 +55,50 @@ class ChildIndex:
         owner = annotations.get(OWNER_ANNOTATION)
         return str(owner) if owner else None
 
-    def put(self, child: Manifest) -> str | None:
+    def put(self, child: Manifest) -> set[str]:
+        """Record ``child``; returns the owners whose children changed (the old one too, on a move)."""
+        key = ChildKey.of(child)
         owner = self.owner_of(child)
+        before = self._owner_of.get(key)
+        if before is not None and before != owner:
+            current = self._by_owner.get(before, {}).get(key)
+            if current is not None and not newer(child, current):
+                return set()
+            self._drop(before, key)
         if owner is None:
-            return None
+            return {before} if before else set()
         children = self._by_owner.setdefault(owner, {})
-        key = child_identity(child)
         if newer(child, children.get(key)):
             children[key] = child
-        return owner
+            self._owner_of[key] = owner
+        return {o for o in (before, owner) if o}
 
     def remove(self, child: Manifest) -> str | None:
-        owner = self.owner_of(child)
+        key = ChildKey.of(child)
+        owner = self._owner_of.get(key)
         if owner is not None:
-            self._by_owner.get(owner, {}).pop(child_identity(child), None)
+            self._drop(owner, key)
         return owner
 
-    def get(self, owner: str, identity: tuple[str, str]) -> Manifest | None:
-        return self._by_owner.get(owner, {}).get(identity)
+    def _drop(self, owner: str, key: ChildKey) -> None:
+        self._by_owner.get(owner, {}).pop(key, None)
+        self._owner_of.pop(key, None)
 
-    def children(self, owner: str) -> Children:
-        return Children(self._by_owner.get(owner, {}))
+    def find(self, key: ChildKey) -> Manifest | None:
+        """The child at ``key``, whoever it belongs to."""
+        owner = self._owner_of.get(key)
+        return self._by_owner.get(owner, {}).get(key) if owner else None
+
+    def children(self, owner: str, uid: str) -> Children:
+        """``owner``'s children, leaving out those whose uid annotation names another object of that name."""
+        return Children(
+            {
+                key: child
+                for key, child in self._by_owner.get(owner, {}).items()
+                if ((child["metadata"].get("annotations") or {}).get(OWNER_UID_ANNOTATION) or uid) == uid
+            }
+        )
 
     def forget(self, owner: str) -> None:
-        self._by_owner.pop(owner, None)
+        for key in self._by_owner.pop(owner, {}):
+            self._owner_of.pop(key, None)

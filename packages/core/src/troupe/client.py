@@ -97,26 +97,20 @@ class Kube:
         except NotFound:
             return None
 
-    async def list(
-        self, api_version: str, plural: str, namespace: str | None, label_selector: str = ""
-    ) -> list[Manifest]:
-        query = {"labelSelector": label_selector} if label_selector else {}
-        result = await self.request("GET", resource_path(api_version, plural, namespace), query=query)
-        items: list[Manifest] = result.get("items", [])
-        kind = result.get("kind", "").removesuffix("List")
-        for item in items:  # list items come without apiVersion/kind
-            item.setdefault("apiVersion", api_version)
-            item.setdefault("kind", kind)
-        return items
+    async def apply(
+        self, manifest: Manifest, plural: str, namespace: str | None, *, force: bool = False
+    ) -> Manifest:
+        """Server-side apply with the operator's field manager.
 
-    async def apply(self, manifest: Manifest, plural: str, namespace: str | None) -> Manifest:
-        """Server-side apply with the operator's field manager, taking over conflicting fields."""
+        ``force`` takes over fields another manager set; only for objects the operator itself created.
+        Without it a field another manager holds with another value is a 409 Conflict.
+        """
         path = resource_path(manifest["apiVersion"], plural, namespace, manifest["metadata"]["name"])
         return await self.request(
             "PATCH",
             path,
             body=manifest,
-            query={"fieldManager": self.field_manager, "force": "true"},
+            query={"fieldManager": self.field_manager, "force": "true" if force else "false"},
             content_type="application/apply-patch+yaml",
         )
 
@@ -143,13 +137,20 @@ class Kube:
         *,
         propagation: str = "Background",
         grace_seconds: int | None = None,
+        uid: str | None = None,
     ) -> bool:
-        """Delete an object; False when it was already gone."""
+        """Delete an object; False when it was already gone (or, given ``uid``, replaced by another)."""
         body: dict[str, Any] = {"propagationPolicy": propagation}
         if grace_seconds is not None:
             body["gracePeriodSeconds"] = grace_seconds
+        if uid:
+            body["preconditions"] = {"uid": uid}
         try:
             await self.request("DELETE", resource_path(api_version, plural, namespace, name), body=body)
         except NotFound:
             return False
+        except ApiException as exc:
+            if exc.status == 409 and uid:  # the uid precondition failed: not the object we meant
+                return False
+            raise
         return True

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from pydantic import BaseModel
 
@@ -16,24 +16,57 @@ Manifest = dict[str, Any]
 SpecT = TypeVar("SpecT", bound=BaseModel)
 
 
-class Children(Mapping[tuple[str, str], Manifest]):
-    """The observed children of one object, keyed by ``(kind, name)``; read-only for hooks."""
+class ChildKey(NamedTuple):
+    """What identifies a child: API group (``""`` for the core group), kind, namespace, name."""
 
-    def __init__(self, objects: Mapping[tuple[str, str], Manifest] | None = None) -> None:
+    group: str
+    kind: str
+    namespace: str | None
+    name: str
+
+    @classmethod
+    def of(cls, manifest: Manifest) -> ChildKey:
+        meta = manifest.get("metadata") or {}
+        group = str(manifest.get("apiVersion", "")).rpartition("/")[0]
+        return cls(
+            group, str(manifest.get("kind", "")), meta.get("namespace") or None, str(meta.get("name", ""))
+        )
+
+    def __str__(self) -> str:
+        where = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.kind} {where}{self.name}"
+
+
+class Children(Mapping[ChildKey, Manifest]):
+    """The observed children of one object, keyed by :class:`ChildKey`; read-only for hooks."""
+
+    def __init__(self, objects: Mapping[ChildKey, Manifest] | None = None) -> None:
         self._objects = dict(objects or {})
 
-    def __getitem__(self, key: tuple[str, str]) -> Manifest:
+    def __getitem__(self, key: ChildKey) -> Manifest:
         return self._objects[key]
 
-    def __iter__(self) -> Iterator[tuple[str, str]]:
+    def __iter__(self) -> Iterator[ChildKey]:
         return iter(self._objects)
 
     def __len__(self) -> int:
         return len(self._objects)
 
     def of_kind(self, kind: str) -> list[Manifest]:
-        """Children of one kind, sorted by name so results do not depend on event order."""
-        return [obj for (k, name), obj in sorted(self._objects.items()) if k == kind]
+        """Children of one kind, sorted by namespace and name so results do not depend on event order."""
+        found = [(key, obj) for key, obj in self._objects.items() if key.kind == kind]
+        return [obj for _, obj in sorted(found, key=lambda item: (item[0].namespace or "", item[0].name))]
+
+    def named(self, kind: str, name: str, namespace: str | None = None) -> Manifest | None:
+        """The child of ``kind`` named ``name`` (in ``namespace``, where an owner's children span several)."""
+        return next(
+            (
+                obj
+                for key, obj in self._objects.items()
+                if key.kind == kind and key.name == name and (namespace is None or key.namespace == namespace)
+            ),
+            None,
+        )
 
 
 @dataclass(frozen=True)

@@ -7,26 +7,21 @@ import json
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import kopf
 import pluggy
 from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from troupe.apply import (
-    CREATE_ONLY_ANNOTATION,
-    OWNER_ANNOTATION,
-    child_identity,
-    complete_child,
-    is_subset,
-    owner_key,
-)
+from troupe.apply import CREATE_ONLY_ANNOTATION, complete_child, holder, is_subset, owner_key
 from troupe.cache import ChildIndex, ObjectCache
 from troupe.client import Kube, NotFound
 from troupe.clock import Clock, isoformat
-from troupe.context import Children, Manifest, ReconcileContext, StatusUpdate
+from troupe.conditions import Condition
+from troupe.context import ChildKey, Children, Manifest, ReconcileContext, StatusUpdate
 from troupe.health import WatchActivity
 from troupe.kinds import ChildKind, KindSpec
 from troupe.metrics import OperatorMetrics
@@ -42,8 +37,42 @@ APPLY_CONCURRENCY = 8
 LISTING_RECHECK = 0.5
 
 
+#: While a child's name is held by someone else, look again this often (their object is not watched).
+CONFLICT_RECHECK = 15.0
+#: Retries of an object whose children the API server refused with a status that may pass (5xx, 429,
+#: 403, 404: a quota, a full Service range, a missing namespace or permission): 1 s doubling to 5 min.
+RETRY_BACKOFF = (1.0, 300.0)
+#: Refusals that no retry cures: the built manifest itself is wrong, so only a spec change helps.
+PERMANENT_REFUSALS = frozenset({400, 422})
+
+
 class InvalidChild(Exception):
-    """A built manifest the core cannot apply: an undeclared kind, or one the API server refused."""
+    """A built manifest the core cannot apply: an undeclared kind, or a child the owner cannot have."""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The API server refused to apply a child."""
+
+    child: ChildKey
+    status: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.child}: {self.message} (HTTP {self.status})"
+
+
+@dataclass
+class ApplyReport:
+    """What applying an object's children came to: writes made, names held by others, refusals."""
+
+    wrote: bool = False
+    conflicts: list[str] = field(default_factory=list)
+    refusals: list[Refusal] = field(default_factory=list)
+
+    @property
+    def retryable(self) -> bool:
+        return any(r.status not in PERMANENT_REFUSALS for r in self.refusals)
 
 
 def format_validation_error(exc: ValidationError) -> str:
@@ -88,6 +117,7 @@ class Reconciler:
         self.metrics = metrics
         self.objects = ObjectCache()
         self.children = ChildIndex()
+        self._failures: dict[ObjectKey, int] = {}
 
     # -- contexts -------------------------------------------------------------------------------
 
@@ -95,7 +125,11 @@ class Reconciler:
         """Parse the spec and gather the children; raises ValidationError on a bad spec."""
         spec = key.kind.spec_model.model_validate(body.get("spec") or {})
         return ReconcileContext(
-            kind=key.kind, body=body, spec=spec, now=self.clock(), children=self.children.children(key.owner)
+            kind=key.kind,
+            body=body,
+            spec=spec,
+            now=self.clock(),
+            children=self.children.children(key.owner, str(body["metadata"].get("uid", ""))),
         )
 
     def children_listed(self, key: ObjectKey) -> bool:
@@ -126,11 +160,19 @@ class Reconciler:
         result = "error"
         try:
             delay, result = await self._reconcile(key, body)
+            if result != "retrying":
+                self._failures.pop(key, None)
             return delay
         except kopf.TemporaryError as exc:
             logger.info("%s: %s; retrying in %ss", key, exc, exc.delay or DEFAULT_RETRY)
             result = "unchanged"
             return float(exc.delay or DEFAULT_RETRY)
+        except (ApiException, aiohttp.ClientError, TimeoutError) as exc:
+            # The API server is away or refused a write of ours (not a child's): no traceback, a backoff.
+            metrics.errors.labels(kind=key.kind.kind).inc()
+            delay = self.backoff(key)
+            logger.warning("%s: API request failed (%s); retrying in %.0fs", key, _describe(exc), delay)
+            return delay
         except Exception:
             metrics.errors.labels(kind=key.kind.kind).inc()
             raise
@@ -147,63 +189,96 @@ class Reconciler:
         if errors:
             return await self._fail(key, body, "InvalidSpec", "; ".join(errors))
         try:
-            wrote, ctx = await self._apply_children(ctx)
+            report, ctx = await self._apply_children(ctx)
         except (kopf.PermanentError, InvalidChild) as exc:
             return await self._fail(key, body, "ApplyFailed", str(exc))
+        if report.refusals:
+            message = "the API server refused " + "; ".join(str(r) for r in report.refusals)
+            await self.write_status(key, body, failed("ApplyFailed", message))
+            if report.retryable:
+                delay = self.backoff(key)
+                logger.warning("%s: %s; retrying in %.0fs", key, message, delay)
+                return delay, "retrying"
+            logger.warning("%s failed: %s", key, message)
+            return None, "failed"
         update = self.pm.hook.troupe_aggregate_status(ctx=ctx) or StatusUpdate(phase="Ready")
-        wrote |= await self.write_status(key, ctx.body, update, ctx=ctx)
-        if update.delete:
+        with_conflicts = name_conflicts(update, report.conflicts, body.get("status") or {})
+        wrote = report.wrote | await self.write_status(key, ctx.body, with_conflicts, ctx=ctx)
+        if update.delete and not report.conflicts:
             await self.delete_object(key)
             wrote = True
-        return min(update.requeue_after or key.kind.resync_seconds, key.kind.resync_seconds), (
-            "applied" if wrote else "unchanged"
-        )
+        delay = min(update.requeue_after or key.kind.resync_seconds, key.kind.resync_seconds)
+        if report.conflicts:
+            delay = min(delay, CONFLICT_RECHECK)
+        return delay, ("applied" if wrote else "unchanged")
+
+    def backoff(self, key: ObjectKey) -> float:
+        """The next retry delay of an object that keeps failing (reset by a reconcile that does not)."""
+        failures = self._failures[key] = self._failures.get(key, 0) + 1
+        first, cap = RETRY_BACKOFF
+        return float(min(first * 2 ** min(failures - 1, 16), cap))
 
     async def _fail(self, key: ObjectKey, body: Manifest, reason: str, message: str) -> tuple[None, str]:
         logger.warning("%s failed: %s", key, message)
         await self.write_status(key, body, failed(reason, message))
         return None, "failed"
 
-    async def _apply_children(self, ctx: ReconcileContext[Any]) -> tuple[bool, ReconcileContext[Any]]:
+    async def _apply_children(self, ctx: ReconcileContext[Any]) -> tuple[ApplyReport, ReconcileContext[Any]]:
         kind = ctx.kind
         desired = [m for batch in self.pm.hook.troupe_build_resources(ctx=ctx) for m in batch or []]
-        wrote = False
-        applied: dict[tuple[str, str], Manifest] = {}
-        pruned: set[tuple[str, str]] = set()
+        report = ApplyReport()
         prepared = []
         for manifest in desired:
             child = self._child_kind(kind, manifest)
-            complete_child(kind, ctx.body, manifest, child)
+            try:
+                complete_child(kind, ctx.body, manifest, child)
+            except ValueError as exc:
+                raise InvalidChild(str(exc)) from exc
             self.pm.hook.troupe_mutate_resource(ctx=ctx, resource=manifest)
             prepared.append((child, manifest))
-        # Children are independent objects in the owner's scope: applying them side by side turns N
-        # round trips into about one (a workflow level of ten pods, a workshop of many participants).
+        # Namespaces and cluster-scoped children first: namespaced children may live in them. Within a
+        # wave children are independent objects, applied side by side (N round trips become about one).
         slots = asyncio.Semaphore(APPLY_CONCURRENCY)
 
-        async def ensure_one(child: ChildKind, manifest: Manifest) -> tuple[Manifest, bool]:
+        async def ensure_one(child: ChildKind, manifest: Manifest) -> Manifest | None:
             async with slots:
-                return await self.ensure(child, manifest)
+                return await self.ensure(ctx, child, manifest, report)
 
-        results = await asyncio.gather(*(ensure_one(c, m) for c, m in prepared))
-        for (_, manifest), (observed, did_write) in zip(prepared, results, strict=True):
-            applied[child_identity(manifest)] = observed
-            wrote |= did_write
-        for (child_kind, name), observed in ctx.children.items():
-            spec = self._declared(kind, observed)
-            if (child_kind, name) in applied or spec is None or not spec.prune:
-                continue
-            if observed["metadata"].get("deletionTimestamp"):
-                continue
-            meta = observed["metadata"]
-            if await self.kube.delete(spec.api_version, spec.plural, meta.get("namespace"), name):
-                self.metrics[kind.operator].writes.labels(verb="delete").inc()
-                logger.info("%s: deleted %s %s (no longer desired)", ctx.name, child_kind, name)
-                pruned.add((child_kind, name))
-                wrote = True
+        applied: dict[ChildKey, Manifest] = {}
+        for wave in (
+            [(c, m) for c, m in prepared if not c.namespaced],
+            [(c, m) for c, m in prepared if c.namespaced],
+        ):
+            results = await asyncio.gather(*(ensure_one(c, m) for c, m in wave))
+            for (_, manifest), observed in zip(wave, results, strict=True):
+                if observed is not None:
+                    applied[ChildKey.of(manifest)] = observed
+        pruned = await self._prune(ctx, {ChildKey.of(m) for _, m in prepared}, report)
         children = {key: obj for key, obj in {**ctx.children, **applied}.items() if key not in pruned}
-        return wrote, ReconcileContext(
+        return report, ReconcileContext(
             kind=kind, body=ctx.body, spec=ctx.spec, now=ctx.now, children=Children(children)
         )
+
+    async def _prune(
+        self, ctx: ReconcileContext[Any], desired: set[ChildKey], report: ApplyReport
+    ) -> set[ChildKey]:
+        """Delete this object's own children of pruned kinds that the builders no longer return."""
+        pruned: set[ChildKey] = set()
+        for key, observed in ctx.children.items():
+            spec = self._declared(ctx.kind, observed)
+            if key in desired or spec is None or not spec.prune:
+                continue
+            meta = observed["metadata"]
+            if meta.get("deletionTimestamp") or holder(observed, ctx.body, self.kube.field_manager):
+                continue
+            if await self.kube.delete(
+                spec.api_version, spec.plural, key.namespace, key.name, uid=meta.get("uid")
+            ):
+                self.metrics[ctx.kind.operator].writes.labels(verb="delete").inc()
+                logger.info("%s: deleted %s (no longer desired)", ctx.name, key)
+                pruned.add(key)
+                report.wrote = True
+        return pruned
 
     @staticmethod
     def _declared(kind: KindSpec, manifest: Manifest) -> ChildKind | None:
@@ -218,28 +293,42 @@ class Reconciler:
             )
         return child
 
-    async def ensure(self, child: ChildKind, manifest: Manifest) -> tuple[Manifest, bool]:
-        """Apply ``manifest`` unless the observed object already has every field of it (or is create-only)."""
-        meta = manifest["metadata"]
-        namespace = meta.get("namespace") if child.namespaced else None
-        observed = self.children.get(meta["annotations"][OWNER_ANNOTATION], child_identity(manifest))
-        if observed is None:  # not seen on the watch yet (start-up): ask, rather than write blindly
-            observed = await self.kube.get(child.api_version, child.plural, namespace, meta["name"])
-        if observed is not None and (
-            meta["annotations"].get(CREATE_ONLY_ANNOTATION) == "true" or is_subset(manifest, observed)
-        ):
-            return observed, False
+    async def ensure(
+        self, ctx: ReconcileContext[Any], child: ChildKind, manifest: Manifest, report: ApplyReport
+    ) -> Manifest | None:
+        """Bring one child to ``manifest``; returns what is observed of it (None: it is not ours).
+
+        Created when its name is free; written again only when it is this owner's own child and some
+        desired field differs (or never, for create-only children). A name held by any other object is
+        reported as a conflict and nothing is written; an API error is reported with the server's message.
+        """
+        key = ChildKey.of(manifest)
+        observed = self.children.find(key)
+        if observed is None:  # not seen on the watch (start-up, or not ours): ask, rather than write blindly
+            observed = await self.kube.get(child.api_version, child.plural, key.namespace, key.name)
+        if observed is not None:
+            taken_by = holder(observed, ctx.body, self.kube.field_manager)
+            if taken_by is not None:
+                report.conflicts.append(f"{key} is held by {taken_by}")
+                return None
+            if manifest["metadata"]["annotations"].get(CREATE_ONLY_ANNOTATION) == "true" or is_subset(
+                manifest, observed
+            ):
+                return observed
         try:
-            result = await self.kube.apply(manifest, child.plural, namespace)
+            # Force only over an object that is ours; a create races nobody's fields, and a 409 means
+            # someone created the name in between.
+            result = await self.kube.apply(manifest, child.plural, key.namespace, force=observed is not None)
         except ApiException as exc:
-            if exc.status in (400, 403, 422):
-                raise InvalidChild(f"{manifest['kind']} {meta['name']}: {_api_message(exc)}") from exc
-            raise
-        operator = meta["labels"]["app.kubernetes.io/managed-by"].removeprefix("troupe-")
-        if operator in self.metrics:
-            self.metrics[operator].writes.labels(verb="apply").inc()
+            if exc.status == 409 and observed is None:
+                report.conflicts.append(f"{key} was created by someone else meanwhile: {_api_message(exc)}")
+            else:
+                report.refusals.append(Refusal(key, exc.status or 0, _api_message(exc)))
+            return None
+        self.metrics[ctx.kind.operator].writes.labels(verb="apply").inc()
         self.children.put(result)
-        return result, True
+        report.wrote = True
+        return result
 
     async def finalize(self, key: ObjectKey, body: Manifest) -> None:
         """The deletion of an object of a ``finalize=True`` kind: ordered teardown, then the finalize hooks.
@@ -264,13 +353,16 @@ class Reconciler:
                 body=body,
                 spec=key.kind.spec_model.model_construct(),
                 now=self.clock(),
-                children=self.children.children(key.owner),
+                children=self.children.children(key.owner, str(body["metadata"].get("uid", ""))),
             )
         else:
             try:
-                _, ctx = await self._apply_children(ctx)
+                report, ctx = await self._apply_children(ctx)
             except InvalidChild as exc:
                 logger.warning("%s: teardown could not apply a child: %s", key, exc)
+            else:
+                for problem in [*report.conflicts, *map(str, report.refusals)]:
+                    logger.warning("%s: teardown: %s", key, problem)
         self.pm.hook.troupe_finalize(ctx=ctx)
 
     # -- status and the object itself -----------------------------------------------------------
@@ -353,6 +445,45 @@ class Reconciler:
             if key.kind.operator == operator:
                 counts[key.kind.kind, (body.get("status") or {}).get("phase") or "Pending"] += 1
         return dict(counts)
+
+
+def name_conflicts(update: StatusUpdate, conflicts: list[str], observed: Manifest) -> StatusUpdate:
+    """``update`` with the NameConflict condition: True naming each held name, False once all are free."""
+    if conflicts:
+        message = "; ".join(conflicts) + ": rename or remove that object, or rename this one"
+        conditions = [c for c in update.conditions if c.type not in ("Ready", "NameConflict")]
+        return StatusUpdate(
+            phase=update.phase,
+            conditions=[
+                *conditions,
+                Condition(type="NameConflict", status="True", reason="NameConflict", message=message),
+                Condition(type="Ready", status="False", reason="NameConflict", message=message),
+            ],
+            fields=update.fields,
+            requeue_after=update.requeue_after,
+        )
+    held_before = any(
+        c.get("type") == "NameConflict" and c.get("status") == "True"
+        for c in observed.get("conditions") or []
+    )
+    if not held_before:
+        return update
+    freed = Condition(
+        type="NameConflict", status="False", reason="NamesFree", message="every child name is free"
+    )
+    return StatusUpdate(
+        phase=update.phase,
+        conditions=[*update.conditions, freed],
+        fields=update.fields,
+        requeue_after=update.requeue_after,
+        delete=update.delete,
+    )
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, ApiException):
+        return f"HTTP {exc.status}: {_api_message(exc)}"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _api_message(exc: ApiException) -> str:

@@ -176,15 +176,15 @@ def _register_child(
     async def on_child(event: kopf.RawEvent, **_: Any) -> None:
         obj = dict(event["object"])
         if event["type"] == "DELETED":
-            owner = reconciler.children.remove(obj)
+            removed = reconciler.children.remove(obj)
+            affected = {removed} if removed else set()
         else:
-            owner = reconciler.children.put(obj)
-        if owner is None:
-            return
-        kind_ref, namespace, name = owner.split("/", 2)
-        kind = owners.get(kind_ref)
-        if kind is not None:
-            queue.enqueue(ObjectKey(kind, namespace or None, name))
+            affected = reconciler.children.put(obj)
+        for owner in affected:
+            kind_ref, namespace, name = owner.split("/", 2)
+            kind = owners.get(kind_ref)
+            if kind is not None:
+                queue.enqueue(ObjectKey(kind, namespace or None, name))
 
 
 async def run(

@@ -9,7 +9,9 @@ from troupe.conditions import Condition, merge_conditions, transitions
 from troupe.context import StatusUpdate
 
 #: Condition types whose True status is bad news: their transitions are posted as Warning events.
-NEGATIVE_CONDITIONS = frozenset({"Degraded", "ExpiringSoon", "Failed", "Stalled", "Suspended"})
+NEGATIVE_CONDITIONS = frozenset(
+    {"Degraded", "ExpiringSoon", "Failed", "NameConflict", "Stalled", "Suspended"}
+)
 
 
 def failed(reason: str, message: str) -> StatusUpdate:

@@ -138,7 +138,7 @@ def troupe_aggregate_status(ctx: ReconcileContext[Any]) -> StatusUpdate | None:
             fields={"configMap": None},
         )
     name = config_map_name(ctx)
-    if ("ConfigMap", name) in ctx.children:
+    if ctx.children.named("ConfigMap", name):
         return StatusUpdate(
             phase="Ready",
             conditions=[Condition(type="Ready", status="True", reason="Delivered", message=f"in {name}")],

@@ -273,7 +273,7 @@ def build(
         return [*kept, *secrets_, *deployments(1), *services]
     if observed.of_kind("Service"):
         return [*kept, *secrets_, *deployments(1)]
-    if any(_replicas(observed.get(("Deployment", i.deployment))) for i in all_):
+    if any(_replicas(observed.named("Deployment", i.deployment)) for i in all_):
         return [*kept, *secrets_, *deployments(0)]
     return kept
 
@@ -281,8 +281,8 @@ def build(
 def remaining_for_teardown(observed: Children) -> list[str]:
     """The children teardown still waits for (claims never count: they are kept or go with the owner)."""
     return [
-        f"{kind} {name}"
-        for kind, name in observed
-        if kind in ("Ingress", "Service", "Deployment", "Secret")
-        and not observed[kind, name]["metadata"].get("deletionTimestamp")
+        f"{key.kind} {key.name}"
+        for key, child in observed.items()
+        if key.kind in ("Ingress", "Service", "Deployment", "Secret")
+        and not child["metadata"].get("deletionTimestamp")
     ]

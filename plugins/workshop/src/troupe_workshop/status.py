@@ -56,11 +56,11 @@ def _pod_ready(pod: Manifest) -> bool:
 
 
 def instance_health(children: Children, inst: Instance, settings: Settings, now: datetime) -> Health:
-    pvc = children.get(("PersistentVolumeClaim", inst.claim))
-    dep = children.get(("Deployment", inst.deployment)) or {}
+    pvc = children.named("PersistentVolumeClaim", inst.claim)
+    dep = children.named("Deployment", inst.deployment) or {}
     bound = pvc is not None and (pvc.get("status") or {}).get("phase") == "Bound"
     available = int((dep.get("status") or {}).get("readyReplicas") or 0) >= 1
-    has_service = ("Service", inst.service) in children
+    has_service = children.named("Service", inst.service) is not None
     if not bound:
         waiting = f"claim {inst.claim} to bind"
     elif not available:
