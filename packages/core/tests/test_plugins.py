@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from pluggy import PluginValidationError
 
@@ -70,3 +72,53 @@ def test_cli_crds_prints_yaml(capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_unknown_operator_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["crds", "nosuch"]) == 2
     assert "nosuch" in capsys.readouterr().err
+
+
+def test_kind_hooks_reach_the_declaring_plugin_and_extensions_only() -> None:
+    from pydantic import BaseModel
+
+    from troupe import KindSpec
+    from troupe.plugins import kind_hooks
+
+    class Spec(BaseModel):
+        pass
+
+    other_kind = KindSpec(
+        operator="other", group="other.dev", version="v1", kind="Other", plural="others", spec_model=Spec
+    )
+    seen: list[str] = []
+
+    class Other:
+        @hookimpl
+        def troupe_kinds(self) -> list[KindSpec]:
+            return [other_kind]
+
+        @hookimpl
+        def troupe_validate(self, ctx: object) -> list[str]:
+            seen.append("other")
+            return []
+
+    class Extension:
+        @hookimpl
+        def troupe_validate(self, ctx: object) -> list[str]:
+            seen.append("extension")
+            return []
+
+    pm = get_plugin_manager(load_entrypoints=False, plugins=[greeting, Other(), Extension()])
+    hooks = kind_hooks(pm)
+    ctx = SimpleNamespace(spec=SimpleNamespace(name="Ada"))
+    hooks["example.troupe.dev", "Greeting"].troupe_validate(ctx=ctx)
+    assert seen == ["extension"]  # the other operator's hook never saw a Greeting
+    seen.clear()
+    hooks["other.dev", "Other"].troupe_validate(ctx=ctx)
+    assert sorted(seen) == ["extension", "other"]
+
+
+def test_hook_calls_are_traced_when_asked(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("TROUPE_TRACE_HOOKS", "1")
+    pm = get_plugin_manager(load_entrypoints=False, plugins=[greeting])
+    with caplog.at_level("INFO", logger="troupe.hooks"):
+        pm.hook.troupe_kinds()
+    assert any("troupe_kinds" in r.getMessage() and "returned" in r.getMessage() for r in caplog.records)

@@ -1,17 +1,21 @@
 """Troupe core: hook specifications, the reconcile runtime, CRD generation and helpers for plugins.
 
-Plugins import what they need from here::
+A plugin imports only what this module exports (a test fails on an import of any other core module)::
 
     from troupe import hookimpl, KindSpec, ChildKind, PrinterColumn, StatusUpdate, Condition
 """
 
 import pluggy
 
+from troupe.apply import CREATE_ONLY_ANNOTATION, OWNER_ANNOTATION, OWNER_UID_ANNOTATION, RETAIN_ANNOTATION
+from troupe.clock import isoformat, parse_time
 from troupe.conditions import Condition
 from troupe.context import ChildKey, Children, Manifest, ReconcileContext, StatusUpdate
-from troupe.durations import MAX_DURATION, Duration, format_duration, parse_duration
+from troupe.durations import DURATION_PATTERN, MAX_DURATION, Duration, format_duration, parse_duration
+from troupe.handle import OperatorHandle
 from troupe.hookspecs import PROJECT
 from troupe.kinds import ChildKind, KindSpec, PrinterColumn
+from troupe.metrics import OperatorMetrics, metric_name
 from troupe.models import SpecModel, StatusModel
 from troupe.naming import dns1123_label, label_value, standard_labels
 
@@ -19,7 +23,12 @@ from troupe.naming import dns1123_label, label_value, standard_labels
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 __all__ = [
+    "CREATE_ONLY_ANNOTATION",
+    "DURATION_PATTERN",
     "MAX_DURATION",
+    "OWNER_ANNOTATION",
+    "OWNER_UID_ANNOTATION",
+    "RETAIN_ANNOTATION",
     "ChildKey",
     "ChildKind",
     "Children",
@@ -27,6 +36,8 @@ __all__ = [
     "Duration",
     "KindSpec",
     "Manifest",
+    "OperatorHandle",
+    "OperatorMetrics",
     "PrinterColumn",
     "ReconcileContext",
     "SpecModel",
@@ -35,7 +46,10 @@ __all__ = [
     "dns1123_label",
     "format_duration",
     "hookimpl",
+    "isoformat",
     "label_value",
+    "metric_name",
     "parse_duration",
+    "parse_time",
     "standard_labels",
 ]

@@ -6,9 +6,13 @@ implements some of these hooks, marked with :data:`troupe.hookimpl`. A plugin is
 order, so a plugin installed after an operator sees the operator's results first; use
 ``@hookimpl(trylast=True)`` / ``tryfirst=True`` to say otherwise.
 
-Hooks that receive ``ctx`` get a :class:`troupe.context.ReconcileContext`: the object, its parsed spec,
-the observed children and the reconcile's clock reading (``ctx.now``). Hooks must not read the clock,
-call the API server or keep state between calls; the core does all I/O.
+Hooks that receive ``ctx`` get a :class:`troupe.ReconcileContext`: the object, its parsed spec, the
+observed children and the reconcile's clock reading (``ctx.now``). Hooks must not read the clock, call the
+API server or keep state between calls; the core does all I/O.
+
+Hooks of a kind (validate, build, mutate, aggregate status, status changed, finalize) are called on the
+plugin that declared the kind and on extension plugins (those declaring no kind), never on another
+operator's plugin: an implementation needs no check of ``ctx.kind``.
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ import pluggy
 
 if TYPE_CHECKING:
     from troupe.context import Manifest, ReconcileContext, StatusUpdate
+    from troupe.handle import OperatorHandle
     from troupe.kinds import KindSpec
-    from troupe.runtime import HandlerRegistry
 
 PROJECT = "troupe"
 
@@ -137,15 +141,16 @@ def troupe_finalize(ctx: ReconcileContext[Any]) -> None:
 
 
 @hookspec
-def troupe_register_handlers(registry: HandlerRegistry, operators: list[str]) -> None:
-    """Register extra kopf handlers: timers, daemons, handlers for events of other resources.
+def troupe_register_handlers(handle: OperatorHandle) -> None:
+    """Register extra kopf handlers and metrics: timers, daemons, handlers for events of other resources.
 
     Called once at start-up of ``troupe run``, after the generic handlers are registered and before the
-    operator connects to the API server. Every implementation is called (not firstresult).
+    operator connects to the API server. Every implementation is called (not firstresult), also those of
+    plugins whose operator this process does not run: check ``handle.operators``.
 
-    :param registry: the core's :class:`~troupe.runtime.HandlerRegistry`: the kopf registry to decorate
-        with (``registry.kopf``), the operator's API client and a way to request a reconcile of an
-        object (``registry.enqueue``).
-    :param operators: the names of the operators this process runs; register only for those.
+    :param handle: the :class:`~troupe.OperatorHandle`: the kopf registry to decorate (``handle.kopf``),
+        the API client (``handle.kube``), ``handle.enqueue(kind, namespace, name)`` to ask for a
+        reconcile, ``handle.objects(kind)`` for the watch cache's bodies, ``handle.metrics(operator)``
+        to add the operator's own metrics, and ``handle.operators`` / ``handle.kinds``.
     :return: nothing.
     """

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, cast
 
 import pluggy
 
@@ -15,6 +17,19 @@ from troupe.kinds import KindSpec
 ENTRY_POINT_GROUP = "troupe"
 #: Comma-separated plugin (entry-point) names that are never loaded, e.g. a misbehaving extension.
 BLOCK_ENV = "TROUPE_DISABLE_PLUGINS"
+#: Set to 1 to log every hook call with its arguments and result (logger ``troupe.hooks``, level INFO).
+TRACE_ENV = "TROUPE_TRACE_HOOKS"
+#: The hooks that concern one kind: called on the plugin that declared it and on extension plugins.
+KIND_HOOKS = (
+    "troupe_validate",
+    "troupe_build_resources",
+    "troupe_mutate_resource",
+    "troupe_aggregate_status",
+    "troupe_status_changed",
+    "troupe_finalize",
+)
+
+trace_logger = logging.getLogger("troupe.hooks")
 
 
 class PluginError(Exception):
@@ -51,7 +66,63 @@ def get_plugin_manager(
     for plugin in plugins:
         pm.register(plugin)
     pm.check_pending()
+    if os.environ.get(TRACE_ENV) == "1":
+        pm.add_hookcall_monitoring(_trace_before, _trace_after)
     return pm
+
+
+def _trace_before(hook_name: str, impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]) -> None:
+    trace_logger.info("%s(%s) -> %s", hook_name, _brief(kwargs), ", ".join(i.plugin_name for i in impls))
+
+
+def _trace_after(
+    outcome: pluggy.Result[Any], hook_name: str, impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]
+) -> None:
+    exc = outcome.exception
+    trace_logger.info("%s returned %s", hook_name, f"error {exc!r}" if exc else _brief(outcome.get_result()))
+
+
+def _brief(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 400 else text[:400] + "..."
+
+
+def _declarations(pm: pluggy.PluginManager) -> list[tuple[object, list[KindSpec]]]:
+    """Each plugin implementing ``troupe_kinds`` with the kinds it declares."""
+    declared: list[tuple[object, list[KindSpec]]] = []
+    for impl in pm.hook.troupe_kinds.get_hookimpls():
+        kinds = cast("list[KindSpec] | None", impl.function())
+        declared.append((impl.plugin, list(kinds or [])))
+    return declared
+
+
+@dataclass(frozen=True)
+class KindHooks:
+    """The hooks of one kind, bound to the plugin that declared it plus every extension plugin.
+
+    Extension plugins are those that declare no kind (a third party labelling every operator's children);
+    an operator's hooks never see another operator's objects, so they need no ``if ctx.kind is ...`` guard.
+    """
+
+    troupe_validate: pluggy.HookCaller
+    troupe_build_resources: pluggy.HookCaller
+    troupe_mutate_resource: pluggy.HookCaller
+    troupe_aggregate_status: pluggy.HookCaller
+    troupe_status_changed: pluggy.HookCaller
+    troupe_finalize: pluggy.HookCaller
+
+
+def kind_hooks(pm: pluggy.PluginManager) -> dict[tuple[str, str], KindHooks]:
+    """:class:`KindHooks` of every declared kind, by (group, kind)."""
+    declarations = _declarations(pm)
+    routed = {}
+    for plugin, kinds in declarations:
+        others = [p for p, declared in declarations if declared and p is not plugin]
+        for kind in kinds:
+            routed[kind.group, kind.kind] = KindHooks(
+                **{name: pm.subset_hook_caller(name, remove_plugins=others) for name in KIND_HOOKS}
+            )
+    return routed
 
 
 def collect_kinds(pm: pluggy.PluginManager, operators: Iterable[str] | None = None) -> list[KindSpec]:
@@ -59,7 +130,7 @@ def collect_kinds(pm: pluggy.PluginManager, operators: Iterable[str] | None = No
 
     Raises :class:`PluginError` when two plugins declare the same kind or an operator is unknown.
     """
-    kinds: list[KindSpec] = [k for batch in pm.hook.troupe_kinds() for k in batch or []]
+    kinds = [k for _, declared in _declarations(pm) for k in declared]
     seen: dict[tuple[str, str], KindSpec] = {}
     for kind in kinds:
         key = (kind.group, kind.kind)

@@ -25,6 +25,7 @@ from troupe.context import ChildKey, Children, Manifest, ReconcileContext, Statu
 from troupe.health import WatchActivity
 from troupe.kinds import ChildKind, KindSpec
 from troupe.metrics import OperatorMetrics
+from troupe.plugins import KindHooks, kind_hooks
 from troupe.status import desired_status, events_for, failed, status_patch
 
 logger = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ class Reconciler:
         metrics: dict[str, OperatorMetrics],
         activity: WatchActivity | None = None,
     ) -> None:
-        self.pm = pm
+        self.hooks = kind_hooks(pm)
         self.activity = activity
         self.kube = kube
         self.clock = clock
@@ -118,6 +119,9 @@ class Reconciler:
         self.objects = ObjectCache()
         self.children = ChildIndex()
         self._failures: dict[ObjectKey, int] = {}
+
+    def hooks_of(self, kind: KindSpec) -> KindHooks:
+        return self.hooks[kind.group, kind.kind]
 
     # -- contexts -------------------------------------------------------------------------------
 
@@ -185,7 +189,7 @@ class Reconciler:
             ctx = self.context(key, body)
         except ValidationError as exc:
             return await self._fail(key, body, "InvalidSpec", format_validation_error(exc))
-        errors = [e for batch in self.pm.hook.troupe_validate(ctx=ctx) for e in batch or []]
+        errors = [e for batch in self.hooks_of(ctx.kind).troupe_validate(ctx=ctx) for e in batch or []]
         if errors:
             return await self._fail(key, body, "InvalidSpec", "; ".join(errors))
         try:
@@ -201,7 +205,7 @@ class Reconciler:
                 return delay, "retrying"
             logger.warning("%s failed: %s", key, message)
             return None, "failed"
-        update = self.pm.hook.troupe_aggregate_status(ctx=ctx) or StatusUpdate(phase="Ready")
+        update = self.hooks_of(ctx.kind).troupe_aggregate_status(ctx=ctx) or StatusUpdate(phase="Ready")
         with_conflicts = name_conflicts(update, report.conflicts, body.get("status") or {})
         wrote = report.wrote | await self.write_status(key, ctx.body, with_conflicts, ctx=ctx)
         if update.delete and not report.conflicts:
@@ -225,7 +229,9 @@ class Reconciler:
 
     async def _apply_children(self, ctx: ReconcileContext[Any]) -> tuple[ApplyReport, ReconcileContext[Any]]:
         kind = ctx.kind
-        desired = [m for batch in self.pm.hook.troupe_build_resources(ctx=ctx) for m in batch or []]
+        desired = [
+            m for batch in self.hooks_of(ctx.kind).troupe_build_resources(ctx=ctx) for m in batch or []
+        ]
         report = ApplyReport()
         prepared = []
         for manifest in desired:
@@ -234,7 +240,7 @@ class Reconciler:
                 complete_child(kind, ctx.body, manifest, child)
             except ValueError as exc:
                 raise InvalidChild(str(exc)) from exc
-            self.pm.hook.troupe_mutate_resource(ctx=ctx, resource=manifest)
+            self.hooks_of(ctx.kind).troupe_mutate_resource(ctx=ctx, resource=manifest)
             prepared.append((child, manifest))
         # Namespaces and cluster-scoped children first: namespaced children may live in them. Within a
         # wave children are independent objects, applied side by side (N round trips become about one).
@@ -363,7 +369,7 @@ class Reconciler:
             else:
                 for problem in [*report.conflicts, *map(str, report.refusals)]:
                     logger.warning("%s: teardown: %s", key, problem)
-        self.pm.hook.troupe_finalize(ctx=ctx)
+        self.hooks_of(ctx.kind).troupe_finalize(ctx=ctx)
 
     # -- status and the object itself -----------------------------------------------------------
 
@@ -397,7 +403,9 @@ class Reconciler:
             await self.post_event(key, result, type_, reason, message, now=isoformat(now))
         if ctx is not None:
             try:
-                self.pm.hook.troupe_status_changed(ctx=ctx, old=observed, new=result.get("status") or {})
+                self.hooks_of(ctx.kind).troupe_status_changed(
+                    ctx=ctx, old=observed, new=result.get("status") or {}
+                )
             except Exception:
                 logger.exception("%s: a troupe_status_changed hook failed", key)
         return True

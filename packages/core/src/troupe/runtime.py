@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from troupe.client import Kube
 from troupe.clock import Clock, utcnow
+from troupe.handle import OperatorHandle
 from troupe.health import WatchActivity, install_watch_probe, make_app, serve
 from troupe.kinds import ChildKind, KindSpec
 from troupe.metrics import OperatorMetrics, PhaseCollector
@@ -38,6 +39,9 @@ class RunSettings:
     priority: int | None = None
     watch_stale_after: float = 600.0
     concurrency: int = 16
+    #: Seconds a replica's peering record stays valid: a standby takes over within about this long after
+    #: the active replica died (each replica refreshes its record every 1 to 5 s).
+    peering_lifetime: int = 10
 
     @property
     def identity(self) -> str:
@@ -69,6 +73,7 @@ def kopf_settings(run: RunSettings) -> kopf.OperatorSettings:
     settings.peering.standalone = run.standalone
     # Unequal priorities: with equal ones every replica sees a rival and all of them pause.
     settings.peering.priority = run.priority if run.priority is not None else random.randint(1, 10_000)
+    settings.peering.lifetime = run.peering_lifetime
     settings.posting.level = logging.WARNING  # our Events are posted by the core, not by kopf's logs
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
@@ -82,9 +87,20 @@ def kopf_settings(run: RunSettings) -> kopf.OperatorSettings:
     return settings
 
 
+class TeardownStepsAreInfo(logging.Filter):
+    """kopf logs a TemporaryError at ERROR; from the finalizer it is the next step of an ordered teardown."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        teardown_step = "failed temporarily" in message and "troupe-finalize-" in message
+        if record.levelno == logging.ERROR and teardown_step:
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
 @dataclass
 class HandlerRegistry:
-    """What ``troupe_register_handlers`` gets: kopf's registry and the core's machinery."""
+    """The core's machinery of one process, as the generic handlers use it."""
 
     kopf: kopf.OperatorRegistry
     reconciler: Reconciler
@@ -92,19 +108,23 @@ class HandlerRegistry:
     kinds: list[KindSpec]
     settings: RunSettings
     metrics: dict[str, OperatorMetrics]
-    clock: Clock
 
-    @property
-    def kube(self) -> Kube:
-        return self.reconciler.kube
+    def enqueue(self, kind: KindSpec, namespace: str | None, name: str, delay: float = 0.0) -> None:
+        self.queue.enqueue(ObjectKey(kind, namespace if kind.namespaced else None, name), delay)
 
-    def kind(self, kind: str) -> KindSpec:
-        return next(k for k in self.kinds if k.kind == kind)
+    def objects(self, kind: KindSpec) -> list[dict[str, Any]]:
+        return [body for key, body in self.reconciler.objects.items() if key.kind is kind]
 
-    def enqueue(self, kind: KindSpec | str, namespace: str | None, name: str, delay: float = 0.0) -> None:
-        """Ask for a reconcile of one object (now, or after ``delay`` seconds)."""
-        spec = self.kind(kind) if isinstance(kind, str) else kind
-        self.queue.enqueue(ObjectKey(spec, namespace if spec.namespaced else None, name), delay)
+    def handle(self) -> OperatorHandle:
+        return OperatorHandle(
+            kopf=self.kopf,
+            kube=self.reconciler.kube,
+            operators=tuple(self.settings.operators),
+            kinds=tuple(self.kinds),
+            _enqueue=self.enqueue,
+            _objects=self.objects,
+            _metrics=self.metrics,
+        )
 
 
 def _unique_children(kinds: Sequence[KindSpec]) -> dict[tuple[str, str], ChildKind]:
@@ -128,7 +148,7 @@ def register(registry: HandlerRegistry, pm: pluggy.PluginManager) -> None:
     operators = {managed_by(op) for op in registry.settings.operators}
     for child in _unique_children([k for k in registry.kinds if k.reconcile]).values():
         _register_child(reg, child, reconciler, queue, operators, registry.kinds)
-    pm.hook.troupe_register_handlers(registry=registry, operators=list(registry.settings.operators))
+    pm.hook.troupe_register_handlers(handle=registry.handle())
 
 
 def _register_kind(
@@ -211,11 +231,11 @@ async def run(
         kinds=kinds,
         settings=run_settings,
         metrics=metrics,
-        clock=clock,
     )
     for op in run_settings.operators:
         prom.register(PhaseCollector(op, functools.partial(reconciler.phase_counts, op)))
     register(registry, pm)
+    logging.getLogger("kopf.objects").addFilter(TeardownStepsAreInfo())
     if ready is not None:
         ready(registry)
     runner = await serve(make_app(activity, prom), run_settings.metrics_port)

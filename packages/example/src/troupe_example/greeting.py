@@ -16,6 +16,7 @@ from troupe import (
     Condition,
     KindSpec,
     Manifest,
+    OperatorHandle,
     PrinterColumn,
     ReconcileContext,
     SpecModel,
@@ -23,7 +24,6 @@ from troupe import (
     StatusUpdate,
     hookimpl,
 )
-from troupe.runtime import HandlerRegistry
 
 DENIED = {"nobody"}
 
@@ -98,14 +98,14 @@ def troupe_kinds() -> list[KindSpec]:
 
 @hookimpl
 def troupe_validate(ctx: ReconcileContext[Any]) -> list[str] | None:
-    if ctx.kind is GREETING and ctx.spec.name in DENIED:
+    if ctx.spec.name in DENIED:
         return [f"spec.name: {ctx.spec.name!r} is on the deny list; greet someone else"]
     return None
 
 
 @hookimpl
 def troupe_build_resources(ctx: ReconcileContext[Any]) -> list[Manifest] | None:
-    if ctx.kind is not GREETING or ctx.deleting or ctx.spec.delivery.channel != "configmap":
+    if ctx.deleting or ctx.spec.delivery.channel != "configmap":
         return None  # on delete the ConfigMap goes first, before the finalizer is released
     spec: GreetingSpec = ctx.spec
     text = " ".join([f"{spec.message}, {spec.name}!"] * spec.delivery.repeat)
@@ -121,16 +121,11 @@ def troupe_build_resources(ctx: ReconcileContext[Any]) -> list[Manifest] | None:
 
 @hookimpl
 def troupe_mutate_resource(ctx: ReconcileContext[Any], resource: Manifest) -> None:
-    if ctx.kind is GREETING:
-        resource["metadata"].setdefault("annotations", {})["example.troupe.dev/generation"] = str(
-            ctx.generation
-        )
+    resource["metadata"].setdefault("annotations", {})["example.troupe.dev/generation"] = str(ctx.generation)
 
 
 @hookimpl
 def troupe_aggregate_status(ctx: ReconcileContext[Any]) -> StatusUpdate | None:
-    if ctx.kind is not GREETING:
-        return None
     if ctx.spec.delivery.channel == "log":
         return StatusUpdate(
             phase="Ready",
@@ -153,21 +148,20 @@ def troupe_aggregate_status(ctx: ReconcileContext[Any]) -> StatusUpdate | None:
 
 @hookimpl
 def troupe_status_changed(ctx: ReconcileContext[Any], old: dict[str, Any], new: dict[str, Any]) -> None:
-    if ctx.kind is GREETING and new.get("phase") != old.get("phase"):
+    if new.get("phase") != old.get("phase"):
         TRANSITIONS.append((ctx.name, old.get("phase"), new.get("phase")))
 
 
 @hookimpl
 def troupe_finalize(ctx: ReconcileContext[Any]) -> None:
-    if ctx.kind is GREETING:
-        FINALIZED.append(ctx.name)
+    FINALIZED.append(ctx.name)
 
 
 @hookimpl
-def troupe_register_handlers(registry: HandlerRegistry, operators: list[str]) -> None:
-    if "example" not in operators:
+def troupe_register_handlers(handle: OperatorHandle) -> None:
+    if "example" not in handle.operators:
         return
 
-    @kopf.on.startup(registry=registry.kopf)
+    @kopf.on.startup(registry=handle.kopf)
     async def announce(logger: kopf.Logger, **_: Any) -> None:
-        logger.info("example operator ready for %s", ", ".join(k.kind for k in registry.kinds))
+        logger.info("example operator ready for %s", ", ".join(k.kind for k in handle.kinds))

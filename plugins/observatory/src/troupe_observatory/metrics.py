@@ -15,8 +15,7 @@ from typing import Any
 
 from prometheus_client import Counter, Histogram
 
-from troupe.clock import parse_time
-from troupe.metrics import OperatorMetrics
+from troupe import OperatorMetrics, parse_time
 
 _BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600)
 

@@ -6,8 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field
 
-from troupe import ChildKind, KindSpec, PrinterColumn, SpecModel, StatusModel
-from troupe.durations import DURATION_PATTERN
+from troupe import DURATION_PATTERN, ChildKind, KindSpec, PrinterColumn, SpecModel, StatusModel
 
 #: Task names: DNS labels starting with a letter, so they can be label values and pod-name parts.
 TASK_NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from troupe import KindSpec, Manifest, ReconcileContext, StatusUpdate, hookimpl
-from troupe.clock import parse_time
-from troupe.runtime import HandlerRegistry
+from troupe import KindSpec, Manifest, OperatorHandle, ReconcileContext, StatusUpdate, hookimpl, parse_time
 from troupe_observatory import cron, dag
 from troupe_observatory.metrics import TaskMetrics, observe
 from troupe_observatory.models import OBSERVATORY, ObservatorySpec
@@ -23,8 +21,6 @@ def troupe_kinds() -> list[KindSpec]:
 
 @hookimpl
 def troupe_validate(ctx: ReconcileContext[Any]) -> list[str] | None:
-    if ctx.kind is not OBSERVATORY:
-        return None
     spec: ObservatorySpec = ctx.spec
     messages = dag.validate(spec.tasks)
     if spec.schedule:
@@ -50,27 +46,23 @@ def _plan(ctx: ReconcileContext[Any]) -> Plan:
 
 @hookimpl
 def troupe_build_resources(ctx: ReconcileContext[Any]) -> list[Manifest] | None:
-    if ctx.kind is not OBSERVATORY:
-        return None
     return _plan(ctx).pods
 
 
 @hookimpl
 def troupe_aggregate_status(ctx: ReconcileContext[Any]) -> StatusUpdate | None:
-    if ctx.kind is not OBSERVATORY:
-        return None
     return _plan(ctx).status
 
 
 @hookimpl
 def troupe_status_changed(ctx: ReconcileContext[Any], old: dict[str, Any], new: dict[str, Any]) -> None:
-    if ctx.kind is not OBSERVATORY or not METRICS:
+    if not METRICS:
         return
     dependencies = {t.name: list(t.dependencies or ()) for t in ctx.spec.tasks}
     observe(METRICS[0], old, new, dependencies)
 
 
 @hookimpl
-def troupe_register_handlers(registry: HandlerRegistry, operators: list[str]) -> None:
-    if "observatory" in operators and not METRICS:
-        METRICS.append(TaskMetrics.create(registry.metrics["observatory"]))
+def troupe_register_handlers(handle: OperatorHandle) -> None:
+    if "observatory" in handle.operators and not METRICS:
+        METRICS.append(TaskMetrics.create(handle.metrics("observatory")))

@@ -7,8 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from troupe import Manifest, dns1123_label, parse_duration
-from troupe.apply import OWNER_ANNOTATION, RETAIN_ANNOTATION
+from troupe import OWNER_ANNOTATION, RETAIN_ANNOTATION, Manifest, dns1123_label, parse_duration
 from troupe_observatory.models import Task
 
 GROUP = "workflow.seventh-horizon.io"

@@ -23,8 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from troupe import Manifest, parse_duration
-from troupe.clock import parse_time
+from troupe import Manifest, parse_duration, parse_time
 from troupe_observatory.models import ObservatorySpec, Task, TaskStatus
 from troupe_observatory.pods import build_pod, outcome, pod_name
 

@@ -18,8 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from troupe import Condition, Manifest, StatusUpdate
-from troupe.clock import parse_time
+from troupe import Condition, Manifest, StatusUpdate, parse_time
 from troupe_observatory import cron as cronlib
 from troupe_observatory.dag import topological
 from troupe_observatory.models import ObservatorySpec, ObservatoryStatus, RunState, RunSummary, TaskStatus

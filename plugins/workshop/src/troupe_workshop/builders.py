@@ -13,9 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from troupe import Children, Manifest, dns1123_label
-from troupe.apply import CREATE_ONLY_ANNOTATION, OWNER_ANNOTATION, RETAIN_ANNOTATION
-from troupe.naming import standard_labels
+from troupe import (
+    CREATE_ONLY_ANNOTATION,
+    OWNER_ANNOTATION,
+    RETAIN_ANNOTATION,
+    Children,
+    Manifest,
+    dns1123_label,
+    standard_labels,
+)
 from troupe_workshop.config import Settings
 from troupe_workshop.models import WorkshopSpec
 from troupe_workshop.timeline import terminating

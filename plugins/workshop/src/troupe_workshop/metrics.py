@@ -9,8 +9,7 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from troupe.clock import parse_time
-from troupe.metrics import OperatorMetrics, metric_name
+from troupe import OperatorMetrics, metric_name, parse_time
 
 #: Seconds from creation to first Ready: image pulls and volume binding dominate.
 READY_BUCKETS = (5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600)

@@ -7,8 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field
 
-from troupe import SpecModel, StatusModel
-from troupe.durations import DURATION_PATTERN
+from troupe import DURATION_PATTERN, SpecModel, StatusModel
 
 #: A Kubernetes resource quantity without a sign ("1", "500m", "2Gi", "1.5G").
 QUANTITY_PATTERN = r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[numkMGTPE]|[eE][0-9]+)?$"

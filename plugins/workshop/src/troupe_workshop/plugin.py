@@ -6,8 +6,16 @@ from typing import Any
 
 import kopf
 
-from troupe import ChildKind, KindSpec, Manifest, PrinterColumn, ReconcileContext, StatusUpdate, hookimpl
-from troupe.runtime import HandlerRegistry
+from troupe import (
+    ChildKind,
+    KindSpec,
+    Manifest,
+    OperatorHandle,
+    PrinterColumn,
+    ReconcileContext,
+    StatusUpdate,
+    hookimpl,
+)
 from troupe_workshop import config
 from troupe_workshop.builders import build, remaining_for_teardown
 from troupe_workshop.metrics import WorkshopMetrics
@@ -63,42 +71,35 @@ def troupe_kinds() -> list[KindSpec]:
 
 @hookimpl
 def troupe_build_resources(ctx: ReconcileContext[Any]) -> list[Manifest] | None:
-    if ctx.kind is not WORKSHOP:
-        return None
     return build(ctx.spec, ctx.body, ctx.children, settings(), ctx.now, deleting=ctx.deleting)
 
 
 @hookimpl
 def troupe_aggregate_status(ctx: ReconcileContext[Any]) -> StatusUpdate | None:
-    if ctx.kind is not WORKSHOP:
-        return None
     return workshop_status(ctx.spec, ctx.body, ctx.children, settings(), ctx.now, deleting=ctx.deleting)
 
 
 @hookimpl
 def troupe_status_changed(ctx: ReconcileContext[Any], old: dict[str, Any], new: dict[str, Any]) -> None:
-    if ctx.kind is WORKSHOP and _metrics is not None:
+    if _metrics is not None:
         _metrics.observe(ctx.body, old, new, ctx.now)
 
 
 @hookimpl
 def troupe_finalize(ctx: ReconcileContext[Any]) -> None:
-    if ctx.kind is not WORKSHOP:
-        return
     remaining = remaining_for_teardown(ctx.children)
     if remaining:
         raise kopf.TemporaryError(f"tearing down in order: {', '.join(remaining)} left", delay=2)
 
 
 @hookimpl
-def troupe_register_handlers(registry: HandlerRegistry, operators: list[str]) -> None:
+def troupe_register_handlers(handle: OperatorHandle) -> None:
     global _metrics
-    if "workshop" not in operators:
+    if "workshop" not in handle.operators:
         return
     settings()
-    reconciler = registry.reconciler
 
     def statuses() -> list[dict[str, Any]]:
-        return [body.get("status") or {} for key, body in reconciler.objects.items() if key.kind is WORKSHOP]
+        return [body.get("status") or {} for body in handle.objects(WORKSHOP)]
 
-    _metrics = WorkshopMetrics(registry.metrics["workshop"], statuses)
+    _metrics = WorkshopMetrics(handle.metrics("workshop"), statuses)

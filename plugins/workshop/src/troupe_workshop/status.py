@@ -6,9 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from troupe import Children, Condition, Manifest, StatusUpdate
-from troupe.clock import isoformat, parse_time
-from troupe.durations import format_duration
+from troupe import Children, Condition, Manifest, StatusUpdate, format_duration, isoformat, parse_time
 from troupe_workshop.builders import Instance, instances, remaining_for_teardown, url
 from troupe_workshop.config import Settings
 from troupe_workshop.models import WorkshopSpec

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from troupe.clock import parse_time
-from troupe.durations import parse_duration
+from troupe import parse_duration, parse_time
 from troupe_workshop.models import WorkshopSpec
 
 
