@@ -61,7 +61,3 @@ def transitions(old: list[dict[str, Any]] | None, new: list[dict[str, Any]]) -> 
         if (p := previous.get(c["type"])) is None
         or (p.get("status"), p.get("reason")) != (c["status"], c["reason"])
     ]
-
-
-def find(conditions: list[dict[str, Any]] | None, type_: str) -> dict[str, Any] | None:
-    return next((c for c in conditions or [] if c.get("type") == type_), None)

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-
-#: Reconcile outcomes, the only values of the ``result`` label.
-RESULTS = ("applied", "unchanged", "failed", "error")
 
 
 def metric_name(operator: str, name: str) -> str:
@@ -23,7 +20,9 @@ class OperatorMetrics:
         self.operator = operator
         self.registry = registry
         self.reconciles = self.counter(
-            "reconciles_total", "Reconciles by kind and result.", ("kind", "result")
+            "reconciles_total",
+            "Reconciles by kind and result (applied, unchanged, retrying, failed, error).",
+            ("kind", "result"),
         )
         self.errors = self.counter("reconcile_errors_total", "Reconciles that raised, by kind.", ("kind",))
         self.duration = self.histogram(
@@ -35,9 +34,6 @@ class OperatorMetrics:
 
     def counter(self, name: str, doc: str, labels: Iterable[str] = ()) -> Counter:
         return Counter(metric_name(self.operator, name), doc, tuple(labels), registry=self.registry)
-
-    def gauge(self, name: str, doc: str, labels: Iterable[str] = ()) -> Gauge:
-        return Gauge(metric_name(self.operator, name), doc, tuple(labels), registry=self.registry)
 
     def histogram(
         self, name: str, doc: str, labels: Iterable[str] = (), buckets: Iterable[float] | None = None
