@@ -10,82 +10,14 @@ import pytest
 from kubernetes_asyncio.client.exceptions import ApiException
 from prometheus_client import CollectorRegistry
 
-from troupe.client import NotFound
 from troupe.clock import FrozenClock
 from troupe.health import WatchActivity
 from troupe.kinds import ChildKind
 from troupe.metrics import OperatorMetrics
 from troupe.plugins import get_plugin_manager
 from troupe.reconcile import ApplyReport, ObjectKey, Reconciler
+from troupe.testing import Manifest, MemoryKube
 from troupe_example import cost_center, greeting
-
-Manifest = dict[str, Any]
-
-
-class MemoryKube:
-    """Just enough of troupe.client.Kube: stores objects, counts writes, bumps resourceVersion."""
-
-    field_manager = "troupe-example"
-
-    def __init__(self) -> None:
-        self.objects: dict[tuple[str, str | None, str], Manifest] = {}
-        self.writes: list[str] = []
-        self.version = 100
-        self.refuse: ApiException | None = None
-
-    def _bump(self, obj: Manifest) -> Manifest:
-        self.version += 1
-        obj["metadata"]["resourceVersion"] = str(self.version)
-        return copy.deepcopy(obj)
-
-    async def get(self, api_version: str, plural: str, namespace: str | None, name: str) -> Manifest | None:
-        obj = self.objects.get((plural, namespace, name))
-        return copy.deepcopy(obj) if obj else None
-
-    async def apply(
-        self, manifest: Manifest, plural: str, namespace: str | None, *, force: bool = False
-    ) -> Manifest:
-        if self.refuse is not None:
-            raise self.refuse
-        key = (plural, namespace, manifest["metadata"]["name"])
-        existing = self.objects.get(key)
-        managers = {m["manager"] for m in (existing or {}).get("metadata", {}).get("managedFields", [])}
-        if existing is not None and not force and managers - {self.field_manager}:
-            raise ApiException(status=409, reason="Conflict")  # another manager's fields (simplified)
-        self.writes.append(f"apply {manifest['kind']}/{manifest['metadata']['name']}")
-        stored = copy.deepcopy(manifest)
-        stored["metadata"]["uid"] = "child-uid"
-        stored["metadata"]["managedFields"] = [{"manager": self.field_manager, "operation": "Apply"}]
-        self.objects[key] = stored
-        return self._bump(stored)
-
-    async def patch_status(
-        self, api_version: str, plural: str, namespace: str | None, name: str, patch: Manifest
-    ) -> Manifest:
-        self.writes.append(f"status {name}")
-        if (plural, namespace, name) not in self.objects:
-            raise NotFound(name)
-        obj = self.objects[plural, namespace, name]
-        status = obj.setdefault("status", {})
-        for key, value in patch.items():
-            if value is None:
-                status.pop(key, None)
-            else:
-                status[key] = value
-        return self._bump(obj)
-
-    async def delete(self, api_version: str, plural: str, namespace: str | None, name: str, **_: Any) -> bool:
-        self.writes.append(f"delete {plural}/{name}")
-        return self.objects.pop((plural, namespace, name), None) is not None
-
-    async def request(self, method: str, path: str, **_: Any) -> Manifest:
-        self.writes.append(f"{method} {path}")
-        return {}
-
-
-@pytest.fixture
-def kube() -> MemoryKube:
-    return MemoryKube()
 
 
 @pytest.fixture

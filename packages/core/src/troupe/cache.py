@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Iterable
 from typing import Any
 
 from troupe.apply import OWNER_ANNOTATION, OWNER_UID_ANNOTATION
@@ -102,3 +103,46 @@ class ChildIndex:
     def forget(self, owner: str) -> None:
         for key in self._by_owner.pop(owner, {}):
             self._owner_of.pop(key, None)
+
+
+class RelatedIndex:
+    """Related objects (read, not owned) and who depends on them: the reverse index of references."""
+
+    def __init__(self) -> None:
+        self._objects: dict[ChildKey, Manifest] = {}
+        self._uses: dict[Hashable, set[ChildKey]] = {}
+        self._users: dict[ChildKey, set[Hashable]] = {}
+
+    def put(self, obj: Manifest) -> set[Hashable]:
+        """Record a related object; returns its dependents."""
+        key = ChildKey.of(obj)
+        if newer(obj, self._objects.get(key)):
+            self._objects[key] = obj
+        return set(self._users.get(key, ()))
+
+    def remove(self, obj: Manifest) -> set[Hashable]:
+        key = ChildKey.of(obj)
+        self._objects.pop(key, None)
+        return set(self._users.get(key, ()))
+
+    def track(self, user: Hashable, uses: set[ChildKey]) -> None:
+        """``user`` now references exactly ``uses``."""
+        for key in self._uses.get(user, set()) - uses:
+            self._users.get(key, set()).discard(user)
+        for key in uses:
+            self._users.setdefault(key, set()).add(user)
+        self._uses[user] = uses
+
+    def forget(self, user: Hashable) -> None:
+        self.track(user, set())
+        self._uses.pop(user, None)
+
+    def uses(self, user: Hashable) -> set[ChildKey]:
+        return set(self._uses.get(user, ()))
+
+    def users(self, keys: Iterable[ChildKey]) -> set[Hashable]:
+        return {user for key in keys for user in self._users.get(key, ())}
+
+    def view(self, user: Hashable) -> Children:
+        """The related objects ``user`` references that exist."""
+        return Children({key: self._objects[key] for key in self._uses.get(user, ()) if key in self._objects})

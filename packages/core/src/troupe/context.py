@@ -74,7 +74,8 @@ class ReconcileContext(Generic[SpecT]):
     """One object at one instant: everything a pure builder or status function may look at.
 
     ``now`` is the reconcile's clock reading; hooks never read the clock themselves, so tests pass any
-    instant they like.
+    instant they like. ``children`` are the observed children this object owns; ``related`` the objects
+    of the kind's related kinds that it references and that exist (a missing one is simply absent).
     """
 
     kind: KindSpec
@@ -82,6 +83,7 @@ class ReconcileContext(Generic[SpecT]):
     spec: SpecT
     now: datetime
     children: Children = field(default_factory=Children)
+    related: Children = field(default_factory=Children)
 
     @property
     def name(self) -> str:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -27,6 +28,9 @@ class ChildKind:
 
     ``prune``: children of this kind that the builders stop returning are deleted. PersistentVolumeClaims
     and anything holding user data should say ``prune=False``; the core never deletes those on its own.
+    ``optional``: the kind's API may be absent from a cluster (a CRD of another project, like KubeVirt's
+    VirtualMachine). The operator then starts all the same; an object whose builders return such a child
+    gets condition ``MissingAPI`` saying ``missing_hint``, and proceeds once the CRD is installed.
     """
 
     api_version: str
@@ -34,6 +38,39 @@ class ChildKind:
     plural: str
     namespaced: bool = True
     prune: bool = True
+    optional: bool = False
+    missing_hint: str = ""
+
+    @property
+    def group(self) -> str:
+        return self.api_version.rpartition("/")[0]
+
+    @property
+    def version(self) -> str:
+        return self.api_version.rpartition("/")[2]
+
+
+#: (namespace, name) of a related object; namespace None for a cluster-scoped kind.
+Reference = tuple[str | None, str]
+
+
+@dataclass(frozen=True)
+class RelatedKind:
+    """A kind the operator reads but does not own: a flavor, a policy ConfigMap, a Project.
+
+    ``references`` is a pure function from an object's body to the related objects it uses (a name in its
+    spec, a fixed policy name). The core watches the kind, hands the referenced objects that exist to the
+    hooks in ``ctx.related``, and reconciles every dependent when one of them appears, changes or goes.
+    ``optional`` and ``missing_hint`` as for :class:`ChildKind`.
+    """
+
+    api_version: str
+    kind: str
+    plural: str
+    references: Callable[[dict[str, Any]], Iterable[Reference]]
+    namespaced: bool = True
+    optional: bool = False
+    missing_hint: str = ""
 
     @property
     def group(self) -> str:
@@ -66,6 +103,7 @@ class KindSpec:
     categories: tuple[str, ...] = ()
     printer_columns: tuple[PrinterColumn, ...] = ()
     children: tuple[ChildKind, ...] = ()
+    related: tuple[RelatedKind, ...] = ()
     description: str = ""
     spec_required: bool = True
     reconcile: bool = True
@@ -83,6 +121,11 @@ class KindSpec:
     @property
     def crd_name(self) -> str:
         return f"{self.plural}.{self.group}"
+
+    @property
+    def watched(self) -> tuple[ChildKind | RelatedKind, ...]:
+        """The kinds whose watches this kind's reconciles depend on: its children and related kinds."""
+        return (*self.children, *self.related)
 
     def child(self, api_version: str, kind: str) -> ChildKind | None:
         return next((c for c in self.children if c.api_version == api_version and c.kind == kind), None)

@@ -7,7 +7,7 @@ import json
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import aiohttp
@@ -17,7 +17,8 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from troupe.apply import CREATE_ONLY_ANNOTATION, complete_child, holder, is_subset, owner_key
-from troupe.cache import ChildIndex, ObjectCache
+from troupe.availability import Availability, missing_message
+from troupe.cache import ChildIndex, ObjectCache, RelatedIndex
 from troupe.client import Kube, NotFound
 from troupe.clock import Clock, isoformat
 from troupe.conditions import Condition
@@ -65,11 +66,13 @@ class Refusal:
 
 @dataclass
 class ApplyReport:
-    """What applying an object's children came to: writes made, names held by others, refusals."""
+    """What applying an object's children came to: writes made, names held by others, refusals, and
+    optional APIs not served."""
 
     wrote: bool = False
     conflicts: list[str] = field(default_factory=list)
     refusals: list[Refusal] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
 
     @property
     def retryable(self) -> bool:
@@ -118,6 +121,8 @@ class Reconciler:
         self.metrics = metrics
         self.objects = ObjectCache()
         self.children = ChildIndex()
+        self.related = RelatedIndex()
+        self.availability = Availability()
         self._failures: dict[ObjectKey, int] = {}
 
     def hooks_of(self, kind: KindSpec) -> KindHooks:
@@ -125,8 +130,26 @@ class Reconciler:
 
     # -- contexts -------------------------------------------------------------------------------
 
+    def put(self, key: ObjectKey, body: Manifest) -> None:
+        """An object's latest body from its watch, and the related objects it references now."""
+        self.objects.put(key, body)
+        uses: set[ChildKey] = set()
+        for rel in key.kind.related:
+            try:
+                refs = list(rel.references(body))
+            except Exception:  # a references function is a plugin's; a bad spec must not stop the watch
+                logger.exception("%s: the references of %s could not be read", key, rel.kind)
+                refs = []
+            uses |= {ChildKey(rel.group, rel.kind, ns if rel.namespaced else None, name) for ns, name in refs}
+        self.related.track(key, uses)
+
+    def forget(self, key: ObjectKey) -> None:
+        self.objects.pop(key)
+        self.children.forget(key.owner)
+        self.related.forget(key)
+
     def context(self, key: ObjectKey, body: Manifest) -> ReconcileContext[Any]:
-        """Parse the spec and gather the children; raises ValidationError on a bad spec."""
+        """Parse the spec, gather the children and related objects; raises ValidationError on a bad spec."""
         spec = key.kind.spec_model.model_validate(body.get("spec") or {})
         return ReconcileContext(
             kind=key.kind,
@@ -134,21 +157,33 @@ class Reconciler:
             spec=spec,
             now=self.clock(),
             children=self.children.children(key.owner, str(body["metadata"].get("uid", ""))),
+            related=self.related.view(key),
         )
 
-    def children_listed(self, key: ObjectKey) -> bool:
-        """Every child kind's watch has delivered its initial listing for this object's namespace.
+    def listed(self, key: ObjectKey) -> bool:
+        """Every child and related kind's watch has delivered its initial listing for this object.
 
-        Until then an existing child looks absent: a builder would make a new password, a scheduler a
-        second pod. Waiting for the listings after a start costs a fraction of a second.
+        Until then an existing child looks absent (a builder would make a new password, a scheduler a
+        second pod) and a related object looks missing. Waiting after a start costs a fraction of a second.
+        A kind whose optional API is not served has nothing to list.
         """
         if self.activity is None:
             return True
         return all(
-            self.activity.has_listed(f"{child.plural}@*")
-            or (key.namespace is not None and self.activity.has_listed(f"{child.plural}@{key.namespace}"))
-            for child in key.kind.children
+            self.activity.has_listed(f"{dep.plural}@*")
+            or (key.namespace is not None and self.activity.has_listed(f"{dep.plural}@{key.namespace}"))
+            for dep in key.kind.watched
+            if self.availability.served(dep)
         )
+
+    def missing_related(self, key: ObjectKey) -> list[str]:
+        """The related kinds this object references whose optional API is not served."""
+        used = {(ref.group, ref.kind) for ref in self.related.uses(key)}
+        return [
+            missing_message(rel)
+            for rel in key.kind.related
+            if not self.availability.served(rel) and (rel.group, rel.kind) in used
+        ]
 
     # -- the reconcile --------------------------------------------------------------------------
 
@@ -157,7 +192,7 @@ class Reconciler:
         body = self.objects.get(key)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return None
-        if not self.children_listed(key):
+        if not self.listed(key):
             return LISTING_RECHECK
         metrics = self.metrics[key.kind.operator]
         started = time.perf_counter()
@@ -196,6 +231,7 @@ class Reconciler:
             report, ctx = await self._apply_children(ctx)
         except (kopf.PermanentError, InvalidChild) as exc:
             return await self._fail(key, body, "ApplyFailed", str(exc))
+        report.missing.extend(self.missing_related(key))
         if report.refusals:
             message = "the API server refused " + "; ".join(str(r) for r in report.refusals)
             await self.write_status(key, body, failed("ApplyFailed", message))
@@ -206,9 +242,10 @@ class Reconciler:
             logger.warning("%s failed: %s", key, message)
             return None, "failed"
         update = self.hooks_of(ctx.kind).troupe_aggregate_status(ctx=ctx) or StatusUpdate(phase="Ready")
-        with_conflicts = name_conflicts(update, report.conflicts, body.get("status") or {})
-        wrote = report.wrote | await self.write_status(key, ctx.body, with_conflicts, ctx=ctx)
-        if update.delete and not report.conflicts:
+        blockers = {"NameConflict": report.conflicts, "MissingAPI": report.missing}
+        blocked = with_blockers(update, blockers, body.get("status") or {})
+        wrote = report.wrote | await self.write_status(key, ctx.body, blocked, ctx=ctx)
+        if blocked.delete:
             await self.delete_object(key)
             wrote = True
         delay = min(update.requeue_after or key.kind.resync_seconds, key.kind.resync_seconds)
@@ -236,6 +273,10 @@ class Reconciler:
         prepared = []
         for manifest in desired:
             child = self._child_kind(kind, manifest)
+            if not self.availability.served(child):
+                if missing_message(child) not in report.missing:
+                    report.missing.append(missing_message(child))
+                continue
             try:
                 complete_child(kind, ctx.body, manifest, child)
             except ValueError as exc:
@@ -261,9 +302,7 @@ class Reconciler:
                     applied[ChildKey.of(manifest)] = observed
         pruned = await self._prune(ctx, {ChildKey.of(m) for _, m in prepared}, report)
         children = {key: obj for key, obj in {**ctx.children, **applied}.items() if key not in pruned}
-        return report, ReconcileContext(
-            kind=kind, body=ctx.body, spec=ctx.spec, now=ctx.now, children=Children(children)
-        )
+        return report, replace(ctx, children=Children(children))
 
     async def _prune(
         self, ctx: ReconcileContext[Any], desired: set[ChildKey], report: ApplyReport
@@ -347,7 +386,7 @@ class Reconciler:
         A spec that no longer parses skips the builders (nothing is deleted on a guess) and the finalize
         hooks see the model's defaults, which are the data-keeping choices.
         """
-        if not self.children_listed(key):  # an unlisted child would look gone, and be left to GC unordered
+        if not self.listed(key):  # an unlisted child would look gone, and be left to GC unordered
             raise kopf.TemporaryError(
                 "waiting for the initial listing of the children", delay=LISTING_RECHECK
             )
@@ -360,6 +399,7 @@ class Reconciler:
                 spec=key.kind.spec_model.model_construct(),
                 now=self.clock(),
                 children=self.children.children(key.owner, str(body["metadata"].get("uid", ""))),
+                related=self.related.view(key),
             )
         else:
             try:
@@ -455,37 +495,43 @@ class Reconciler:
         return dict(counts)
 
 
-def name_conflicts(update: StatusUpdate, conflicts: list[str], observed: Manifest) -> StatusUpdate:
-    """``update`` with the NameConflict condition: True naming each held name, False once all are free."""
-    if conflicts:
-        message = "; ".join(conflicts) + ": rename or remove that object, or rename this one"
-        conditions = [c for c in update.conditions if c.type not in ("Ready", "NameConflict")]
-        return StatusUpdate(
-            phase=update.phase,
-            conditions=[
-                *conditions,
-                Condition(type="NameConflict", status="True", reason="NameConflict", message=message),
-                Condition(type="Ready", status="False", reason="NameConflict", message=message),
-            ],
-            fields=update.fields,
-            requeue_after=update.requeue_after,
-        )
-    held_before = any(
-        c.get("type") == "NameConflict" and c.get("status") == "True"
-        for c in observed.get("conditions") or []
-    )
-    if not held_before:
-        return update
-    freed = Condition(
-        type="NameConflict", status="False", reason="NamesFree", message="every child name is free"
-    )
-    return StatusUpdate(
-        phase=update.phase,
-        conditions=[*update.conditions, freed],
-        fields=update.fields,
-        requeue_after=update.requeue_after,
-        delete=update.delete,
-    )
+#: What each blocking condition tells the user to do, after the list of what blocks.
+BLOCKER_ADVICE = {
+    "NameConflict": "rename or remove that object, or rename this one",
+    "MissingAPI": "install it; this object proceeds once it is served",
+}
+
+
+def with_blockers(update: StatusUpdate, blockers: dict[str, list[str]], observed: Manifest) -> StatusUpdate:
+    """``update`` with the core's blocking conditions (NameConflict, MissingAPI).
+
+    A blocker with entries is True, names each entry and makes Ready False (the object cannot be ready,
+    and is not deleted at its end of life while blocked); one that was True before and has none now
+    turns False. The plugin's phase stands.
+    """
+    held_before = {c.get("type") for c in observed.get("conditions") or [] if c.get("status") == "True"}
+    conditions = list(update.conditions)
+    blocking = [(type_, entries) for type_, entries in blockers.items() if entries]
+    for type_, entries in blockers.items():
+        if entries:
+            message = "; ".join(entries) + ": " + BLOCKER_ADVICE[type_]
+            conditions = [c for c in conditions if c.type != type_]
+            conditions.append(Condition(type=type_, status="True", reason=type_, message=message))
+        elif type_ in held_before:
+            conditions.append(
+                Condition(type=type_, status="False", reason="Resolved", message="nothing blocks")
+            )
+    if blocking:
+        type_, _ = blocking[0]
+        reason = next(c.message for c in conditions if c.type == type_)
+        conditions = [c for c in conditions if c.type != "Ready"]
+        conditions.append(Condition(type="Ready", status="False", reason=type_, message=reason))
+    elif not any(c.type == "Ready" for c in conditions):
+        # A plugin that reports no Ready of its own leaves it to the core: the blocker's False must go.
+        ready: Manifest = next((c for c in observed.get("conditions") or [] if c.get("type") == "Ready"), {})
+        if ready.get("reason") in BLOCKER_ADVICE:
+            conditions.append(Condition(type="Ready", status="True", reason="Reconciled", message=""))
+    return replace(update, conditions=conditions, delete=update.delete and not blocking)
 
 
 def _describe(exc: Exception) -> str:

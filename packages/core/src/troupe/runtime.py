@@ -14,18 +14,23 @@ import kopf
 import pluggy
 from prometheus_client import CollectorRegistry
 
+from troupe.availability import crd_name, crd_serves, optional_kinds
 from troupe.client import Kube
 from troupe.clock import Clock, utcnow
 from troupe.handle import OperatorHandle
 from troupe.health import WatchActivity, install_watch_probe, make_app, serve
-from troupe.kinds import ChildKind, KindSpec
+from troupe.kinds import ChildKind, KindSpec, RelatedKind
 from troupe.metrics import OperatorMetrics, PhaseCollector
 from troupe.naming import MANAGED_BY, managed_by
-from troupe.plugins import collect_kinds
+from troupe.plugins import PluginError, collect_kinds
 from troupe.reconcile import ObjectKey, Reconciler
 from troupe.workqueue import WorkQueue
 
 logger = logging.getLogger(__name__)
+
+
+class ScopeError(PluginError):
+    """The operators cannot work in the scope they were asked to watch."""
 
 
 @dataclass
@@ -146,9 +151,70 @@ def register(registry: HandlerRegistry, pm: pluggy.PluginManager) -> None:
             continue
         _register_kind(reg, kind, reconciler, queue)
     operators = {managed_by(op) for op in registry.settings.operators}
-    for child in _unique_children([k for k in registry.kinds if k.reconcile]).values():
+    served = [k for k in registry.kinds if k.reconcile]
+    for child in _unique_children(served).values():
         _register_child(reg, child, reconciler, queue, operators, registry.kinds)
+    for related in {(r.api_version, r.kind): r for k in served for r in k.related}.values():
+        _register_related(reg, related, reconciler, queue)
+    if optional_kinds(served):
+        _register_crd_watch(reg, served, reconciler, queue)
     pm.hook.troupe_register_handlers(handle=registry.handle())
+
+
+def _register_related(
+    reg: kopf.OperatorRegistry, related: RelatedKind, reconciler: Reconciler, queue: WorkQueue
+) -> None:
+    @kopf.on.event(
+        related.group, related.version, related.plural, registry=reg, id=f"troupe-related-{related.kind}"
+    )
+    async def on_related(event: kopf.RawEvent, **_: Any) -> None:
+        obj = dict(event["object"])
+        obj.setdefault("apiVersion", related.api_version)
+        obj.setdefault("kind", related.kind)
+        users = reconciler.related.remove(obj) if event["type"] == "DELETED" else reconciler.related.put(obj)
+        for user in users:
+            queue.enqueue(user)
+
+
+def _register_crd_watch(
+    reg: kopf.OperatorRegistry, kinds: list[KindSpec], reconciler: Reconciler, queue: WorkQueue
+) -> None:
+    """Optional APIs coming and going: their dependents are reconciled at once, without a restart."""
+    deps = {crd_name(dep): dep for dep in optional_kinds(kinds)}
+
+    def watched(name: str, **_: Any) -> bool:
+        return name in deps
+
+    @kopf.on.event(
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        registry=reg,
+        when=watched,
+        id="troupe-crds",
+    )
+    async def on_crd(event: kopf.RawEvent, name: str, **_: Any) -> None:
+        dep = deps[name]
+        served = event["type"] != "DELETED" and crd_serves(dict(event["object"]), dep.version)
+        if not reconciler.availability.set(name, served):
+            return
+        for key, _body in reconciler.objects.items():
+            if dep in key.kind.watched:
+                queue.enqueue(key)
+
+
+def check_scope(kinds: Sequence[KindSpec], namespaces: Sequence[str]) -> None:
+    """Refuse what cannot work when watching named namespaces only, with what to do instead."""
+    if not namespaces:
+        return
+    for kind in kinds:
+        spread = [c.kind for c in kind.children if c.namespaced] if not kind.namespaced else []
+        if spread:
+            raise ScopeError(
+                f"{kind.kind} is cluster-scoped and creates {', '.join(spread)} in namespaces of its own, "
+                f"which watching only {', '.join(namespaces)} cannot see: run it with --all-namespaces "
+                "(chart: leave watchNamespaces empty)"
+            )
 
 
 def _register_kind(
@@ -161,11 +227,10 @@ def _register_kind(
     async def on_object(event: kopf.RawEvent, name: str, namespace: str | None, **_: Any) -> None:
         key = ObjectKey(kind, namespace, name)
         if event["type"] == "DELETED":
-            reconciler.objects.pop(key)
-            reconciler.children.forget(key.owner)
+            reconciler.forget(key)
             queue.forget(key)
             return
-        reconciler.objects.put(key, dict(event["object"]))
+        reconciler.put(key, dict(event["object"]))
         queue.enqueue(key)
 
     if kind.finalize:
@@ -217,12 +282,14 @@ async def run(
 ) -> None:
     """Run the operators until stopped (SIGINT/SIGTERM or ``stop_flag``)."""
     kinds = collect_kinds(pm, run_settings.operators)
+    check_scope(kinds, run_settings.namespaces)
     prom = CollectorRegistry()
     metrics = {op: OperatorMetrics(op, prom) for op in run_settings.operators}
     activity = WatchActivity(stale_after=run_settings.watch_stale_after)
     install_watch_probe(activity)
     kube = await Kube.connect(field_manager=f"troupe-{run_settings.identity}")
     reconciler = Reconciler(pm=pm, kube=kube, clock=clock, metrics=metrics, activity=activity)
+    await reconciler.availability.discover(kube, optional_kinds(kinds))
     queue = WorkQueue(reconciler.reconcile, concurrency=run_settings.concurrency)  # type: ignore[arg-type]
     registry = HandlerRegistry(
         kopf=kopf.OperatorRegistry(),

@@ -1,0 +1,76 @@
+"""An in-memory stand-in for the core's API client, for unit tests of the reconcile path.
+
+Pure units only: anything that depends on how Kubernetes behaves is tested against a real API server.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from troupe.client import NotFound
+
+Manifest = dict[str, Any]
+
+
+class MemoryKube:
+    """Just enough of troupe.client.Kube: stores objects, counts writes, bumps resourceVersion."""
+
+    field_manager = "troupe-example"
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str | None, str], Manifest] = {}
+        self.writes: list[str] = []
+        self.version = 100
+        self.refuse: ApiException | None = None
+
+    def _bump(self, obj: Manifest) -> Manifest:
+        self.version += 1
+        obj["metadata"]["resourceVersion"] = str(self.version)
+        return copy.deepcopy(obj)
+
+    async def get(self, api_version: str, plural: str, namespace: str | None, name: str) -> Manifest | None:
+        obj = self.objects.get((plural, namespace, name))
+        return copy.deepcopy(obj) if obj else None
+
+    async def apply(
+        self, manifest: Manifest, plural: str, namespace: str | None, *, force: bool = False
+    ) -> Manifest:
+        if self.refuse is not None:
+            raise self.refuse
+        key = (plural, namespace, manifest["metadata"]["name"])
+        existing = self.objects.get(key)
+        managers = {m["manager"] for m in (existing or {}).get("metadata", {}).get("managedFields", [])}
+        if existing is not None and not force and managers - {self.field_manager}:
+            raise ApiException(status=409, reason="Conflict")  # another manager's fields (simplified)
+        self.writes.append(f"apply {manifest['kind']}/{manifest['metadata']['name']}")
+        stored = copy.deepcopy(manifest)
+        stored["metadata"]["uid"] = "child-uid"
+        stored["metadata"]["managedFields"] = [{"manager": self.field_manager, "operation": "Apply"}]
+        self.objects[key] = stored
+        return self._bump(stored)
+
+    async def patch_status(
+        self, api_version: str, plural: str, namespace: str | None, name: str, patch: Manifest
+    ) -> Manifest:
+        self.writes.append(f"status {name}")
+        if (plural, namespace, name) not in self.objects:
+            raise NotFound(name)
+        obj = self.objects[plural, namespace, name]
+        status = obj.setdefault("status", {})
+        for key, value in patch.items():
+            if value is None:
+                status.pop(key, None)
+            else:
+                status[key] = value
+        return self._bump(obj)
+
+    async def delete(self, api_version: str, plural: str, namespace: str | None, name: str, **_: Any) -> bool:
+        self.writes.append(f"delete {plural}/{name}")
+        return self.objects.pop((plural, namespace, name), None) is not None
+
+    async def request(self, method: str, path: str, **_: Any) -> Manifest:
+        self.writes.append(f"{method} {path}")
+        return {}
