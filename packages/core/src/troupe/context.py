@@ -70,12 +70,22 @@ class Children(Mapping[ChildKey, Manifest]):
 
 
 @dataclass(frozen=True)
+class AdmissionState:
+    """Where an object of a kind with admission stands: admitted, or its place in line (1 is next)."""
+
+    admitted: bool
+    position: int = 0
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
 class ReconcileContext(Generic[SpecT]):
     """One object at one instant: everything a pure builder or status function may look at.
 
     ``now`` is the reconcile's clock reading; hooks never read the clock themselves, so tests pass any
     instant they like. ``children`` are the observed children this object owns; ``related`` the objects
     of the kind's related kinds that it references and that exist (a missing one is simply absent).
+    ``admission`` says whether a kind with admission may provision now (always admitted without).
     """
 
     kind: KindSpec
@@ -84,6 +94,7 @@ class ReconcileContext(Generic[SpecT]):
     now: datetime
     children: Children = field(default_factory=Children)
     related: Children = field(default_factory=Children)
+    admission: AdmissionState = field(default_factory=lambda: AdmissionState(admitted=True))
 
     @property
     def name(self) -> str:

@@ -82,6 +82,22 @@ class RelatedKind:
 
 
 @dataclass(frozen=True)
+class Admission:
+    """At most ``limit`` objects of a kind provisioning at once; the rest wait, first come first served.
+
+    Derived from observed state, so every reconcile and a restarted operator agree: an object for which
+    ``holding(body)`` is True (its status says it provisions) keeps its slot; those for which
+    ``waiting(body)`` is True queue by creation time, and the first ones that fit in the free slots are
+    admitted. ``limit(related)`` reads the limit from the object's related objects (a policy ConfigMap),
+    so a change takes effect at once; None means no limit. Builders see ``ctx.admission``.
+    """
+
+    limit: Callable[[Any], int | None]
+    holding: Callable[[dict[str, Any]], bool]
+    waiting: Callable[[dict[str, Any]], bool]
+
+
+@dataclass(frozen=True)
 class KindSpec:
     """A custom resource kind served by one operator.
 
@@ -104,6 +120,7 @@ class KindSpec:
     printer_columns: tuple[PrinterColumn, ...] = ()
     children: tuple[ChildKind, ...] = ()
     related: tuple[RelatedKind, ...] = ()
+    admission: Admission | None = None
     description: str = ""
     spec_required: bool = True
     reconcile: bool = True

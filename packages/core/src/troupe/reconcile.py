@@ -16,13 +16,14 @@ import pluggy
 from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
 
+from troupe.admission import line_up, newly_admitted
 from troupe.apply import CREATE_ONLY_ANNOTATION, complete_child, holder, is_subset, owner_key
 from troupe.availability import Availability, missing_message
 from troupe.cache import ChildIndex, ObjectCache, RelatedIndex
 from troupe.client import Kube, NotFound
 from troupe.clock import Clock, isoformat
 from troupe.conditions import Condition
-from troupe.context import ChildKey, Children, Manifest, ReconcileContext, StatusUpdate
+from troupe.context import AdmissionState, ChildKey, Children, Manifest, ReconcileContext, StatusUpdate
 from troupe.health import WatchActivity
 from troupe.kinds import ChildKind, KindSpec
 from troupe.metrics import OperatorMetrics
@@ -124,6 +125,7 @@ class Reconciler:
         self.related = RelatedIndex()
         self.availability = Availability()
         self._failures: dict[ObjectKey, int] = {}
+        self._lines: dict[KindSpec, dict[object, AdmissionState]] = {}
 
     def hooks_of(self, kind: KindSpec) -> KindHooks:
         return self.hooks[kind.group, kind.kind]
@@ -158,7 +160,31 @@ class Reconciler:
             now=self.clock(),
             children=self.children.children(key.owner, str(body["metadata"].get("uid", ""))),
             related=self.related.view(key),
+            admission=self.line(key.kind).get(key, AdmissionState(admitted=True)),
         )
+
+    def line(self, kind: KindSpec) -> dict[object, AdmissionState]:
+        """The admission states of ``kind``'s objects that hold or wait for a slot (empty: no admission)."""
+        admission = kind.admission
+        if admission is None:
+            return {}
+        members = [(key, body) for key, body in self.objects.items() if key.kind is kind]
+        # The limit lives in a related object (a policy) that every member references; any one will do.
+        limit = next(
+            (
+                admission.limit(self.related.view(key))
+                for key, body in members
+                if admission.holding(body) or admission.waiting(body)
+            ),
+            None,
+        )
+        return line_up(admission, members, limit)
+
+    def admission_changes(self, kind: KindSpec) -> list[object]:
+        """Objects admitted since the last look: a freed slot or a raised limit lets the next one in."""
+        after = self.line(kind)
+        before, self._lines[kind] = self._lines.get(kind, {}), after
+        return newly_admitted(before, after)
 
     def listed(self, key: ObjectKey) -> bool:
         """Every child and related kind's watch has delivered its initial listing for this object.

@@ -229,9 +229,11 @@ def _register_kind(
         if event["type"] == "DELETED":
             reconciler.forget(key)
             queue.forget(key)
-            return
-        reconciler.put(key, dict(event["object"]))
-        queue.enqueue(key)
+        else:
+            reconciler.put(key, dict(event["object"]))
+            queue.enqueue(key)
+        for admitted in reconciler.admission_changes(kind):
+            queue.enqueue(admitted)
 
     if kind.finalize:
 
