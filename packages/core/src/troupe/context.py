@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from troupe.conditions import Condition
 from troupe.kinds import KindSpec
@@ -69,6 +69,21 @@ class Children(Mapping[ChildKey, Manifest]):
         )
 
 
+class ActionRecord(BaseModel):
+    """What is known of one long-running step of an object: kept in ``status.actions[name]``."""
+
+    digest: str = Field(description="Hash of the inputs the step ran with.")
+    phase: Literal["Running", "Succeeded", "Failed"] = Field(description="Running, Succeeded or Failed.")
+    startedAt: str | None = Field(default=None, description="When the step (last) started.")
+    finishedAt: str | None = Field(default=None, description="When it ended.")
+    message: str = Field(default="", description="The error of a failed step.")
+    result: dict[str, Any] = Field(default_factory=dict, description="What the step returned.")
+
+    @property
+    def done(self) -> bool:
+        return self.phase != "Running"
+
+
 @dataclass(frozen=True)
 class AdmissionState:
     """Where an object of a kind with admission stands: admitted, or its place in line (1 is next)."""
@@ -119,6 +134,12 @@ class ReconcileContext(Generic[SpecT]):
         return dict(status)
 
     @property
+    def actions(self) -> dict[str, ActionRecord]:
+        """The recorded long-running steps of this object, by name (``status.actions``)."""
+        recorded = self.status.get("actions") or {}
+        return {name: ActionRecord.model_validate(record) for name, record in recorded.items()}
+
+    @property
     def deleting(self) -> bool:
         return bool(self.body["metadata"].get("deletionTimestamp"))
 
@@ -130,6 +151,8 @@ class StatusUpdate:
     ``fields`` are status fields other than phase, conditions and observedGeneration (which the core
     owns). ``requeue_after`` asks for another reconcile after that many seconds even if nothing changes
     (time-based transitions). ``delete`` asks the core to delete the object itself (end of life).
+    ``actions`` asks for long-running steps of the kind (``KindSpec.actions``) by name, with their inputs;
+    their outcome shows in ``ctx.actions`` on later reconciles.
     """
 
     phase: str | None = None
@@ -137,3 +160,4 @@ class StatusUpdate:
     fields: dict[str, Any] = field(default_factory=dict)
     requeue_after: float | None = None
     delete: bool = False
+    actions: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from troupe.context import ActionRecord
 from troupe.kinds import KindSpec
 
 Schema = dict[str, Any]
@@ -129,6 +130,14 @@ def build_crd(kind: KindSpec) -> dict[str, Any]:
     version: dict[str, Any] = {"name": kind.version, "served": True, "storage": True}
     if kind.status_model is not None:
         properties["status"] = model_schema(kind.status_model, "status")
+        version["subresources"] = {"status": {}}
+    if kind.actions:  # the core records each long-running step's outcome there
+        status = properties.setdefault("status", {"type": "object", "properties": {}})
+        status.setdefault("properties", {})["actions"] = {
+            "type": "object",
+            "description": "Long-running steps by name: inputs digest, phase, times, result or error.",
+            "additionalProperties": model_schema(ActionRecord, "status.actions.*"),
+        }
         version["subresources"] = {"status": {}}
     root: Schema = {"type": "object", "properties": properties}
     if kind.description:

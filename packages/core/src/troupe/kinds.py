@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -98,6 +98,23 @@ class Admission:
 
 
 @dataclass(frozen=True)
+class Action:
+    """A step that takes seconds to minutes (a helm upgrade, a registry lookup, a git fetch).
+
+    The status hook asks for it by name with its inputs (``StatusUpdate.actions``); the core runs
+    ``run(inputs, handle)`` as a task of its own, outside any reconcile, for at most ``timeout`` seconds,
+    and records the outcome in ``status.actions[name]``: a step done for these inputs is not run again,
+    one in flight when the operator stopped runs again after the restart, new inputs cancel a running
+    one, and the object's deletion cancels it. ``run`` must be idempotent (``helm upgrade --install``);
+    it returns a small JSON result (stored in status) or raises, which records ``Failed`` with the error.
+    """
+
+    name: str
+    run: Callable[[dict[str, Any], Any], Awaitable[dict[str, Any]]]
+    timeout: float = 600.0
+
+
+@dataclass(frozen=True)
 class KindSpec:
     """A custom resource kind served by one operator.
 
@@ -121,6 +138,7 @@ class KindSpec:
     children: tuple[ChildKind, ...] = ()
     related: tuple[RelatedKind, ...] = ()
     admission: Admission | None = None
+    actions: tuple[Action, ...] = ()
     description: str = ""
     spec_required: bool = True
     reconcile: bool = True
@@ -143,6 +161,9 @@ class KindSpec:
     def watched(self) -> tuple[ChildKind | RelatedKind, ...]:
         """The kinds whose watches this kind's reconciles depend on: its children and related kinds."""
         return (*self.children, *self.related)
+
+    def action(self, name: str) -> Action | None:
+        return next((a for a in self.actions if a.name == name), None)
 
     def child(self, api_version: str, kind: str) -> ChildKind | None:
         return next((c for c in self.children if c.api_version == api_version and c.kind == kind), None)

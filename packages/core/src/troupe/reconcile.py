@@ -16,6 +16,7 @@ import pluggy
 from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
 
+from troupe.actions import ActionRunner
 from troupe.admission import line_up, newly_admitted
 from troupe.apply import CREATE_ONLY_ANNOTATION, complete_child, holder, is_subset, owner_key
 from troupe.availability import Availability, missing_message
@@ -124,6 +125,7 @@ class Reconciler:
         self.children = ChildIndex()
         self.related = RelatedIndex()
         self.availability = Availability()
+        self.actions = ActionRunner(kube, clock, done=lambda key: None)
         self._failures: dict[ObjectKey, int] = {}
         self._lines: dict[KindSpec, dict[object, AdmissionState]] = {}
 
@@ -146,6 +148,7 @@ class Reconciler:
         self.related.track(key, uses)
 
     def forget(self, key: ObjectKey) -> None:
+        self.actions.cancel(key)
         self.objects.pop(key)
         self.children.forget(key.owner)
         self.related.forget(key)
@@ -268,6 +271,15 @@ class Reconciler:
             logger.warning("%s failed: %s", key, message)
             return None, "failed"
         update = self.hooks_of(ctx.kind).troupe_aggregate_status(ctx=ctx) or StatusUpdate(phase="Ready")
+        if update.actions or key.kind.actions:
+            try:
+                started = self.actions.plan(
+                    key, (key.kind, key.namespace, key.name), update.actions, ctx.status
+                )
+            except ValueError as exc:
+                return await self._fail(key, body, "InvalidAction", str(exc))
+            if started:
+                update.fields["actions"] = {**(ctx.status.get("actions") or {}), **started}
         blockers = {"NameConflict": report.conflicts, "MissingAPI": report.missing}
         blocked = with_blockers(update, blockers, body.get("status") or {})
         wrote = report.wrote | await self.write_status(key, ctx.body, blocked, ctx=ctx)

@@ -303,6 +303,8 @@ async def run(
     )
     for op in run_settings.operators:
         prom.register(PhaseCollector(op, functools.partial(reconciler.phase_counts, op)))
+    reconciler.actions.done = queue.enqueue
+    reconciler.actions.handle = registry.handle()
     register(registry, pm)
     logging.getLogger("kopf.objects").addFilter(TeardownStepsAreInfo())
     if ready is not None:
@@ -326,6 +328,7 @@ async def run(
             memo=kopf.Memo(troupe=registry),
         )
     finally:
+        reconciler.actions.close()
         queue.close()
         await runner.cleanup()
         await kube.close()

@@ -25,6 +25,7 @@ class MemoryKube:
         self.writes: list[str] = []
         self.version = 100
         self.refuse: ApiException | None = None
+        self.bodies: list[Any] = []
 
     def _bump(self, obj: Manifest) -> Manifest:
         self.version += 1
@@ -71,6 +72,7 @@ class MemoryKube:
         self.writes.append(f"delete {plural}/{name}")
         return self.objects.pop((plural, namespace, name), None) is not None
 
-    async def request(self, method: str, path: str, **_: Any) -> Manifest:
+    async def request(self, method: str, path: str, *, body: Any = None, **_: Any) -> Manifest:
         self.writes.append(f"{method} {path}")
+        self.bodies.append(body)
         return {}

@@ -1,0 +1,111 @@
+"""Long-running steps (helm, registry, git) as tasks of their own, recorded in status, resumed on restart."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from troupe.client import Kube, NotFound, resource_path
+from troupe.clock import Clock, isoformat
+from troupe.context import ActionRecord, Manifest
+from troupe.kinds import Action, KindSpec
+
+logger = logging.getLogger(__name__)
+
+Target = tuple[KindSpec, str | None, str]  # the object's kind, namespace, name
+
+
+def digest(inputs: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class ActionRunner:
+    """Starts, cancels and records the actions the status hooks ask for."""
+
+    def __init__(self, kube: Kube, clock: Clock, done: Callable[[Hashable], None]) -> None:
+        self.kube = kube
+        self.clock = clock
+        self.done = done
+        self.handle: Any = None  # the OperatorHandle handed to ``Action.run``; set by the runtime
+        self._tasks: dict[tuple[Hashable, str], tuple[str, asyncio.Task[None]]] = {}
+
+    def plan(
+        self, key: Hashable, target: Target, requests: dict[str, dict[str, Any]], status: Manifest
+    ) -> dict[str, Any]:
+        """Start what is asked for and not done for these inputs; returns records to write (new Running)."""
+        kind = target[0]
+        recorded = status.get("actions") or {}
+        started: dict[str, Any] = {}
+        for name, inputs in requests.items():
+            action = kind.action(name)
+            if action is None:
+                raise ValueError(f"{kind.kind} asked for an undeclared action {name!r} (KindSpec.actions)")
+            wanted = digest(inputs)
+            record = recorded.get(name) or {}
+            running = self._tasks.get((key, name))
+            if record.get("digest") == wanted and record.get("phase") in ("Succeeded", "Failed"):
+                continue  # done for these inputs: never run again
+            if running is not None and running[0] == wanted:
+                continue  # in flight in this process
+            self.cancel(key, name)
+            task = asyncio.create_task(self._run(key, target, action, inputs, wanted), name=f"action {name}")
+            self._tasks[key, name] = (wanted, task)
+            started[name] = ActionRecord(
+                digest=wanted, phase="Running", startedAt=isoformat(self.clock())
+            ).model_dump()
+        for owner, name in list(self._tasks):
+            if owner == key and name not in requests:
+                self.cancel(key, name)
+        return started
+
+    def cancel(self, key: Hashable, name: str | None = None) -> None:
+        """Cancel one action of an object, or all of them (its deletion)."""
+        for (owner, action), (_, task) in list(self._tasks.items()):
+            if owner == key and name in (None, action):
+                task.cancel()
+                self._tasks.pop((owner, action), None)
+
+    def close(self) -> None:
+        for _, task in self._tasks.values():
+            task.cancel()
+        self._tasks.clear()
+
+    async def _run(
+        self, key: Hashable, target: Target, action: Action, inputs: dict[str, Any], wanted: str
+    ) -> None:
+        kind, namespace, name = target
+        started = isoformat(self.clock())
+        try:
+            result = await asyncio.wait_for(action.run(inputs, self.handle), timeout=action.timeout)
+            record = ActionRecord(digest=wanted, phase="Succeeded", startedAt=started, result=result or {})
+        except asyncio.CancelledError:
+            raise
+        except TimeoutError:
+            record = ActionRecord(
+                digest=wanted,
+                phase="Failed",
+                startedAt=started,
+                message=f"timed out after {action.timeout:g}s",
+            )
+        except Exception as exc:  # the plugin's step failed: record it, the status hook decides what next
+            logger.warning("%s %s: action %s failed: %s", kind.kind, name, action.name, exc)
+            record = ActionRecord(
+                digest=wanted, phase="Failed", startedAt=started, message=str(exc) or repr(exc)
+            )
+        record.finishedAt = isoformat(self.clock())
+        self._tasks.pop((key, action.name), None)
+        patch = {"status": {"actions": {action.name: record.model_dump()}}}
+        try:
+            await self.kube.request(
+                "PATCH",
+                resource_path(kind.api_version, kind.plural, namespace, name) + "/status",
+                body=patch,
+                content_type="application/merge-patch+json",
+            )
+        except NotFound:
+            return
+        self.done(key)
