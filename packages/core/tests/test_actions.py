@@ -105,3 +105,15 @@ async def test_an_undeclared_action_is_an_error(kube: MemoryKube, clock: FrozenC
     actions = runner(kube, clock, [])
     with pytest.raises(ValueError, match="undeclared action 'deploy'"):
         actions.plan("key", TARGET, {"deploy": {}}, {})
+
+
+async def test_a_stale_running_record_after_the_end_does_not_rerun(
+    kube: MemoryKube, clock: FrozenClock
+) -> None:
+    """The watch shows "Running" for a moment after the step ended: no second run from that."""
+    actions = runner(kube, clock, [])
+    started = actions.plan("key", TARGET, {"survey": {"what": "tag"}}, {})
+    await settle()
+    assert actions.plan("key", TARGET, {"survey": {"what": "tag"}}, {"actions": started}) == {}
+    await settle()
+    assert RUNS == [{"what": "tag"}]

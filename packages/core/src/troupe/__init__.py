@@ -10,11 +10,19 @@ import pluggy
 from troupe.apply import CREATE_ONLY_ANNOTATION, OWNER_ANNOTATION, OWNER_UID_ANNOTATION, RETAIN_ANNOTATION
 from troupe.clock import isoformat, parse_time
 from troupe.conditions import Condition
-from troupe.context import ChildKey, Children, Manifest, ReconcileContext, StatusUpdate
+from troupe.context import (
+    ActionRecord,
+    AdmissionState,
+    ChildKey,
+    Children,
+    Manifest,
+    ReconcileContext,
+    StatusUpdate,
+)
 from troupe.durations import DURATION_PATTERN, MAX_DURATION, Duration, format_duration, parse_duration
 from troupe.handle import OperatorHandle
 from troupe.hookspecs import PROJECT
-from troupe.kinds import ChildKind, KindSpec, PrinterColumn
+from troupe.kinds import Action, Admission, ChildKind, KindSpec, PrinterColumn, RelatedKind
 from troupe.metrics import OperatorMetrics, metric_name
 from troupe.models import SpecModel, StatusModel
 from troupe.naming import dns1123_label, label_value, standard_labels
@@ -29,6 +37,10 @@ __all__ = [
     "OWNER_ANNOTATION",
     "OWNER_UID_ANNOTATION",
     "RETAIN_ANNOTATION",
+    "Action",
+    "ActionRecord",
+    "Admission",
+    "AdmissionState",
     "ChildKey",
     "ChildKind",
     "Children",
@@ -40,6 +52,7 @@ __all__ = [
     "OperatorMetrics",
     "PrinterColumn",
     "ReconcileContext",
+    "RelatedKind",
     "SpecModel",
     "StatusModel",
     "StatusUpdate",

@@ -32,6 +32,8 @@ class ActionRunner:
         self.done = done
         self.handle: Any = None  # the OperatorHandle handed to ``Action.run``; set by the runtime
         self._tasks: dict[tuple[Hashable, str], tuple[str, asyncio.Task[None]]] = {}
+        # Digests finished in this process: the watch may still show "Running" for a moment after.
+        self._finished: dict[tuple[Hashable, str], str] = {}
 
     def plan(
         self, key: Hashable, target: Target, requests: dict[str, dict[str, Any]], status: Manifest
@@ -47,7 +49,8 @@ class ActionRunner:
             wanted = digest(inputs)
             record = recorded.get(name) or {}
             running = self._tasks.get((key, name))
-            if record.get("digest") == wanted and record.get("phase") in ("Succeeded", "Failed"):
+            done = record.get("digest") == wanted and record.get("phase") in ("Succeeded", "Failed")
+            if done or self._finished.get((key, name)) == wanted:
                 continue  # done for these inputs: never run again
             if running is not None and running[0] == wanted:
                 continue  # in flight in this process
@@ -68,6 +71,8 @@ class ActionRunner:
             if owner == key and name in (None, action):
                 task.cancel()
                 self._tasks.pop((owner, action), None)
+        if name is None:
+            self._finished = {k: v for k, v in self._finished.items() if k[0] != key}
 
     def close(self) -> None:
         for _, task in self._tasks.values():
@@ -97,7 +102,6 @@ class ActionRunner:
                 digest=wanted, phase="Failed", startedAt=started, message=str(exc) or repr(exc)
             )
         record.finishedAt = isoformat(self.clock())
-        self._tasks.pop((key, action.name), None)
         patch = {"status": {"actions": {action.name: record.model_dump()}}}
         try:
             await self.kube.request(
@@ -108,4 +112,7 @@ class ActionRunner:
             )
         except NotFound:
             return
+        finally:
+            self._tasks.pop((key, action.name), None)
+        self._finished[key, action.name] = wanted
         self.done(key)
