@@ -379,10 +379,12 @@ def start_operator(
     sa_namespace: str | None = None,
     extra_args: Sequence[str] = (),
     env: dict[str, str] | None = None,
+    standalone: bool = True,
 ) -> Operator:
     """Start ``uv run troupe run <plugin> (--namespace <ns> | --all-namespaces) --standalone`` as a SA.
 
-    ``sa_namespace`` is where the ServiceAccount lives (default: ``namespace``).
+    ``sa_namespace`` is where the ServiceAccount lives (default: ``namespace``). ``standalone=False``
+    runs with leader election (the chart's peering object must exist), as the chart's replicas do.
     """
     sa_ns = sa_namespace or namespace
     if sa_ns is None:
@@ -402,7 +404,7 @@ def start_operator(
         "run",
         plugin,
         *scope,
-        "--standalone",
+        *(["--standalone"] if standalone else []),
         "--metrics-port",
         str(port),
     ]

@@ -1,0 +1,187 @@
+"""Reliability on a real API server: SIGKILLs while objects converge and while they are deleted, and a
+standby replica taking over from a dead leader. The operator runs as its chart's ServiceAccount.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import random
+import signal
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from harness import (
+    ROOT,
+    Helm,
+    Operator,
+    apply,
+    create_namespace,
+    delete_namespace,
+    get,
+    kubectl,
+    kubectl_json,
+    new_namespace_name,
+    start_operator,
+    wait_for,
+)
+
+pytestmark = pytest.mark.e2e
+
+RELEASE = "rel"
+CHART = ROOT / "charts" / "workshop-operator"
+WORKSHOP = yaml.safe_load((ROOT / "plugins" / "workshop" / "examples" / "workshop.yaml").read_text())
+COUNT = 8
+KINDS = ("deployment", "service", "secret", "persistentvolumeclaim", "ingress")
+
+
+class Installed:
+    """The workshop chart installed once; operator processes started and killed at will."""
+
+    def __init__(self, cluster: str, base: Path) -> None:
+        self.base = base
+        self.system = create_namespace(new_namespace_name("reliability-system"))
+        kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CHART / "crds"))
+        self.helm = Helm(cluster)
+        self.helm.install(CHART, self.system, release=RELEASE)
+        key = kubectl_json("get", "secret", f"{RELEASE}-workshop-operator-password-key", "-n", self.system)
+        self.env = {"TROUPE_WORKSHOP_PASSWORD_KEY": base64.b64decode(key["data"]["key"]).decode()}
+        self.started: list[Operator] = []
+
+    def start(self, *, standalone: bool = True, priority: int | None = None) -> Operator:
+        log_dir = self.base / f"operator-{len(self.started)}"
+        extra = ["--priority", str(priority)] if priority is not None else []
+        op = start_operator(
+            "workshop",
+            None,
+            f"{RELEASE}-workshop-operator",
+            log_dir,
+            sa_namespace=self.system,
+            env=self.env,
+            extra_args=extra,
+            standalone=standalone,
+        )
+        self.started.append(op)
+        return op
+
+    def kill(self, op: Operator) -> None:
+        os.killpg(op.process.pid, signal.SIGKILL)
+        op.process.wait(10)
+
+    def close(self) -> None:
+        for op in self.started:
+            op.stop()
+        self.helm.uninstall_all()
+        delete_namespace(self.system)
+
+
+@pytest.fixture(scope="module")
+def installed(cluster: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
+    chart = Installed(cluster, tmp_path_factory.mktemp("reliability"))
+    yield chart
+    chart.close()
+
+
+def workshop(name: str) -> dict[str, Any]:
+    return {**WORKSHOP, "metadata": {"name": name}, "spec": {**WORKSHOP["spec"], "name": name}}
+
+
+def phases(namespace: str) -> dict[str, str | None]:
+    items = kubectl_json("get", "workshops", "-n", namespace, "-o", "json")["items"]
+    return {w["metadata"]["name"]: (w.get("status") or {}).get("phase") for w in items}
+
+
+def children(namespace: str) -> dict[str, list[dict[str, Any]]]:
+    return {k: kubectl_json("get", k, "-n", namespace, "-o", "json")["items"] for k in KINDS}
+
+
+def test_sigkills_while_converging_and_deleting_leave_no_duplicate_orphan_or_new_password(
+    installed: Installed, namespace: str
+) -> None:
+    users = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "users-notes"}, "data": {"a": "b"}}
+    apply(users, namespace)
+    before = get("configmap", "users-notes", namespace)
+    op = installed.start()
+    for i in range(COUNT):
+        apply(workshop(f"w{i}"), namespace)
+    passwords: dict[str, set[str]] = {}
+    rng = random.Random(7)
+    for _ in range(5):  # killed at random moments of the convergence
+        time.sleep(rng.uniform(0.5, 2.5))
+        for secret in children(namespace)["secret"]:
+            passwords.setdefault(secret["metadata"]["name"], set()).add(secret["data"]["password"])
+        installed.kill(op)
+        op = installed.start()
+    wait_for(
+        lambda: phases(namespace),
+        lambda p: len(p) == COUNT and all(v == "Running" for v in p.values()),
+        120,
+        "every workshop Running after the kills",
+    )
+    found = children(namespace)
+    uids = {
+        w["metadata"]["uid"] for w in kubectl_json("get", "workshops", "-n", namespace, "-o", "json")["items"]
+    }
+    for kind, items in found.items():
+        assert len(items) == COUNT, (
+            f"{len(items)} {kind}s for {COUNT} workshops: {[i['metadata']['name'] for i in items]}"
+        )
+        for item in items:
+            owner = (item["metadata"].get("annotations") or {}).get("troupe.dev/owner-uid")
+            assert owner in uids, f"{kind} {item['metadata']['name']} is an orphan (owner uid {owner})"
+    for secret in found["secret"]:
+        passwords.setdefault(secret["metadata"]["name"], set()).add(secret["data"]["password"])
+    assert all(len(values) == 1 for values in passwords.values()), passwords  # never a second password
+
+    kubectl("delete", "workshops", "--all", "-n", namespace, "--wait=false")
+    for _ in range(2):  # and killed while tearing down in order
+        time.sleep(1.5)
+        installed.kill(op)
+        op = installed.start()
+    wait_for(lambda: phases(namespace), lambda p: not p, 120, "every workshop gone after the kills")
+    left = children(namespace)
+    assert all(not left[k] for k in ("deployment", "service", "secret", "ingress")), left
+    claims = left["persistentvolumeclaim"]
+    assert len(claims) == COUNT and all(not c["metadata"].get("ownerReferences") for c in claims)  # kept
+    assert get("configmap", "users-notes", namespace) == before  # a user's object: untouched
+    assert "Traceback" not in op.log(), op.tail()
+    op.stop()
+
+
+def reconciles(op: Operator) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{op.metrics_port}/metrics", timeout=5) as rsp:
+        text = rsp.read().decode()
+    return sum(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("troupe_workshop_reconciles_total{")
+    )
+
+
+def test_a_standby_replica_takes_over_within_fifteen_seconds(installed: Installed, namespace: str) -> None:
+    leader = installed.start(standalone=False, priority=200)
+    standby = installed.start(standalone=False, priority=100)
+    wait_for(lambda: leader.log(), lambda log: "Troupe workshop" in log, 60, "the leader to start")
+    apply(workshop("first"), namespace)
+    wait_for(lambda: get("workshop", "first", namespace), lambda o: "status" in o, 60, "the leader to act")
+    time.sleep(3)
+    idle = reconciles(standby)
+    apply(workshop("second"), namespace)
+    wait_for(lambda: get("workshop", "second", namespace), lambda o: "status" in o, 60, "the leader again")
+    assert reconciles(standby) == idle, "the standby reconciled while the leader lived"
+
+    installed.kill(leader)
+    killed = time.monotonic()
+    apply(workshop("third"), namespace)
+    wait_for(
+        lambda: get("workshop", "third", namespace), lambda o: "status" in o, 60, "the standby to take over"
+    )
+    takeover = time.monotonic() - killed
+    print(f"\n[reliability] standby took over and acted {takeover:.1f}s after the leader was killed")
+    assert takeover <= 15, f"takeover took {takeover:.1f}s"
+    standby.stop()
