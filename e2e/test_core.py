@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from troupe.client import Kube
 from troupe.crd import build_crd
+from troupe.engine.client import Kube
+from troupe.engine.runtime import HandlerRegistry, RunSettings, run
 from troupe.plugins import get_plugin_manager
-from troupe.runtime import HandlerRegistry, RunSettings, run
 from troupe_example import greeting
 
 pytestmark = pytest.mark.e2e

@@ -22,10 +22,10 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from troupe.client import Kube
 from troupe.crd import build_crd
+from troupe.engine.client import Kube
+from troupe.engine.runtime import HandlerRegistry, RunSettings, run
 from troupe.plugins import get_plugin_manager
-from troupe.runtime import HandlerRegistry, RunSettings, run
 from troupe_example import greeting
 
 API = "example.troupe.dev/v1alpha1"

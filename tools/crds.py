@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from troupe.crd import build_crd, render
-from troupe.peering import peering_crds
+from troupe.engine.peering import peering_crds
 from troupe.plugins import collect_kinds, get_plugin_manager
 
 ROOT = Path(__file__).resolve().parent.parent

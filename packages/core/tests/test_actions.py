@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from troupe.actions import ActionRunner, digest
 from troupe.clock import FrozenClock
+from troupe.engine.actions import ActionRunner, digest
 from troupe.kinds import Action, KindSpec
 from troupe.testing import MemoryKube
 

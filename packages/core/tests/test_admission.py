@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from troupe.admission import line_up, newly_admitted
 from troupe.context import AdmissionState
+from troupe.engine.admission import line_up, newly_admitted
 from troupe.kinds import Admission
 
 POLICY = Admission(

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from troupe.apply import OWNER_ANNOTATION, RETAIN_ANNOTATION, complete_child, is_subset
+from troupe.engine.apply import OWNER_ANNOTATION, RETAIN_ANNOTATION, complete_child, is_subset
 from troupe.kinds import ChildKind
 from troupe_example.greeting import GREETING
 

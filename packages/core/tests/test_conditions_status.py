@@ -3,7 +3,7 @@ from __future__ import annotations
 from troupe.clock import FrozenClock, isoformat
 from troupe.conditions import Condition, merge_conditions
 from troupe.context import StatusUpdate
-from troupe.status import desired_status, events_for, failed, status_patch
+from troupe.engine.status import desired_status, events_for, failed, status_patch
 
 
 def ready(status: str, reason: str = "R") -> Condition:

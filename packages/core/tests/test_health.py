@@ -6,7 +6,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from kopf._cogs.clients import watching
 from prometheus_client import CollectorRegistry
 
-from troupe.health import WatchActivity, install_watch_probe, make_app
+from troupe.engine.health import WatchActivity, install_watch_probe, make_app
 
 
 class Ticker:

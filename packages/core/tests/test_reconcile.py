@@ -11,11 +11,13 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from prometheus_client import CollectorRegistry
 
 from troupe.clock import FrozenClock
-from troupe.health import WatchActivity
+from troupe.engine.cache import ObjectKey
+from troupe.engine.children import ApplyReport
+from troupe.engine.health import WatchActivity
+from troupe.engine.metrics import OperatorMetrics
+from troupe.engine.reconcile import Reconciler
 from troupe.kinds import ChildKind
-from troupe.metrics import OperatorMetrics
 from troupe.plugins import get_plugin_manager
-from troupe.reconcile import ApplyReport, ObjectKey, Reconciler
 from troupe.testing import Manifest, MemoryKube
 from troupe_example import cost_center, greeting
 
@@ -179,10 +181,10 @@ async def test_create_only_children_are_never_updated(kube: MemoryKube, reconcil
         },
         "data": {"password": "first"},
     }
-    await reconciler.ensure(ctx, child, copy.deepcopy(manifest), ApplyReport())
+    await reconciler.applier.ensure(ctx, child, copy.deepcopy(manifest), ApplyReport())
     manifest["data"]["password"] = "second"
     report = ApplyReport()
-    observed = await reconciler.ensure(ctx, child, copy.deepcopy(manifest), report)
+    observed = await reconciler.applier.ensure(ctx, child, copy.deepcopy(manifest), report)
     assert not report.wrote and observed is not None and observed["data"]["password"] == "first"
     assert kube.objects["configmaps", "ns", "cred"]["data"]["password"] == "first"
 

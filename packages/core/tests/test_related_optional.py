@@ -10,11 +10,12 @@ from prometheus_client import CollectorRegistry
 
 from troupe import ChildKind, KindSpec, ReconcileContext, SpecModel, StatusUpdate, hookimpl
 from troupe.clock import FrozenClock
+from troupe.engine.cache import ObjectKey
+from troupe.engine.metrics import OperatorMetrics
+from troupe.engine.reconcile import Reconciler
+from troupe.engine.runtime import ScopeError, check_scope
 from troupe.kinds import RelatedKind
-from troupe.metrics import OperatorMetrics
 from troupe.plugins import get_plugin_manager
-from troupe.reconcile import ObjectKey, Reconciler
-from troupe.runtime import ScopeError, check_scope
 from troupe.testing import Manifest, MemoryKube
 
 

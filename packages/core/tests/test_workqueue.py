@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Hashable
 
-from troupe.workqueue import WorkQueue
+from troupe.engine.workqueue import WorkQueue
 
 
 async def test_bursts_coalesce_into_one_rerun() -> None:

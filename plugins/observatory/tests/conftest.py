@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from troupe.status import desired_status, status_patch
+from troupe.engine.status import desired_status, status_patch
 from troupe_observatory.models import ObservatorySpec
 from troupe_observatory.pods import labels_of
 from troupe_observatory.workflow import Plan, plan

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from troupe import ReconcileContext
 from troupe.crd import build_crd
-from troupe.metrics import OperatorMetrics
+from troupe.engine.metrics import OperatorMetrics
 from troupe_observatory import plugin
 from troupe_observatory.metrics import TaskMetrics, observe
 from troupe_observatory.models import OBSERVATORY, ObservatorySpec, Task

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from troupe import ChildKey, Children
-from troupe.apply import CREATE_ONLY_ANNOTATION, OWNER_ANNOTATION, RETAIN_ANNOTATION
+from troupe.engine.apply import CREATE_ONLY_ANNOTATION, OWNER_ANNOTATION, RETAIN_ANNOTATION
 from troupe_workshop.builders import build, instances, remaining_for_teardown
 from troupe_workshop.config import Settings
 from troupe_workshop.models import WorkshopSpec

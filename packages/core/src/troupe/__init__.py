@@ -7,7 +7,6 @@ A plugin imports only what this module exports (a test fails on an import of any
 
 import pluggy
 
-from troupe.apply import CREATE_ONLY_ANNOTATION, OWNER_ANNOTATION, OWNER_UID_ANNOTATION, RETAIN_ANNOTATION
 from troupe.clock import isoformat, parse_time
 from troupe.conditions import Condition
 from troupe.context import (
@@ -20,10 +19,16 @@ from troupe.context import (
     StatusUpdate,
 )
 from troupe.durations import DURATION_PATTERN, MAX_DURATION, Duration, format_duration, parse_duration
+from troupe.engine.apply import (
+    CREATE_ONLY_ANNOTATION,
+    OWNER_ANNOTATION,
+    OWNER_UID_ANNOTATION,
+    RETAIN_ANNOTATION,
+)
+from troupe.engine.metrics import OperatorMetrics, metric_name
 from troupe.handle import OperatorHandle
 from troupe.hookspecs import PROJECT
 from troupe.kinds import Action, Admission, ChildKind, KindSpec, PrinterColumn, RelatedKind
-from troupe.metrics import OperatorMetrics, metric_name
 from troupe.models import SpecModel, StatusModel
 from troupe.naming import dns1123_label, label_value, standard_labels
 

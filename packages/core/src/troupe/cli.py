@@ -12,9 +12,9 @@ import pluggy
 import yaml
 
 from troupe.crd import build_crd, render
-from troupe.peering import peering_crds
+from troupe.engine.peering import peering_crds
+from troupe.engine.runtime import RunSettings, run
 from troupe.plugins import PluginError, collect_kinds, describe_plugins, get_plugin_manager
-from troupe.runtime import RunSettings, run
 
 
 def _parser() -> argparse.ArgumentParser:

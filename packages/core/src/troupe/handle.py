@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import kopf
 
-from troupe.client import Kube
 from troupe.context import Manifest
+from troupe.engine.client import Kube
+from troupe.engine.metrics import OperatorMetrics
 from troupe.kinds import KindSpec
-from troupe.metrics import OperatorMetrics
 
 
 @dataclass(frozen=True)

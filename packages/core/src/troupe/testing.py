@@ -10,13 +10,13 @@ from typing import Any
 
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from troupe.client import NotFound
+from troupe.engine.client import NotFound
 
 Manifest = dict[str, Any]
 
 
 class MemoryKube:
-    """Just enough of troupe.client.Kube: stores objects, counts writes, bumps resourceVersion."""
+    """Just enough of troupe.engine.client.Kube: stores objects, counts writes, bumps resourceVersion."""
 
     field_manager = "troupe-example"
 

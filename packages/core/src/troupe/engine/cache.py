@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from troupe.apply import OWNER_ANNOTATION, OWNER_UID_ANNOTATION
 from troupe.context import ChildKey, Children, Manifest
+from troupe.engine.apply import OWNER_ANNOTATION, OWNER_UID_ANNOTATION, owner_key
+from troupe.kinds import KindSpec
 
 
 def _version(obj: Manifest) -> int:
@@ -146,3 +148,18 @@ class RelatedIndex:
     def view(self, user: Hashable) -> Children:
         """The related objects ``user`` references that exist."""
         return Children({key: self._objects[key] for key in self._uses.get(user, ()) if key in self._objects})
+
+
+@dataclass(frozen=True)
+class ObjectKey:
+    kind: KindSpec
+    namespace: str | None
+    name: str
+
+    @property
+    def owner(self) -> str:
+        return owner_key(self.kind, self.namespace, self.name)
+
+    def __str__(self) -> str:
+        where = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.kind.kind} {where}{self.name}"

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from troupe.client import Kube, NotFound
+from troupe.engine.client import Kube, NotFound
 from troupe.kinds import ChildKind, KindSpec, RelatedKind
 
 logger = logging.getLogger(__name__)

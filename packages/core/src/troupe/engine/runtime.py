@@ -14,17 +14,18 @@ import kopf
 import pluggy
 from prometheus_client import CollectorRegistry
 
-from troupe.availability import crd_name, crd_serves, optional_kinds
-from troupe.client import Kube
 from troupe.clock import Clock, utcnow
+from troupe.engine.availability import crd_name, crd_serves, optional_kinds
+from troupe.engine.cache import ObjectKey
+from troupe.engine.client import Kube
+from troupe.engine.health import WatchActivity, install_watch_probe, make_app, serve
+from troupe.engine.metrics import OperatorMetrics, PhaseCollector
+from troupe.engine.reconcile import Reconciler
+from troupe.engine.workqueue import WorkQueue
 from troupe.handle import OperatorHandle
-from troupe.health import WatchActivity, install_watch_probe, make_app, serve
 from troupe.kinds import ChildKind, KindSpec, RelatedKind
-from troupe.metrics import OperatorMetrics, PhaseCollector
 from troupe.naming import MANAGED_BY, managed_by
 from troupe.plugins import PluginError, collect_kinds
-from troupe.reconcile import ObjectKey, Reconciler
-from troupe.workqueue import WorkQueue
 
 logger = logging.getLogger(__name__)
 

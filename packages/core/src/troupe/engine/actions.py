@@ -9,9 +9,9 @@ import logging
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from troupe.client import Kube, NotFound, resource_path
 from troupe.clock import Clock, isoformat
 from troupe.context import ActionRecord, Manifest
+from troupe.engine.client import Kube, NotFound, resource_path
 from troupe.kinds import Action, KindSpec
 
 logger = logging.getLogger(__name__)

@@ -1,0 +1,198 @@
+"""Applying an object's children: build, mutate, create or update what is ours, prune, report the rest."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from troupe.context import ChildKey, Children, Manifest, ReconcileContext
+from troupe.engine.apply import CREATE_ONLY_ANNOTATION, complete_child, holder, is_subset
+from troupe.engine.availability import Availability, missing_message
+from troupe.engine.cache import ChildIndex
+from troupe.engine.client import Kube
+from troupe.engine.metrics import OperatorMetrics
+from troupe.kinds import ChildKind, KindSpec
+from troupe.plugins import KindHooks
+
+logger = logging.getLogger(__name__)
+
+#: Children of one object applied at once, at most.
+APPLY_CONCURRENCY = 8
+#: Refusals that no retry cures: the built manifest itself is wrong, so only a spec change helps.
+PERMANENT_REFUSALS = frozenset({400, 422})
+
+
+class InvalidChild(Exception):
+    """A built manifest the core cannot apply: an undeclared kind, or a child the owner cannot have."""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The API server refused to apply a child."""
+
+    child: ChildKey
+    status: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.child}: {self.message} (HTTP {self.status})"
+
+
+@dataclass
+class ApplyReport:
+    """What applying an object's children came to: writes made, names held by others, refusals, and
+    optional APIs not served."""
+
+    wrote: bool = False
+    conflicts: list[str] = field(default_factory=list)
+    refusals: list[Refusal] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def retryable(self) -> bool:
+        return any(r.status not in PERMANENT_REFUSALS for r in self.refusals)
+
+
+class ChildApplier:
+    """Brings an object's children to what its builders return, touching only what the object owns."""
+
+    def __init__(
+        self,
+        *,
+        kube: Kube,
+        children: ChildIndex,
+        availability: Availability,
+        metrics: dict[str, OperatorMetrics],
+        hooks_of: Callable[[KindSpec], KindHooks],
+    ) -> None:
+        self.kube = kube
+        self.children = children
+        self.availability = availability
+        self.metrics = metrics
+        self.hooks_of = hooks_of
+
+    async def apply(self, ctx: ReconcileContext[Any]) -> tuple[ApplyReport, ReconcileContext[Any]]:
+        """Build, mutate and apply an object's children, then prune; returns the report and the context
+        with the children as applied."""
+        kind = ctx.kind
+        desired = [
+            m for batch in self.hooks_of(ctx.kind).troupe_build_resources(ctx=ctx) for m in batch or []
+        ]
+        report = ApplyReport()
+        prepared = []
+        for manifest in desired:
+            child = self._child_kind(kind, manifest)
+            if not self.availability.served(child):
+                if missing_message(child) not in report.missing:
+                    report.missing.append(missing_message(child))
+                continue
+            try:
+                complete_child(kind, ctx.body, manifest, child)
+            except ValueError as exc:
+                raise InvalidChild(str(exc)) from exc
+            self.hooks_of(ctx.kind).troupe_mutate_resource(ctx=ctx, resource=manifest)
+            prepared.append((child, manifest))
+        # Namespaces and cluster-scoped children first: namespaced children may live in them. Within a
+        # wave children are independent objects, applied side by side (N round trips become about one).
+        slots = asyncio.Semaphore(APPLY_CONCURRENCY)
+
+        async def ensure_one(child: ChildKind, manifest: Manifest) -> Manifest | None:
+            async with slots:
+                return await self.ensure(ctx, child, manifest, report)
+
+        applied: dict[ChildKey, Manifest] = {}
+        for wave in (
+            [(c, m) for c, m in prepared if not c.namespaced],
+            [(c, m) for c, m in prepared if c.namespaced],
+        ):
+            results = await asyncio.gather(*(ensure_one(c, m) for c, m in wave))
+            for (_, manifest), observed in zip(wave, results, strict=True):
+                if observed is not None:
+                    applied[ChildKey.of(manifest)] = observed
+        pruned = await self._prune(ctx, {ChildKey.of(m) for _, m in prepared}, report)
+        children = {key: obj for key, obj in {**ctx.children, **applied}.items() if key not in pruned}
+        return report, replace(ctx, children=Children(children))
+
+    async def _prune(
+        self, ctx: ReconcileContext[Any], desired: set[ChildKey], report: ApplyReport
+    ) -> set[ChildKey]:
+        """Delete this object's own children of pruned kinds that the builders no longer return."""
+        pruned: set[ChildKey] = set()
+        for key, observed in ctx.children.items():
+            spec = self._declared(ctx.kind, observed)
+            if key in desired or spec is None or not spec.prune:
+                continue
+            meta = observed["metadata"]
+            if meta.get("deletionTimestamp") or holder(observed, ctx.body, self.kube.field_manager):
+                continue
+            if await self.kube.delete(
+                spec.api_version, spec.plural, key.namespace, key.name, uid=meta.get("uid")
+            ):
+                self.metrics[ctx.kind.operator].writes.labels(verb="delete").inc()
+                logger.info("%s: deleted %s (no longer desired)", ctx.name, key)
+                pruned.add(key)
+                report.wrote = True
+        return pruned
+
+    @staticmethod
+    def _declared(kind: KindSpec, manifest: Manifest) -> ChildKind | None:
+        return kind.child(manifest.get("apiVersion", ""), manifest.get("kind", ""))
+
+    def _child_kind(self, kind: KindSpec, manifest: Manifest) -> ChildKind:
+        child = self._declared(kind, manifest)
+        if child is None:
+            raise InvalidChild(
+                f"a plugin built a {manifest.get('apiVersion')} {manifest.get('kind')} but {kind.kind} "
+                "does not declare that child kind (KindSpec.children)"
+            )
+        return child
+
+    async def ensure(
+        self, ctx: ReconcileContext[Any], child: ChildKind, manifest: Manifest, report: ApplyReport
+    ) -> Manifest | None:
+        """Bring one child to ``manifest``; returns what is observed of it (None: it is not ours).
+
+        Created when its name is free; written again only when it is this owner's own child and some
+        desired field differs (or never, for create-only children). A name held by any other object is
+        reported as a conflict and nothing is written; an API error is reported with the server's message.
+        """
+        key = ChildKey.of(manifest)
+        observed = self.children.find(key)
+        if observed is None:  # not seen on the watch (start-up, or not ours): ask, rather than write blindly
+            observed = await self.kube.get(child.api_version, child.plural, key.namespace, key.name)
+        if observed is not None:
+            taken_by = holder(observed, ctx.body, self.kube.field_manager)
+            if taken_by is not None:
+                report.conflicts.append(f"{key} is held by {taken_by}")
+                return None
+            if manifest["metadata"]["annotations"].get(CREATE_ONLY_ANNOTATION) == "true" or is_subset(
+                manifest, observed
+            ):
+                return observed
+        try:
+            # Force only over an object that is ours; a create races nobody's fields, and a 409 means
+            # someone created the name in between.
+            result = await self.kube.apply(manifest, child.plural, key.namespace, force=observed is not None)
+        except ApiException as exc:
+            if exc.status == 409 and observed is None:
+                report.conflicts.append(f"{key} was created by someone else meanwhile: {api_message(exc)}")
+            else:
+                report.refusals.append(Refusal(key, exc.status or 0, api_message(exc)))
+            return None
+        self.metrics[ctx.kind.operator].writes.labels(verb="apply").inc()
+        self.children.put(result)
+        report.wrote = True
+        return result
+
+
+def api_message(exc: ApiException) -> str:
+    try:
+        return str(json.loads(exc.body or "{}").get("message", exc.reason))
+    except (TypeError, ValueError):
+        return str(exc.reason)

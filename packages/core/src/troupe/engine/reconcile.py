@@ -1,0 +1,312 @@
+"""The generic reconcile of one object: validate, build, mutate, apply, prune, aggregate status."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from typing import Any
+
+import aiohttp
+import kopf
+import pluggy
+from kubernetes_asyncio.client.exceptions import ApiException
+from pydantic import ValidationError
+
+from troupe.clock import Clock
+from troupe.context import AdmissionState, ChildKey, Manifest, ReconcileContext, StatusUpdate
+from troupe.engine.actions import ActionRunner
+from troupe.engine.admission import line_up, newly_admitted
+from troupe.engine.availability import Availability, missing_message
+from troupe.engine.cache import ChildIndex, ObjectCache, ObjectKey, RelatedIndex
+from troupe.engine.children import ChildApplier, InvalidChild, api_message
+from troupe.engine.client import Kube
+from troupe.engine.health import WatchActivity
+from troupe.engine.metrics import OperatorMetrics
+from troupe.engine.reporting import StatusWriter, with_blockers
+from troupe.engine.status import failed
+from troupe.kinds import KindSpec
+from troupe.plugins import KindHooks, kind_hooks
+
+logger = logging.getLogger(__name__)
+
+#: Re-reconcile after a TemporaryError without its own delay.
+DEFAULT_RETRY = 10.0
+#: Look again this soon when a child kind's initial listing has not arrived yet (start-up).
+LISTING_RECHECK = 0.5
+#: While a child's name is held by someone else, look again this often (their object is not watched).
+CONFLICT_RECHECK = 15.0
+#: Retries of an object whose children the API server refused with a status that may pass (5xx, 429,
+#: 403, 404: a quota, a full Service range, a missing namespace or permission): 1 s doubling to 5 min.
+RETRY_BACKOFF = (1.0, 300.0)
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in ("spec", *err["loc"]))
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+class Reconciler:
+    """Reconciles objects of the operator's kinds from the caches the watch handlers fill."""
+
+    def __init__(
+        self,
+        *,
+        pm: pluggy.PluginManager,
+        kube: Kube,
+        clock: Clock,
+        metrics: dict[str, OperatorMetrics],
+        activity: WatchActivity | None = None,
+    ) -> None:
+        self.hooks = kind_hooks(pm)
+        self.activity = activity
+        self.kube = kube
+        self.clock = clock
+        self.metrics = metrics
+        self.objects = ObjectCache()
+        self.children = ChildIndex()
+        self.related = RelatedIndex()
+        self.availability = Availability()
+        self.actions = ActionRunner(kube, clock, done=lambda key: None)
+        self.applier = ChildApplier(
+            kube=kube,
+            children=self.children,
+            availability=self.availability,
+            metrics=metrics,
+            hooks_of=self.hooks_of,
+        )
+        self.reporter = StatusWriter(
+            kube=kube, clock=clock, objects=self.objects, metrics=metrics, hooks_of=self.hooks_of
+        )
+        self._failures: dict[ObjectKey, int] = {}
+        self._lines: dict[KindSpec, dict[object, AdmissionState]] = {}
+
+    def hooks_of(self, kind: KindSpec) -> KindHooks:
+        return self.hooks[kind.group, kind.kind]
+
+    # -- contexts -------------------------------------------------------------------------------
+
+    def put(self, key: ObjectKey, body: Manifest) -> None:
+        """An object's latest body from its watch, and the related objects it references now."""
+        self.objects.put(key, body)
+        uses: set[ChildKey] = set()
+        for rel in key.kind.related:
+            try:
+                refs = list(rel.references(body))
+            except Exception:  # a references function is a plugin's; a bad spec must not stop the watch
+                logger.exception("%s: the references of %s could not be read", key, rel.kind)
+                refs = []
+            uses |= {ChildKey(rel.group, rel.kind, ns if rel.namespaced else None, name) for ns, name in refs}
+        self.related.track(key, uses)
+
+    def forget(self, key: ObjectKey) -> None:
+        self.actions.cancel(key)
+        self.objects.pop(key)
+        self.children.forget(key.owner)
+        self.related.forget(key)
+
+    def context(self, key: ObjectKey, body: Manifest) -> ReconcileContext[Any]:
+        """Parse the spec, gather the children and related objects; raises ValidationError on a bad spec."""
+        spec = key.kind.spec_model.model_validate(body.get("spec") or {})
+        return ReconcileContext(
+            kind=key.kind,
+            body=body,
+            spec=spec,
+            now=self.clock(),
+            children=self.children.children(key.owner, str(body["metadata"].get("uid", ""))),
+            related=self.related.view(key),
+            admission=self.line(key.kind).get(key, AdmissionState(admitted=True)),
+        )
+
+    def line(self, kind: KindSpec) -> dict[object, AdmissionState]:
+        """The admission states of ``kind``'s objects that hold or wait for a slot (empty: no admission)."""
+        admission = kind.admission
+        if admission is None:
+            return {}
+        members = [(key, body) for key, body in self.objects.items() if key.kind is kind]
+        # The limit lives in a related object (a policy) that every member references; any one will do.
+        limit = next(
+            (
+                admission.limit(self.related.view(key))
+                for key, body in members
+                if admission.holding(body) or admission.waiting(body)
+            ),
+            None,
+        )
+        return line_up(admission, members, limit)
+
+    def admission_changes(self, kind: KindSpec) -> list[object]:
+        """Objects admitted since the last look: a freed slot or a raised limit lets the next one in."""
+        after = self.line(kind)
+        before, self._lines[kind] = self._lines.get(kind, {}), after
+        return newly_admitted(before, after)
+
+    def listed(self, key: ObjectKey) -> bool:
+        """Every child and related kind's watch has delivered its initial listing for this object.
+
+        Until then an existing child looks absent (a builder would make a new password, a scheduler a
+        second pod) and a related object looks missing. Waiting after a start costs a fraction of a second.
+        A kind whose optional API is not served has nothing to list.
+        """
+        if self.activity is None:
+            return True
+        return all(
+            self.activity.has_listed(f"{dep.plural}@*")
+            or (key.namespace is not None and self.activity.has_listed(f"{dep.plural}@{key.namespace}"))
+            for dep in key.kind.watched
+            if self.availability.served(dep)
+        )
+
+    def missing_related(self, key: ObjectKey) -> list[str]:
+        """The related kinds this object references whose optional API is not served."""
+        used = {(ref.group, ref.kind) for ref in self.related.uses(key)}
+        return [
+            missing_message(rel)
+            for rel in key.kind.related
+            if not self.availability.served(rel) and (rel.group, rel.kind) in used
+        ]
+
+    # -- the reconcile --------------------------------------------------------------------------
+
+    async def reconcile(self, key: ObjectKey) -> float | None:
+        """Reconcile one object; returns when to look again (seconds) or None."""
+        body = self.objects.get(key)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return None
+        if not self.listed(key):
+            return LISTING_RECHECK
+        metrics = self.metrics[key.kind.operator]
+        started = time.perf_counter()
+        result = "error"
+        try:
+            delay, result = await self._reconcile(key, body)
+            if result != "retrying":
+                self._failures.pop(key, None)
+            return delay
+        except kopf.TemporaryError as exc:
+            logger.info("%s: %s; retrying in %ss", key, exc, exc.delay or DEFAULT_RETRY)
+            result = "unchanged"
+            return float(exc.delay or DEFAULT_RETRY)
+        except (ApiException, aiohttp.ClientError, TimeoutError) as exc:
+            # The API server is away or refused a write of ours (not a child's): no traceback, a backoff.
+            metrics.errors.labels(kind=key.kind.kind).inc()
+            delay = self.backoff(key)
+            logger.warning("%s: API request failed (%s); retrying in %.0fs", key, _describe(exc), delay)
+            return delay
+        except Exception:
+            metrics.errors.labels(kind=key.kind.kind).inc()
+            raise
+        finally:
+            metrics.reconciles.labels(kind=key.kind.kind, result=result).inc()
+            metrics.duration.labels(kind=key.kind.kind).observe(time.perf_counter() - started)
+
+    async def _reconcile(self, key: ObjectKey, body: Manifest) -> tuple[float | None, str]:
+        try:
+            ctx = self.context(key, body)
+        except ValidationError as exc:
+            return await self._fail(key, body, "InvalidSpec", format_validation_error(exc))
+        errors = [e for batch in self.hooks_of(ctx.kind).troupe_validate(ctx=ctx) for e in batch or []]
+        if errors:
+            return await self._fail(key, body, "InvalidSpec", "; ".join(errors))
+        try:
+            report, ctx = await self.applier.apply(ctx)
+        except (kopf.PermanentError, InvalidChild) as exc:
+            return await self._fail(key, body, "ApplyFailed", str(exc))
+        report.missing.extend(self.missing_related(key))
+        if report.refusals:
+            message = "the API server refused " + "; ".join(str(r) for r in report.refusals)
+            await self.reporter.write(key, body, failed("ApplyFailed", message))
+            if report.retryable:
+                delay = self.backoff(key)
+                logger.warning("%s: %s; retrying in %.0fs", key, message, delay)
+                return delay, "retrying"
+            logger.warning("%s failed: %s", key, message)
+            return None, "failed"
+        update = self.hooks_of(ctx.kind).troupe_aggregate_status(ctx=ctx) or StatusUpdate(phase="Ready")
+        if update.actions or key.kind.actions:
+            try:
+                started = self.actions.plan(
+                    key, (key.kind, key.namespace, key.name), update.actions, ctx.status
+                )
+            except ValueError as exc:
+                return await self._fail(key, body, "InvalidAction", str(exc))
+            if started:
+                update.fields["actions"] = {**(ctx.status.get("actions") or {}), **started}
+        blockers = {"NameConflict": report.conflicts, "MissingAPI": report.missing}
+        blocked = with_blockers(update, blockers, body.get("status") or {})
+        wrote = report.wrote | await self.reporter.write(key, ctx.body, blocked, ctx=ctx)
+        if blocked.delete:
+            await self.delete_object(key)
+            wrote = True
+        delay = min(update.requeue_after or key.kind.resync_seconds, key.kind.resync_seconds)
+        if report.conflicts:
+            delay = min(delay, CONFLICT_RECHECK)
+        return delay, ("applied" if wrote else "unchanged")
+
+    def backoff(self, key: ObjectKey) -> float:
+        """The next retry delay of an object that keeps failing (reset by a reconcile that does not)."""
+        failures = self._failures[key] = self._failures.get(key, 0) + 1
+        first, cap = RETRY_BACKOFF
+        return float(min(first * 2 ** min(failures - 1, 16), cap))
+
+    async def _fail(self, key: ObjectKey, body: Manifest, reason: str, message: str) -> tuple[None, str]:
+        logger.warning("%s failed: %s", key, message)
+        await self.reporter.write(key, body, failed(reason, message))
+        return None, "failed"
+
+    async def finalize(self, key: ObjectKey, body: Manifest) -> None:
+        """The deletion of an object of a ``finalize=True`` kind: ordered teardown, then the finalize hooks.
+
+        The builders run once more with ``ctx.deleting`` True and return what should still exist during
+        teardown; children of pruned kinds they leave out are deleted now. Then every
+        ``troupe_finalize`` runs; one raising ``kopf.TemporaryError`` makes kopf call this again later,
+        so a teardown in steps (Ingress, then Service, then Deployment) is a builder that returns less
+        each time and a finalize hook that waits until the children it cares about are gone.
+        A spec that no longer parses skips the builders (nothing is deleted on a guess) and the finalize
+        hooks see the model's defaults, which are the data-keeping choices.
+        """
+        if not self.listed(key):  # an unlisted child would look gone, and be left to GC unordered
+            raise kopf.TemporaryError(
+                "waiting for the initial listing of the children", delay=LISTING_RECHECK
+            )
+        try:
+            ctx = self.context(key, body)
+        except ValidationError:
+            ctx = ReconcileContext(
+                kind=key.kind,
+                body=body,
+                spec=key.kind.spec_model.model_construct(),
+                now=self.clock(),
+                children=self.children.children(key.owner, str(body["metadata"].get("uid", ""))),
+                related=self.related.view(key),
+            )
+        else:
+            try:
+                report, ctx = await self.applier.apply(ctx)
+            except InvalidChild as exc:
+                logger.warning("%s: teardown could not apply a child: %s", key, exc)
+            else:
+                for problem in [*report.conflicts, *map(str, report.refusals)]:
+                    logger.warning("%s: teardown: %s", key, problem)
+        self.hooks_of(ctx.kind).troupe_finalize(ctx=ctx)
+
+    async def delete_object(self, key: ObjectKey) -> None:
+        await self.kube.delete(key.kind.api_version, key.kind.plural, key.namespace, key.name)
+        self.metrics[key.kind.operator].writes.labels(verb="delete").inc()
+
+    def phase_counts(self, operator: str) -> dict[tuple[str, str], int]:
+        """Objects of ``operator``'s kinds by (kind, phase), from the watch cache."""
+        counts: Counter[tuple[str, str]] = Counter()
+        for key, body in self.objects.items():
+            if key.kind.operator == operator:
+                counts[key.kind.kind, (body.get("status") or {}).get("phase") or "Pending"] += 1
+        return dict(counts)
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, ApiException):
+        return f"HTTP {exc.status}: {api_message(exc)}"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
