@@ -360,8 +360,8 @@ def kill_component(name: str, signal_name: str = "KILL", timeout: float = 60) ->
 
 
 def restart_apiserver(down_for: float = 10.0, timeout: float = 120) -> Outage:
-    """Stop the local kube-apiserver (SIGTERM), keep it down ``down_for`` seconds, and return once its
-    supervisor has started it again and ``/readyz`` answers. Skips like :func:`kill_component`."""
+    """Kill the local kube-apiserver, keep it down ``down_for`` seconds, and return once its supervisor has
+    started it again and ``/readyz`` answers. Skips like :func:`kill_component`."""
     require_local_cluster()
     assert current_cluster is not None
     kubeconfig = current_cluster.kubeconfig

@@ -58,8 +58,10 @@ write_wrappers() {
       kube-controller-manager) real="$KUBE_CONTROLLER_MANAGER" ;; kube-scheduler) real="$KUBE_SCHEDULER" ;;
       kwok-controller) real="$KWOK" ;;
     esac
-    printf '#!/usr/bin/env bash\nexec %q %q run --name %q --workdir %q -- %q "$@"\n' \
-      "$python" "$HERE/supervise.py" "$name" "$WORK" "$real" >"$WRAPPERS/$name"
+    # kwokctl first asks each binary for its version: answered by the binary itself, without a supervisor
+    printf '#!/usr/bin/env bash\ncase "$*" in --version | version) exec %q "$@" ;; esac\n' "$real" >"$WRAPPERS/$name"
+    printf 'exec %q %q run --name %q --workdir %q -- %q "$@"\n' \
+      "$python" "$HERE/supervise.py" "$name" "$WORK" "$real" >>"$WRAPPERS/$name"
     chmod +x "$WRAPPERS/$name"
   done
 }

@@ -9,10 +9,10 @@ the supervisor starts it again after a CrashLoopBackOff-like delay (1 s, doublin
 after a run of twice the cap, as the kubelet does), and logs each restart to ``<workdir>/logs/supervise.log``
 and to the component's own log.
 
-Stopping: SIGTERM/SIGINT/SIGHUP stop the child (SIGTERM, SIGKILL after a grace period) and end the
+Stopping: SIGTERM/SIGINT/SIGHUP stop the child (SIGTERM, SIGKILL 3 s later) and end the
 supervisor without a restart; so does the file ``<workdir>/supervise/STOP`` (``cluster.sh down`` writes it
 first), so nothing is resurrected while the cluster goes down. The child is started with PR_SET_PDEATHSIG,
-so it gets SIGTERM even when the supervisor is SIGKILLed (kwokctl stops components with SIGKILL).
+so it is killed with its supervisor even when that is SIGKILLed (kwokctl stops components with SIGKILL).
 
   supervise.py run --name NAME --workdir DIR -- BINARY ARGS...   supervise (the wrappers run this)
   supervise.py status --workdir DIR [--json]                      each component: state, pid, restarts
@@ -43,16 +43,19 @@ from typing import Any
 BACKOFF_START = 1.0
 BACKOFF_CAP = 10.0
 BACKOFF_RESET_AFTER = 2 * BACKOFF_CAP  # the kubelet forgets the backoff after a run of twice the cap
-STOP_GRACE = 20  # seconds between SIGTERM and SIGKILL (kube-apiserver drains requests on SIGTERM)
+# Seconds between SIGTERM and SIGKILL when stopping. etcd, the controllers and kwok end within a second; the
+# API server stops listening at once but then waits out in-flight requests for its 60 s request timeout,
+# which nobody needs when the cluster goes away (kwokctl itself stops everything with SIGKILL).
+STOP_GRACE = 3
 PR_SET_PDEATHSIG = 1
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
 def _die_with_parent() -> None:
-    # Runs in the child between fork and exec: if the supervisor dies (even by SIGKILL), the kernel sends
-    # the component SIGTERM instead of leaving it orphaned.
-    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    # Runs in the child between fork and exec: if the supervisor dies (even by SIGKILL), the kernel kills
+    # the component instead of leaving it orphaned. SIGKILL: nobody is left to escalate a SIGTERM.
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def state_dir(workdir: Path) -> Path:
@@ -267,25 +270,25 @@ def cmd_status(workdir: Path, as_json: bool) -> int:
 def cmd_kill(workdir: Path, name: str, sig: signal.Signals) -> int:
     state = _running_child(workdir, name)
     os.kill(state["pid"], sig)
-    print(f"{name}: sent {sig.name} to pid {state['pid']} (restart {state.get('restarts', 0)} running)")
+    print(f"{name}: sent {sig.name} to pid {state['pid']} (after {state.get('restarts', 0)} restarts)")
     return 0
 
 
 def cmd_outage(workdir: Path, name: str, seconds: float) -> int:
-    """Stop the component and return once it has exited; its supervisor starts it ``seconds`` later."""
+    """Kill the component (SIGKILL: a crash, and immediate; after SIGTERM the API server lingers for a
+    minute) and return once its supervisor saw it exit; the supervisor starts it ``seconds`` later."""
     state = _running_child(workdir, name)
     hold = state_dir(workdir) / f"{name}.hold"
     hold.write_text(str(seconds))
-    os.kill(state["pid"], signal.SIGTERM)
-    deadline = time.monotonic() + STOP_GRACE + 10
+    os.kill(state["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        now = read_states(workdir).get(name, {})
-        if now.get("pid") != state["pid"]:
-            print(f"{name}: pid {state['pid']} stopped; held down {seconds:g}s, then started again")
+        if read_states(workdir).get(name, {}).get("pid") != state["pid"]:
+            print(f"{name}: pid {state['pid']} killed; held down {seconds:g}s, then started again")
             return 0
         time.sleep(0.05)
     hold.unlink(missing_ok=True)
-    sys.exit(f"{name}: pid {state['pid']} did not exit within {STOP_GRACE + 10}s of SIGTERM")
+    sys.exit(f"{name}: its supervisor did not see pid {state['pid']} exit within 10s of SIGKILL")
 
 
 def _group_alive(pgid: int) -> bool:
@@ -355,16 +358,13 @@ def main(argv: list[str]) -> int:
     down = sub.add_parser("down")
     down.add_argument("--workdir", required=True, type=Path)
     down.add_argument("--guard", required=True, help="a pid is signalled only when its command line has this")
-    down.add_argument("--timeout", type=float, default=STOP_GRACE + 10)
+    down.add_argument("--timeout", type=float, default=STOP_GRACE + 7)
     args = p.parse_args(argv)
 
     if args.cmd == "run":
         command = args.command[1:] if args.command[:1] == ["--"] else args.command
         if not command:
             p.error("run: no command after --")
-        if command[1:] in (["--version"], ["version"]):
-            # kwokctl asks each binary for its version before it starts the cluster: answer, don't supervise
-            os.execv(command[0], command)
         return Supervisor(args.name, args.workdir, command).run()
     if args.cmd == "status":
         return cmd_status(args.workdir, args.json)
