@@ -341,7 +341,7 @@ def _started_again(name: str, before: dict[str, Any], timeout: float) -> dict[st
         lambda s: s is not None and s["restarts"] > before["restarts"] and s["state"] == "running",
         timeout=timeout,
         describe=f"the supervisor to start {name} again (it had {before['restarts']} restarts)",
-        interval=0.1,
+        interval=0.25,
     )
     return state
 
@@ -361,7 +361,12 @@ def kill_component(name: str, signal_name: str = "KILL", timeout: float = 60) ->
 
 def restart_apiserver(down_for: float = 10.0, timeout: float = 120) -> Outage:
     """Kill the local kube-apiserver, keep it down ``down_for`` seconds, and return once its supervisor has
-    started it again and ``/readyz`` answers. Skips like :func:`kill_component`."""
+    started it again and ``/readyz`` answers. Skips like :func:`kill_component`.
+
+    After an outage longer than their lease renewal deadline (10 s) the controller-manager and the scheduler
+    exit in the following seconds and their supervisors start them again; a new leader then waits for the
+    old lease to expire (15 s). Wait for what a test needs (a Deployment Available, ...) with a timeout
+    that allows for that, about 60 s."""
     require_local_cluster()
     assert current_cluster is not None
     kubeconfig = current_cluster.kubeconfig

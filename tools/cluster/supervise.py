@@ -260,8 +260,9 @@ def cmd_status(workdir: Path, as_json: bool) -> int:
         state = s.get("state", "?") if s["supervisor_alive"] else "gone"
         up = f"{now - s['started_at']:.0f}s" if state == "running" and s.get("started_at") else "-"
         last = s.get("last_exit")
+        pid = s.get("pid") if state == "running" else None
         print(
-            f"{name:<24} {state:<9} {s.get('pid') or '-':>7} {s.get('restarts', 0):>8} "
+            f"{name:<24} {state:<9} {pid or '-':>7} {s.get('restarts', 0):>8} "
             f"{'-' if last is None else last:>9}  {up}"
         )
     return 0
