@@ -17,7 +17,7 @@ so it is killed with its supervisor even when that is SIGKILLed (kwokctl stops c
   supervise.py run --name NAME --workdir DIR -- BINARY ARGS...   supervise (the wrappers run this)
   supervise.py status --workdir DIR [--json]                      each component: state, pid, restarts
   supervise.py kill --workdir DIR NAME [--signal KILL]            signal the component itself (a crash)
-  supervise.py outage --workdir DIR NAME SECONDS                  stop it, keep it down SECONDS, start it
+  supervise.py outage --workdir DIR NAME SECONDS                  kill it, keep it down SECONDS, start it
   supervise.py down --workdir DIR --guard TEXT                    stop all for good (cluster.sh down)
 
 State lives in ``<workdir>/supervise/``: ``NAME.json`` (written atomically at each transition),
@@ -85,6 +85,7 @@ class Supervisor:
         self.stop_path = self.dir / "STOP"
         self.child: subprocess.Popen[bytes] | None = None
         self.stopping = False
+        self.stop_signal = "the STOP file"
         self.restarts = 0
         self.state: dict[str, Any] = {}
         # A signal writes a byte here, so a backoff sleep (select on the pipe) ends at once.
@@ -97,17 +98,18 @@ class Supervisor:
 
     # --------------------------------------------------------------------------------- signals
 
+    # The handlers only set flags and signal the child: writing a log line here could interrupt the same
+    # write in the main loop (buffered I/O refuses reentrant calls).
     def _on_stop(self, signum: int, _frame: object) -> None:
         if self.stopping:
             return
         self.stopping = True
-        self.log(f"received {signal.Signals(signum).name}: stopping (no restart)")
+        self.stop_signal = signal.Signals(signum).name
         self._signal_child(signal.SIGTERM)
         signal.alarm(STOP_GRACE)
 
     def _on_grace_over(self, _signum: int, _frame: object) -> None:
-        self.log(f"still running {STOP_GRACE}s after SIGTERM: SIGKILL")
-        self._signal_child(signal.SIGKILL)
+        self._signal_child(signal.SIGKILL)  # still running STOP_GRACE s after SIGTERM
 
     def _signal_child(self, sig: int) -> None:
         # returncode is set once the child is reaped; before that its pid cannot have been reused.
@@ -177,7 +179,7 @@ class Supervisor:
                 code = self.child.wait()
             ran = time.monotonic() - started
             if self.stopping or self.stop_path.exists():
-                self.log(f"exited with {code} while stopping")
+                self.log(f"exited with {code}, stopped by {self.stop_signal}: no restart")
                 self.save(last_exit=code, exited_at=time.time())
                 break
             if ran >= BACKOFF_RESET_AFTER:
