@@ -266,6 +266,124 @@ def start_cluster() -> Cluster:
     return _local_cluster()
 
 
+# ------------------------------------------------------------------------------------------- outages
+
+#: the cluster the ``cluster`` fixture chose: outages need to know whether it is the local one to break.
+current_cluster: Cluster | None = None
+
+
+@dataclass
+class Outage:
+    """A local control-plane component stopped and started again by its supervisor (``time.time()``s)."""
+
+    component: str
+    stopped_at: float  # its process had exited
+    started_at: float  # its supervisor started it again
+    restarts: int  # the supervisor's restart count for it, afterwards
+    answering_at: float | None = None  # kube-apiserver only: /readyz answered again
+
+    @property
+    def down_for(self) -> float:
+        return self.started_at - self.stopped_at
+
+    @property
+    def answering_after(self) -> float | None:
+        """Seconds from the API server's start to its first answer."""
+        return None if self.answering_at is None else self.answering_at - self.started_at
+
+
+def _cluster_sh(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(CLUSTER_DIR / "cluster.sh"), *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def component_states() -> dict[str, dict[str, Any]]:
+    """The local cluster's supervised components by name (``cluster.sh status --json``): state (running,
+    backoff, held, stopped), pid, restarts, last_exit, started_at; empty when no local cluster runs."""
+    proc = _cluster_sh("status", "--json")
+    return json.loads(proc.stdout) if proc.returncode == 0 and proc.stdout.strip() else {}
+
+
+def require_local_cluster() -> None:
+    """Skip the test unless this session's cluster is the local control plane, whose components the harness
+    can stop (an existing cluster from KUBECONFIG or a K3s container it cannot)."""
+    c = current_cluster
+    if c is None or c.kind != "local":
+        where = "no cluster yet" if c is None else f"the {c.kind} cluster {c.kubeconfig}"
+        pytest.skip(
+            "stopping control-plane components needs the local cluster of this checkout "
+            f"(tools/cluster/cluster.sh, see docs/cluster.md); this session uses {where}"
+        )
+    if os.environ.get("TROUPE_E2E_NO_OUTAGES") == "1":
+        pytest.skip("TROUPE_E2E_NO_OUTAGES=1: no control-plane outages (a cluster shared with others)")
+    if not component_states():
+        pytest.skip("the local cluster runs without supervisors (started by an older cluster.sh): restart it")
+
+
+def _running(name: str, timeout: float) -> dict[str, Any]:
+    states = component_states()
+    if name not in states:
+        raise ValueError(f"no supervised component {name!r}; there are {sorted(states)}")
+    state: dict[str, Any] = wait_for(
+        lambda: component_states().get(name),
+        lambda s: s is not None and s.get("state") == "running",
+        timeout=timeout,
+        describe=f"{name} to be running under its supervisor",
+        interval=0.2,
+    )
+    return state
+
+
+def _started_again(name: str, before: dict[str, Any], timeout: float) -> dict[str, Any]:
+    state: dict[str, Any] = wait_for(
+        lambda: component_states().get(name),
+        lambda s: s is not None and s["restarts"] > before["restarts"] and s["state"] == "running",
+        timeout=timeout,
+        describe=f"the supervisor to start {name} again (it had {before['restarts']} restarts)",
+        interval=0.25,
+    )
+    return state
+
+
+def kill_component(name: str, signal_name: str = "KILL", timeout: float = 60) -> Outage:
+    """Crash one local control-plane component (etcd, kube-apiserver, kube-controller-manager,
+    kube-scheduler, kwok-controller; SIGKILL unless told) and return once its supervisor has started it
+    again. Skips the test where the harness cannot do that (see :func:`require_local_cluster`)."""
+    require_local_cluster()
+    before = _running(name, timeout)
+    proc = _cluster_sh("kill", name, signal_name)
+    if proc.returncode != 0:
+        raise RuntimeError(f"cluster.sh kill {name} failed: {proc.stderr.strip()}")
+    after = _started_again(name, before, timeout)
+    return Outage(name, after["exited_at"], after["started_at"], after["restarts"])
+
+
+def restart_apiserver(down_for: float = 10.0, timeout: float = 120) -> Outage:
+    """Kill the local kube-apiserver, keep it down ``down_for`` seconds, and return once its supervisor has
+    started it again and ``/readyz`` answers. Skips like :func:`kill_component`.
+
+    After an outage longer than their lease renewal deadline (10 s) the controller-manager and the scheduler
+    exit in the following seconds and their supervisors start them again; a new leader then waits for the
+    old lease to expire (15 s). Wait for what a test needs (a Deployment Available, ...) with a timeout
+    that allows for that, about 60 s."""
+    require_local_cluster()
+    assert current_cluster is not None
+    kubeconfig = current_cluster.kubeconfig
+    before = _running("kube-apiserver", timeout)
+    proc = _cluster_sh("outage", "kube-apiserver", f"{down_for:g}")
+    if proc.returncode != 0:
+        raise RuntimeError(f"cluster.sh outage kube-apiserver failed: {proc.stderr.strip()}")
+    after = _started_again("kube-apiserver", before, down_for + timeout)
+    wait_for(
+        lambda: _answers(kubeconfig, timeout=2),
+        timeout=timeout,
+        describe="kube-apiserver to answer /readyz after its restart",
+        interval=0.1,
+    )
+    return Outage("kube-apiserver", after["exited_at"], after["started_at"], after["restarts"], time.time())
+
+
 # ------------------------------------------------------------------------------------------- namespaces, SAs
 
 
@@ -511,9 +629,10 @@ def installed_operator(
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[str]:
     """A kubeconfig path for a cluster that answers (see module docstring for the order of choice)."""
-    global current_kubeconfig
+    global current_kubeconfig, current_cluster
     c = start_cluster()
     current_kubeconfig = c.kubeconfig
+    current_cluster = c
     print(f"\n[troupe e2e] cluster: {c.kind} ({c.kubeconfig})", file=sys.stderr)
     try:
         yield c.kubeconfig

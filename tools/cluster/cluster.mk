@@ -10,10 +10,10 @@ cluster-binaries: ## build kube-apiserver/controller-manager/scheduler, kubectl,
 cluster-up: cluster-binaries ## start the local cluster (no-op when running); prints export KUBECONFIG=...
 	@bash $(CLUSTER_DIR)/cluster.sh up
 
-cluster-down: ## stop the local cluster (by PID) and delete its data
+cluster-down: ## stop the local cluster (supervisors and components, by PID) and delete its data
 	@bash $(CLUSTER_DIR)/cluster.sh down
 
-cluster-status: ## is the local cluster up?
+cluster-status: ## is the local cluster up? each component, its state and restart count
 	@bash $(CLUSTER_DIR)/cluster.sh status
 
 tilt-binary: ## build tilt (cgo; see docs/cluster.md)

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # The Troupe local control plane: etcd + kube-apiserver + kube-controller-manager + kube-scheduler + kwok,
 # all built from pinned Go modules (build.sh), orchestrated by `kwokctl --runtime=binary`, on loopback.
+# Each component runs under a supervisor (supervise.py) that starts it again when it exits, with a
+# CrashLoopBackOff-like delay (1 s doubling to 10 s), as a kubelet would for a static pod.
 #
-#   tools/cluster/cluster.sh up       start (no-op when already running), wait until ready, print export line
-#   tools/cluster/cluster.sh down     stop every component by PID (kwokctl's pid files) and delete the data
-#   tools/cluster/cluster.sh status   exit 0 when the cluster answers
+#   tools/cluster/cluster.sh up                      start (no-op when running), wait until ready, print export line
+#   tools/cluster/cluster.sh down                    stop every component and its supervisor by PID, delete the data
+#   tools/cluster/cluster.sh status                  exit 0 when the cluster answers; components, restart counts
+#   tools/cluster/cluster.sh status --json           the components' supervisor state (no API call)
+#   tools/cluster/cluster.sh kill COMPONENT [SIGNAL] signal a component (default KILL: a crash); it comes back
+#   tools/cluster/cluster.sh outage COMPONENT SECONDS stop a component, keep it down SECONDS, then start it again
 #
 # Env: TROUPE_CLUSTER_NODES (default 2 fake nodes), TROUPE_CLUSTER_DIR (data; default a temp folder).
 set -euo pipefail
@@ -28,14 +33,40 @@ answers() { [[ -s "$KUBECONFIG_OUT" ]] && kc get --raw=/readyz --request-timeout
 kwok_env() {
   # shellcheck disable=SC1090
   source "$STATE_ENV"
+  WORK="$CLUSTER_DIR/clusters/$CLUSTER_NAME"  # kwokctl's folder for this cluster: pids/, logs/, supervise/
+  WRAPPERS="$CLUSTER_DIR/supervised"
   export KWOK_WORKDIR="$CLUSTER_DIR"
   export KWOK_KUBE_VERSION="$KUBE_VERSION" KWOK_RUNTIME=binary
-  export KWOK_KUBE_APISERVER_BINARY="$KUBE_APISERVER" KWOK_KUBE_CONTROLLER_MANAGER_BINARY="$KUBE_CONTROLLER_MANAGER"
-  export KWOK_KUBE_SCHEDULER_BINARY="$KUBE_SCHEDULER" KWOK_CONTROLLER_BINARY="$KWOK"
-  export KWOK_ETCD_BINARY="$ETCD" KWOK_KUBECTL_BINARY="$KUBECTL"
+  # kwokctl runs the wrappers (write_wrappers) in place of the binaries, so each one is supervised.
+  export KWOK_ETCD_BINARY="$WRAPPERS/etcd" KWOK_KUBE_APISERVER_BINARY="$WRAPPERS/kube-apiserver"
+  export KWOK_KUBE_CONTROLLER_MANAGER_BINARY="$WRAPPERS/kube-controller-manager"
+  export KWOK_KUBE_SCHEDULER_BINARY="$WRAPPERS/kube-scheduler" KWOK_CONTROLLER_BINARY="$WRAPPERS/kwok-controller"
+  export KWOK_KUBECTL_BINARY="$KUBECTL"
   # kwokctl never needs the network here: every binary is a local path. Make a stray download fail fast.
   export HTTPS_PROXY=http://127.0.0.1:9 HTTP_PROXY=http://127.0.0.1:9 NO_PROXY=127.0.0.1,localhost
 }
+
+# One wrapper per component: `supervise.py run` with the real binary as its child. The interpreter is
+# resolved once (not a pyenv shim on every start) and is plain python3: the supervisor needs no packages.
+write_wrappers() {
+  local python name real
+  python="$(python3 -c 'import sys; print(sys.executable)')"
+  mkdir -p "$WRAPPERS"
+  for name in etcd kube-apiserver kube-controller-manager kube-scheduler kwok-controller; do
+    case "$name" in
+      etcd) real="$ETCD" ;; kube-apiserver) real="$KUBE_APISERVER" ;;
+      kube-controller-manager) real="$KUBE_CONTROLLER_MANAGER" ;; kube-scheduler) real="$KUBE_SCHEDULER" ;;
+      kwok-controller) real="$KWOK" ;;
+    esac
+    # kwokctl first asks each binary for its version: answered by the binary itself, without a supervisor
+    printf '#!/usr/bin/env bash\ncase "$*" in --version | version) exec %q "$@" ;; esac\n' "$real" >"$WRAPPERS/$name"
+    printf 'exec %q %q run --name %q --workdir %q -- %q "$@"\n' \
+      "$python" "$HERE/supervise.py" "$name" "$WORK" "$real" >>"$WRAPPERS/$name"
+    chmod +x "$WRAPPERS/$name"
+  done
+}
+
+supervise() { python3 "$HERE/supervise.py" "$1" --workdir "$WORK" "${@:2}"; }
 
 up() {
   if answers; then
@@ -53,6 +84,7 @@ up() {
   mkdir -p "$dir"
   printf 'CLUSTER_NAME=%s\nCLUSTER_DIR=%s\n' "$NAME" "$dir" > "$STATE_ENV"
   kwok_env
+  write_wrappers
   log "starting $NAME (kube $KUBE_VERSION, kwok, $NODES fake nodes) in $dir"
   if ! "$KWOKCTL" create cluster --name "$NAME" --runtime binary \
       --kubeconfig "$dir/kubeconfig.kwokctl" \
@@ -84,21 +116,41 @@ up() {
 down() {
   if [[ ! -f "$STATE_ENV" ]]; then log "not running"; rm -f "$KUBECONFIG_OUT"; return 0; fi
   kwok_env
-  # kwokctl stops each component by the PID it recorded in $CLUSTER_DIR/clusters/$NAME/pids.
+  # First the supervisors, by the PIDs kwokctl recorded in $WORK/pids: each stops its component and starts
+  # nothing again (a STOP file tells them); then kwokctl forgets the cluster.
+  if [[ -d "$WORK" ]]; then supervise down --guard "$CLUSTER_DIR" || log "stopping the supervisors failed (above)"; fi
   "$KWOKCTL" delete cluster --name "$NAME" --kubeconfig "$CLUSTER_DIR/kubeconfig.kwokctl" >/dev/null 2>&1 || true
-  if [[ -d "$CLUSTER_DIR/clusters/$NAME/pids" ]]; then  # belt and braces: anything still alive, by PID
-    for f in "$CLUSTER_DIR/clusters/$NAME/pids"/*.pid; do
-      [[ -f "$f" ]] && kill "$(cat "$f")" 2>/dev/null || true
-    done
-  fi
   [[ "$CLUSTER_DIR" == */troupe-cluster.* || -n "${TROUPE_CLUSTER_DIR:-}" ]] && rm -rf "$CLUSTER_DIR"
   rm -f "$STATE_ENV" "$KUBECONFIG_OUT"
   log "stopped $NAME"
 }
 
+status() {
+  if [[ "${1:-}" == --json ]]; then  # the supervisors' view only, no API call (it works during an outage)
+    [[ -f "$STATE_ENV" ]] || { echo '{}'; return 1; }
+    kwok_env; supervise status --json; return 0
+  fi
+  local rc=0
+  if answers; then log "running ($NAME)"; else log "not answering ($NAME)"; rc=1; fi
+  if [[ -f "$STATE_ENV" ]]; then kwok_env; supervise status >&2; fi
+  if [[ $rc -eq 0 ]]; then echo "export KUBECONFIG=$KUBECONFIG_OUT"; fi
+  return $rc
+}
+
+# kill / outage: faults on purpose, for reliability tests (e2e/harness.py) and by hand.
+fault() {
+  [[ -f "$STATE_ENV" ]] || { log "not running"; exit 1; }
+  kwok_env
+  supervise "$@"
+}
+
 case "${1:-}" in
   up) up ;;
   down) down ;;
-  status) answers && { log "running ($NAME)"; echo "export KUBECONFIG=$KUBECONFIG_OUT"; } ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  status) status "${@:2}" ;;
+  kill) [[ $# -ge 2 ]] || { echo "usage: $0 kill COMPONENT [SIGNAL]" >&2; exit 2; }
+    fault kill "$2" --signal "${3:-KILL}" ;;
+  outage) [[ $# -eq 3 ]] || { echo "usage: $0 outage COMPONENT SECONDS" >&2; exit 2; }
+    fault outage "$2" "$3" ;;
+  *) echo "usage: $0 up|down|status [--json]|kill COMPONENT [SIGNAL]|outage COMPONENT SECONDS" >&2; exit 2 ;;
 esac
