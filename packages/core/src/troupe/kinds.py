@@ -27,6 +27,10 @@ class ChildKind:
 
     ``prune``: children of this kind that the builders stop returning are deleted. PersistentVolumeClaims
     and anything holding user data should say ``prune=False``; the core never deletes those on its own.
+
+    ``observe_only``: children of this kind are made by another controller from what the operator built
+    (the pods of its Deployments) and carry its owner label; the core watches them into ``ctx.children``,
+    and builders never return them. The chart's generated RBAC then grants only get, list and watch.
     """
 
     api_version: str
@@ -34,6 +38,7 @@ class ChildKind:
     plural: str
     namespaced: bool = True
     prune: bool = True
+    observe_only: bool = False
 
     @property
     def group(self) -> str:
