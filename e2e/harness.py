@@ -419,6 +419,22 @@ def start_operator(
 # ------------------------------------------------------------------------------------------- helm
 
 
+def build_chart_dependencies(chart: str | os.PathLike[str]) -> None:
+    """Vendor a chart directory's dependencies (the troupe-common library chart) into its charts/.
+
+    ``helm install <dir>`` and ``helm template <dir>`` need them there, and they are not committed
+    (.gitignore): they come from ``file://../troupe-common``, pinned by the committed Chart.lock, in well
+    under a second and without a network. A packaged chart (.tgz) already holds them.
+    """
+    path = Path(chart)
+    if path.is_dir() and yaml.safe_load((path / "Chart.yaml").read_text()).get("dependencies"):
+        proc = subprocess.run(
+            [HELM, "dependency", "build", "--skip-refresh", str(path)], capture_output=True, text=True
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"helm dependency build {path} failed:\n{proc.stdout}{proc.stderr}")
+
+
 class Helm:
     """Install charts with pyhelm3 (``from pyhelm3 import Client``) driving the helm built here."""
 
@@ -440,6 +456,7 @@ class Helm:
         chart_path = Path(chart)
         if not chart_path.is_absolute() and not chart_path.exists():
             chart_path = ROOT / "charts" / str(chart)
+        build_chart_dependencies(chart_path)
         loaded = await self.client.get_chart(chart_path.resolve())
         name = release or chart_path.name
         revision = await self.client.install_or_upgrade_release(
