@@ -77,6 +77,7 @@ def kind_grants(kind: KindSpec) -> Iterator[Grant]:
         )
     for child in kind.children:
         yield child_grant(kind, child)
+    # A kind's other declarations (related kinds it reads: READ, in their own scope) join here.
     # the core posts Events into the object's namespace (cluster-scoped objects: "default")
     yield Grant(scope, "", "events", ("create",), f"Events on {kind.kind} condition changes")
 
