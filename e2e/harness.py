@@ -504,20 +504,22 @@ def installed_operator(
         "wait", "--for=condition=Established", "crd", "-l", f"troupe.dev/operator={plugin}", "--timeout=30s"
     )
     helm = Helm(cluster)
-    asyncio.run(helm.ainstall(chart, system, release=release))
-    service_account = f"{release}-{chart.name}"
-    op = start_operator(
-        plugin, None, service_account, log_dir, sa_namespace=system, env=env(system) if env else None
-    )
-    try:
-        yield op
-        assert op.alive, f"the operator died:\n{op.tail()}"
-        assert "Traceback" not in op.log(), op.tail(80)
-        # a rule missing from the chart's generated RBAC (a word of its own: a port like :47403 is not one)
-        assert not re.search(r"\b403\b|Forbidden", op.log()), op.tail(80)
+    try:  # a failed install leaves no namespace or release behind either
+        asyncio.run(helm.ainstall(chart, system, release=release))
+        service_account = f"{release}-{chart.name}"
+        op = start_operator(
+            plugin, None, service_account, log_dir, sa_namespace=system, env=env(system) if env else None
+        )
+        try:
+            yield op
+            assert op.alive, f"the operator died:\n{op.tail()}"
+            assert "Traceback" not in op.log(), op.tail(80)
+            # a rule missing from the chart's generated RBAC (a word of its own: :47403 is a port, not one)
+            assert not re.search(r"\b403\b|Forbidden", op.log()), op.tail(80)
+        finally:
+            op.stop()
+            print(f"\n[{plugin} operator log tail]\n{op.tail(40)}")
     finally:
-        op.stop()
-        print(f"\n[{plugin} operator log tail]\n{op.tail(40)}")
         helm.uninstall_all()
         delete_namespace(system)
 
