@@ -35,7 +35,7 @@ check-crds: sync ## fail when a committed CRD is stale
 	$(UV) run --frozen python tools/crds.py --check
 
 unit: sync ## unit tests (no cluster)
-	$(PYTEST) packages plugins
+	$(PYTEST) packages plugins tools/tests
 
 test: lint check-crds unit e2e ## everything CI runs
 

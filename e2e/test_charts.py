@@ -1,4 +1,6 @@
-"""Every operator chart: lint-clean, accepted by the API server, and running under restricted Pod Security.
+"""Every operator chart: lint-clean, accepted by the API server, and running under restricted Pod Security;
+built on the troupe-common library chart, its RBAC the rules generated into files/rbac.yaml, and
+installable from a packaged .tgz alone.
 
 The operator-specific behaviour of each chart (its RBAC is enough, and no more) is proven by the
 operator's own e2e tests, which run the operator as the chart's ServiceAccount.
@@ -7,7 +9,9 @@ operator's own e2e tests, which run the operator as the chart's ServiceAccount.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
+import tarfile
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +23,7 @@ from harness import (
     HELM,
     ROOT,
     Helm,
+    build_chart_dependencies,
     create_namespace,
     delete_namespace,
     get,
@@ -48,9 +53,21 @@ def render(chart: Path, namespace: str, *sets: str) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(out) if doc]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def dependencies() -> None:
+    """The charts' troupe-common dependency, vendored as a fresh clone would need it."""
+    for chart in CHARTS:
+        build_chart_dependencies(chart)
+
+
 @pytest.fixture(params=CHARTS, ids=[c.name for c in CHARTS])
 def chart(request: pytest.FixtureRequest) -> Path:
     return Path(request.param)
+
+
+def generated_rules(chart: Path) -> dict[str, list[dict[str, Any]]]:
+    rules: dict[str, list[dict[str, Any]]] = yaml.safe_load((chart / "files" / "rbac.yaml").read_text())
+    return rules
 
 
 @pytest.fixture
@@ -79,6 +96,14 @@ def test_chart_lints_clean(chart: Path) -> None:
         [HELM, "template", "t", str(chart), "--set", "replicaCount=-1"], capture_output=True, text=True
     )
     assert bad.returncode != 0 and "replicaCount" in bad.stderr
+
+
+def test_library_chart_lints_clean_and_renders_nothing_alone() -> None:
+    library = ROOT / "charts" / "troupe-common"
+    assert yaml.safe_load((library / "Chart.yaml").read_text())["type"] == "library"
+    assert "0 chart(s) failed" in helm("lint", "--strict", str(library))
+    alone = subprocess.run([HELM, "template", "t", str(library)], capture_output=True, text=True)
+    assert alone.returncode != 0 and "library charts are not installable" in alone.stderr
 
 
 def test_every_name_fits_a_label_and_carries_the_standard_labels(chart: Path) -> None:
@@ -111,10 +136,54 @@ def test_watch_namespaces_grant_roles_there_and_nothing_cluster_wide(chart: Path
     docs = render(chart, "ops", "watchNamespaces={team-a,team-b}")
     kinds = {(d["kind"], d["metadata"].get("namespace")) for d in docs}
     assert ("Role", "team-a") in kinds and ("RoleBinding", "team-b") in kinds
-    assert not {k for k, _ in kinds} & {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering"}
+    assert "ClusterKopfPeering" not in {k for k, _ in kinds}
+    if not generated_rules(chart)["cluster"]:  # no cluster-scoped resource: nothing cluster-wide at all
+        assert not {k for k, _ in kinds} & {"ClusterRole", "ClusterRoleBinding"}
     (deploy,) = [d for d in docs if d["kind"] == "Deployment"]
     args = deploy["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--namespace=team-a" in args and "--namespace=team-b" in args
+
+
+def test_rbac_is_the_generated_rules(chart: Path) -> None:
+    """The roles hold exactly files/rbac.yaml's rules for the watch mode (the library reads the file)."""
+    rules = generated_rules(chart)
+    (cluster_role,) = [d for d in render(chart, "ops") if d["kind"] == "ClusterRole"]
+    assert cluster_role["rules"] == rules["namespaced"] + rules["allNamespaces"] + rules["cluster"]
+    roles = [d for d in render(chart, "ops", "watchNamespaces={team-a,team-b}") if d["kind"] == "Role"]
+    assert [r["metadata"]["namespace"] for r in roles] == ["team-a", "team-b"]
+    for role in roles:
+        assert role["rules"] == rules["namespaced"] + rules["watchNamespaces"]
+    # rbac.create=false: none of it
+    off = render(chart, "ops", "rbac.create=false")
+    assert not {d["kind"] for d in off} & {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
+
+
+def test_cluster_scoped_rules_are_granted_cluster_wide_in_either_mode(chart: Path, tmp_path: Path) -> None:
+    """A cluster-scoped kind or child (rules under ``cluster``) needs a ClusterRole even with
+    watchNamespaces; the namespaced rules stay in the Roles."""
+    copy = tmp_path / chart.name
+    shutil.copytree(chart, copy)
+    rules = generated_rules(chart)
+    namespaces_rule = {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "create"]}
+    rules["cluster"] = [namespaces_rule]
+    (copy / "files" / "rbac.yaml").write_text(yaml.safe_dump(rules))
+    docs = render(copy, "ops", "watchNamespaces={team-a}")
+    (cluster_role,) = [d for d in docs if d["kind"] == "ClusterRole"]
+    assert cluster_role["rules"] == [namespaces_rule]
+    (binding,) = [d for d in docs if d["kind"] == "ClusterRoleBinding"]
+    assert binding["subjects"][0]["namespace"] == "ops"
+    (role,) = [d for d in docs if d["kind"] == "Role"]
+    assert namespaces_rule not in role["rules"]
+    (all_namespaces,) = [d for d in render(copy, "ops") if d["kind"] == "ClusterRole"]
+    assert all_namespaces["rules"][-1] == namespaces_rule
+
+
+def test_rbac_refuses_a_chart_without_generated_rules(chart: Path, tmp_path: Path) -> None:
+    copy = tmp_path / chart.name
+    shutil.copytree(chart, copy)
+    (copy / "files" / "rbac.yaml").unlink()
+    proc = subprocess.run([HELM, "template", "t", str(copy)], capture_output=True, text=True)
+    assert proc.returncode != 0 and "files/rbac.yaml" in proc.stderr and "make crds" in proc.stderr
 
 
 def test_service_monitor_only_when_asked(chart: Path) -> None:
@@ -132,6 +201,37 @@ def test_templates_pass_a_server_side_dry_run(chart: Path, chart_crds: None, nam
         )
         result = kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-", input=out)
         assert "(server dry run)" in result.stdout
+
+
+def comparable(rendered: str) -> list[dict[str, Any]]:
+    """Rendered documents without the random values a render draws (the workshop's password key)."""
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
+    for doc in docs:
+        if doc["kind"] == "Secret":
+            doc.pop("data", None)
+    return docs
+
+
+def test_packaged_chart_stands_alone(chart: Path, chart_crds: None, namespace: str, tmp_path: Path) -> None:
+    """``helm package`` bundles troupe-common: the .tgz, away from the repository, renders what the
+    directory renders, and the API server accepts it (server-side dry run)."""
+    out = tmp_path / "dist"
+    helm("package", str(chart), "--destination", str(out))
+    (tgz,) = out.glob(f"{chart.name}-*.tgz")
+    with tarfile.open(tgz) as tar:
+        names = tar.getnames()
+    assert f"{chart.name}/charts/troupe-common/templates/_deployment.tpl" in names, names
+    assert f"{chart.name}/files/rbac.yaml" in names
+    alone = tmp_path / "elsewhere"
+    alone.mkdir()
+    shutil.move(tgz, alone)
+    args = ("template", "t", "--namespace", namespace, "--set", f"watchNamespaces={{{namespace}}}")
+    packaged = subprocess.run(
+        [HELM, *args, str(alone / tgz.name)], cwd=alone, capture_output=True, text=True, check=True
+    ).stdout
+    assert comparable(packaged) == comparable(helm(*args, str(chart)))
+    result = kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-", input=packaged)
+    assert "(server dry run)" in result.stdout
 
 
 async def test_installs_and_runs_under_restricted_pod_security(

@@ -33,6 +33,9 @@ for chart in "${charts[@]}"; do
   [[ -f "$chart/Chart.yaml" ]] || { say "skip $chart (no Chart.yaml)"; continue; }
   release="$(basename "$chart")"; op="${release%-operator}"
   say "helm install $release into $DEV_NS"
+  # the troupe-common library chart, vendored into $chart/charts/ (not committed)
+  "$HELM" dependency build --skip-refresh "$chart" >"$STATE/helm-$release.log" 2>&1 || {
+    say "helm dependency build $chart failed (see $STATE/helm-$release.log)"; continue; }
   if ! "$HELM" upgrade --install "$release" "$chart" -n "$DEV_NS" --create-namespace --wait --timeout 2m \
       --set image.pullPolicy=Never >"$STATE/helm-$release.log" 2>&1; then
     say "helm install $release failed (see $STATE/helm-$release.log):"; tail -5 "$STATE/helm-$release.log" >&2

@@ -1,4 +1,5 @@
-{{- /* Operator settings from values, as environment variables the plugin reads (a list of EnvVar). */}}
+{{- /* Operator settings from values, as environment variables the plugin reads (a list of EnvVar, maybe
+   empty). troupe-common's Deployment includes it by this name: "<chart name>.configEnv". */}}
 {{- define "workshop-operator.configEnv" -}}
 - name: TROUPE_WORKSHOP_INGRESS_CLASS
   value: {{ .Values.workshops.ingressClassName | quote }}
@@ -9,6 +10,6 @@
 - name: TROUPE_WORKSHOP_PASSWORD_KEY
   valueFrom:
     secretKeyRef:
-      name: {{ include "workshop-operator.suffixedName" (list . "password-key") }}
+      name: {{ include "troupe-common.suffixedName" (list . "password-key") }}
       key: key
 {{- end }}

@@ -31,6 +31,10 @@ class ChildKind:
     ``optional``: the kind's API may be absent from a cluster (a CRD of another project, like KubeVirt's
     VirtualMachine). The operator then starts all the same; an object whose builders return such a child
     gets condition ``MissingAPI`` saying ``missing_hint``, and proceeds once the CRD is installed.
+
+    ``observe_only``: children of this kind are made by another controller from what the operator built
+    (the pods of its Deployments) and carry its owner label; the core watches them into ``ctx.children``,
+    and builders never return them. The chart's generated RBAC then grants only get, list and watch.
     """
 
     api_version: str
@@ -40,6 +44,7 @@ class ChildKind:
     prune: bool = True
     optional: bool = False
     missing_hint: str = ""
+    observe_only: bool = False
 
     @property
     def group(self) -> str:

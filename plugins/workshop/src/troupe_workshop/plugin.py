@@ -46,7 +46,7 @@ WORKSHOP = KindSpec(
         ChildKind("v1", "Service", "services"),
         ChildKind("networking.k8s.io/v1", "Ingress", "ingresses"),
         # Never built: the RStudio pods are watched for health through the same owner annotation.
-        ChildKind("v1", "Pod", "pods", prune=False),
+        ChildKind("v1", "Pod", "pods", prune=False, observe_only=True),
     ),
     description="An RStudio workshop with a lifetime: instances per participant, an Ingress, expiry.",
     # Ordered teardown when deleted by hand (Ingress, Services, Deployments), as at expiry.

@@ -146,6 +146,11 @@ class ChildApplier:
 
     def _child_kind(self, kind: KindSpec, manifest: Manifest) -> ChildKind:
         child = self._declared(kind, manifest)
+        if child is not None and child.observe_only:
+            raise InvalidChild(
+                f"a plugin built a {child.kind}, which {kind.kind} declares observe-only (another controller "
+                "makes those; the operator may not write them)"
+            )
         if child is None:
             raise InvalidChild(
                 f"a plugin built a {manifest.get('apiVersion')} {manifest.get('kind')} but {kind.kind} "

@@ -1,4 +1,5 @@
 {{- /* kopf's leader election object: replicas agree through it on which one is active. */}}
+{{- define "troupe-common.peering" -}}
 {{- if .Values.leaderElection.enabled }}
 {{- if .Values.watchNamespaces }}
 {{- range $ns := .Values.watchNamespaces }}
@@ -6,18 +7,19 @@
 apiVersion: kopf.dev/v1
 kind: KopfPeering
 metadata:
-  name: {{ include "observatory-operator.peeringName" $ }}
+  name: {{ include "troupe-common.peeringName" $ }}
   namespace: {{ $ns }}
   labels:
-    {{- include "observatory-operator.labels" $ | nindent 4 }}
+    {{- include "troupe-common.labels" $ | nindent 4 }}
 {{- end }}
 {{- else }}
 ---
 apiVersion: kopf.dev/v1
 kind: ClusterKopfPeering
 metadata:
-  name: {{ include "observatory-operator.peeringName" . }}
+  name: {{ include "troupe-common.peeringName" . }}
   labels:
-    {{- include "observatory-operator.labels" . | nindent 4 }}
+    {{- include "troupe-common.labels" . | nindent 4 }}
+{{- end }}
 {{- end }}
 {{- end }}

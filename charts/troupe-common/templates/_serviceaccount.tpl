@@ -1,13 +1,16 @@
+{{- define "troupe-common.serviceAccount" -}}
 {{- if .Values.serviceAccount.create }}
+---
 apiVersion: v1
 kind: ServiceAccount
 metadata:
-  name: {{ include "workshop-operator.serviceAccountName" . }}
+  name: {{ include "troupe-common.serviceAccountName" . }}
   namespace: {{ .Release.Namespace }}
   labels:
-    {{- include "workshop-operator.labels" . | nindent 4 }}
+    {{- include "troupe-common.labels" . | nindent 4 }}
   {{- with .Values.serviceAccount.annotations }}
   annotations:
     {{- toYaml . | nindent 4 }}
   {{- end }}
+{{- end }}
 {{- end }}

@@ -1,19 +1,27 @@
+{{- /*
+The operator Deployment: the restricted Pod Security profile (from values podSecurityContext and
+securityContext), /healthz and /readyz probes on the metrics port, leader election unless turned off.
+The operator chart's own settings come in as environment variables from its template
+"<chart name>.configEnv" (a list of EnvVar; it may be empty), which every operator chart defines.
+*/}}
+{{- define "troupe-common.deployment" }}
+---
 apiVersion: apps/v1
 kind: Deployment
 metadata:
-  name: {{ include "workshop-operator.fullname" . }}
+  name: {{ include "troupe-common.fullname" . }}
   namespace: {{ .Release.Namespace }}
   labels:
-    {{- include "workshop-operator.labels" . | nindent 4 }}
+    {{- include "troupe-common.labels" . | nindent 4 }}
 spec:
   replicas: {{ .Values.replicaCount }}
   selector:
     matchLabels:
-      {{- include "workshop-operator.selectorLabels" . | nindent 6 }}
+      {{- include "troupe-common.selectorLabels" . | nindent 6 }}
   template:
     metadata:
       labels:
-        {{- include "workshop-operator.selectorLabels" . | nindent 8 }}
+        {{- include "troupe-common.selectorLabels" . | nindent 8 }}
         {{- with .Values.podLabels }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
@@ -22,7 +30,7 @@ spec:
         {{- toYaml . | nindent 8 }}
       {{- end }}
     spec:
-      serviceAccountName: {{ include "workshop-operator.serviceAccountName" . }}
+      serviceAccountName: {{ include "troupe-common.serviceAccountName" . }}
       automountServiceAccountToken: true
       {{- with .Values.imagePullSecrets }}
       imagePullSecrets:
@@ -35,7 +43,7 @@ spec:
         {{- toYaml .Values.podSecurityContext | nindent 8 }}
       containers:
         - name: operator
-          image: {{ include "workshop-operator.image" . }}
+          image: {{ include "troupe-common.image" . }}
           imagePullPolicy: {{ .Values.image.pullPolicy }}
           args:
             {{- if .Values.watchNamespaces }}
@@ -64,7 +72,7 @@ spec:
               valueFrom:
                 fieldRef:
                   fieldPath: metadata.namespace
-            {{- include "workshop-operator.configEnv" . | nindent 12 }}
+            {{- include (printf "%s.configEnv" .Chart.Name) . | nindent 12 }}
             {{- with .Values.extraEnv }}
             {{- toYaml . | nindent 12 }}
             {{- end }}
@@ -108,3 +116,4 @@ spec:
       affinity:
         {{- toYaml . | nindent 8 }}
       {{- end }}
+{{- end }}
