@@ -27,6 +27,8 @@ from harness import (
     kubectl,
     kubectl_json,
     new_namespace_name,
+    require_local_cluster,
+    restart_apiserver,
     start_operator,
     wait_for,
 )
@@ -185,3 +187,24 @@ def test_a_standby_replica_takes_over_within_fifteen_seconds(installed: Installe
     print(f"\n[reliability] standby took over and acted {takeover:.1f}s after the leader was killed")
     assert takeover <= 15, f"takeover took {takeover:.1f}s"
     standby.stop()
+
+
+def test_an_api_server_outage_mid_run_is_ridden_out(installed: Installed, namespace: str) -> None:
+    require_local_cluster()  # before anything is created: skipped where the harness cannot stop the server
+    op = installed.start()
+    for i in range(4):
+        apply(workshop(f"o{i}"), namespace)
+    outage = restart_apiserver(down_for=10)
+    print(f"\n[reliability] API server down {outage.down_for:.1f}s")
+    apply(workshop("after"), namespace)
+    wait_for(
+        lambda: phases(namespace),
+        lambda p: len(p) == 5 and all(v == "Running" for v in p.values()),
+        120,
+        "every workshop Running after the outage",
+    )
+    assert all(len(items) == 5 for items in children(namespace).values())
+    assert op.alive, op.tail()
+    assert "Traceback" not in op.log(), op.tail(80)  # retried as warnings, not tracebacks
+    kubectl("delete", "workshops", "--all", "-n", namespace, "--wait=true", "--timeout=120s")
+    op.stop()
