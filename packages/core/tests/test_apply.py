@@ -40,6 +40,14 @@ def test_subset_lists_match_by_position_and_length() -> None:
     assert is_subset({"gone": None}, {})
 
 
+def test_an_empty_desired_value_matches_an_absent_one() -> None:
+    """A retained child is applied with ownerReferences: [], which the server stores as nothing."""
+    retained = {"metadata": {"name": "home", "ownerReferences": []}}
+    assert is_subset(retained, {"metadata": {"name": "home", "uid": "u"}})
+    assert not is_subset(retained, {"metadata": {"name": "home", "ownerReferences": [{"uid": "o"}]}})
+    assert is_subset({"data": {}}, {})
+
+
 def test_complete_child_adds_labels_owner_and_namespace() -> None:
     child = complete_child(
         GREETING,

@@ -34,13 +34,15 @@ def is_subset(desired: Any, observed: Any) -> bool:
     """True when every field of ``desired`` is present with the same value in ``observed``.
 
     Fields the server or other controllers added (defaults, status, managedFields) don't count. Lists
-    must have the same length and match position by position, since apply would replace them.
+    must have the same length and match position by position, since apply would replace them. A desired
+    empty value matches an absent one (a retained child's ``ownerReferences: []`` is stored as nothing).
     """
     if isinstance(desired, dict):
         if not isinstance(observed, dict):
             return False
         return all(
-            (value is None and observed.get(key) is None)
+            # None, [] and {} are stored as nothing at all: the API server keeps no empty list
+            (value in (None, [], {}) and not observed.get(key))
             or (key in observed and is_subset(value, observed[key]))
             for key, value in desired.items()
         )
