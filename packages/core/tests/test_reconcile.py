@@ -54,7 +54,8 @@ async def test_first_reconcile_applies_then_steady_state_writes_nothing(
 ) -> None:
     key = add_greeting(kube, reconciler, {"name": "Ada"}, **{cost_center.ANNOTATION: "cc-7"})
     await reconciler.reconcile(key)
-    assert kube.writes[0] == "apply ConfigMap/hi-greeting"
+    assert kube.writes[:2] == ["json-patch greetings/hi", "apply ConfigMap/hi-greeting"]  # finalizer first
+    assert kube.objects["greetings", "ns", "hi"]["metadata"]["finalizers"] == ["troupe.dev/finalizer"]
     assert "status hi" in kube.writes
     cm = kube.objects["configmaps", "ns", "hi-greeting"]
     assert cm["data"] == {"greeting": "Hello, Ada!"}
@@ -330,5 +331,24 @@ async def test_an_object_deleted_during_its_reconcile_is_not_an_error(
 ) -> None:
     key = add_greeting(kube, reconciler, {"name": "Ada"})
     del kube.objects["greetings", "ns", "hi"]  # gone from the server, still in the watch cache
+    assert await reconciler.reconcile(key) is None  # putting the finalizer on found it gone
+    held = copy.deepcopy(reconciler.objects.get(key))
+    assert held is not None
+    held["metadata"]["finalizers"] = ["troupe.dev/finalizer"]
+    reconciler.objects.put(key, held)
     assert await reconciler.reconcile(key) is not None
     assert kube.writes[-1] == "status hi"
+
+
+async def test_teardown_steps_then_the_finalizer_goes(kube: MemoryKube, reconciler: Reconciler) -> None:
+    key = add_greeting(kube, reconciler, {"name": "Ada"})
+    await reconciler.reconcile(key)
+    body = copy.deepcopy(kube.objects["greetings", "ns", "hi"])
+    body["metadata"]["deletionTimestamp"] = "2026-11-24T09:00:00Z"
+    kube.objects["greetings", "ns", "hi"]["metadata"]["deletionTimestamp"] = "2026-11-24T09:00:00Z"
+    reconciler.objects.put(key, body)
+    greeting.FINALIZED.clear()
+    assert await reconciler.reconcile(key) is None
+    assert greeting.FINALIZED == ["hi"]
+    assert kube.objects["greetings", "ns", "hi"]["metadata"]["finalizers"] == []
+    assert "delete configmaps/hi-greeting" in kube.writes

@@ -76,3 +76,28 @@ class MemoryKube:
         self.writes.append(f"{method} {path}")
         self.bodies.append(body)
         return {}
+
+    async def json_patch(
+        self, api_version: str, plural: str, namespace: str | None, name: str, ops: list[Manifest]
+    ) -> Manifest:
+        """Enough of RFC 6902 for finalizers: test, add (``-`` appends) and remove on a path."""
+        obj = self.objects.get((plural, namespace, name))
+        if obj is None:
+            raise NotFound(name)
+        for op in ops:
+            *parents, last = op["path"].strip("/").split("/")
+            target: Any = obj
+            for part in parents:
+                target = target[int(part)] if isinstance(target, list) else target.setdefault(part, {})
+            if op["op"] == "test":
+                current = target[int(last)] if isinstance(target, list) else target.get(last)
+                if current != op["value"]:
+                    raise ApiException(status=422, reason="test failed")
+            elif op["op"] == "add" and isinstance(target, list):
+                target.append(op["value"]) if last == "-" else target.insert(int(last), op["value"])
+            elif op["op"] == "add":
+                target[last] = op["value"]
+            else:
+                del target[int(last) if isinstance(target, list) else last]
+        self.writes.append(f"json-patch {plural}/{name}")
+        return self._bump(obj)

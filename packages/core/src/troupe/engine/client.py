@@ -122,11 +122,12 @@ class Kube:
             "PATCH", path, body={"status": status}, content_type="application/merge-patch+json"
         )
 
-    async def patch(
-        self, api_version: str, plural: str, namespace: str | None, name: str, patch: dict[str, Any]
+    async def json_patch(
+        self, api_version: str, plural: str, namespace: str | None, name: str, ops: list[dict[str, Any]]
     ) -> Manifest:
+        """An RFC 6902 patch: its ``test`` operations make it conditional (a 422 when one fails)."""
         path = resource_path(api_version, plural, namespace, name)
-        return await self.request("PATCH", path, body=patch, content_type="application/merge-patch+json")
+        return await self.request("PATCH", path, body=ops, content_type="application/json-patch+json")
 
     async def delete(
         self,

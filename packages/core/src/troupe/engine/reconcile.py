@@ -20,7 +20,7 @@ from troupe.engine.admission import line_up, newly_admitted
 from troupe.engine.availability import Availability, missing_message
 from troupe.engine.cache import ChildIndex, ObjectCache, ObjectKey, RelatedIndex
 from troupe.engine.children import ChildApplier, InvalidChild, api_message
-from troupe.engine.client import Kube
+from troupe.engine.client import Kube, NotFound
 from troupe.engine.health import WatchActivity
 from troupe.engine.metrics import OperatorMetrics
 from troupe.engine.reporting import StatusWriter, with_blockers
@@ -60,8 +60,10 @@ class Reconciler:
         clock: Clock,
         metrics: dict[str, OperatorMetrics],
         activity: WatchActivity | None = None,
+        finalizer: str = "troupe.dev/finalizer",
     ) -> None:
         self.hooks = kind_hooks(pm)
+        self.finalizer = finalizer
         self.activity = activity
         self.kube = kube
         self.clock = clock
@@ -172,9 +174,13 @@ class Reconciler:
     # -- the reconcile --------------------------------------------------------------------------
 
     async def reconcile(self, key: ObjectKey) -> float | None:
-        """Reconcile one object; returns when to look again (seconds) or None."""
+        """Reconcile one object (or tear it down, when it is being deleted and holds our finalizer);
+        returns when to look again (seconds) or None."""
         body = self.objects.get(key)
-        if body is None or body["metadata"].get("deletionTimestamp"):
+        if body is None:
+            return None
+        deleting = bool(body["metadata"].get("deletionTimestamp"))
+        if deleting and self.finalizer not in (body["metadata"].get("finalizers") or []):
             return None
         if not self.listed(key):
             return LISTING_RECHECK
@@ -182,10 +188,17 @@ class Reconciler:
         started = time.perf_counter()
         result = "error"
         try:
+            if deleting:
+                return await self._tear_down(key, body)
+            if key.kind.finalize and self.finalizer not in (body["metadata"].get("finalizers") or []):
+                body = await self._hold(key, body)
             delay, result = await self._reconcile(key, body)
             if result != "retrying":
                 self._failures.pop(key, None)
             return delay
+        except NotFound:  # deleted meanwhile: its DELETED event is on its way
+            result = "unchanged"
+            return None
         except kopf.TemporaryError as exc:
             logger.info("%s: %s; retrying in %ss", key, exc, exc.delay or DEFAULT_RETRY)
             result = "unchanged"
@@ -256,6 +269,41 @@ class Reconciler:
         logger.warning("%s failed: %s", key, message)
         await self.reporter.write(key, body, failed(reason, message))
         return None, "failed"
+
+    async def _hold(self, key: ObjectKey, body: Manifest) -> Manifest:
+        """Put our finalizer on an object of a ``finalize=True`` kind before it gets any child."""
+        meta = body["metadata"]
+        ops: list[dict[str, Any]]
+        if meta.get("finalizers"):
+            ops = [{"op": "add", "path": "/metadata/finalizers/-", "value": self.finalizer}]
+        else:
+            ops = [{"op": "add", "path": "/metadata/finalizers", "value": [self.finalizer]}]
+        test = [{"op": "test", "path": "/metadata/resourceVersion", "value": meta.get("resourceVersion")}]
+        held = await self.kube.json_patch(
+            key.kind.api_version, key.kind.plural, key.namespace, key.name, test + ops
+        )
+        self.metrics[key.kind.operator].writes.labels(verb="finalizer").inc()
+        self.put(key, held)
+        return held
+
+    async def _tear_down(self, key: ObjectKey, body: Manifest) -> float | None:
+        """One step of an ordered teardown; the finalizer goes once every finalize hook is satisfied."""
+        try:
+            await self.finalize(key, body)
+        except kopf.TemporaryError as exc:
+            logger.info("%s: %s", key, exc)  # a step of the teardown, not a failure
+            return float(exc.delay or DEFAULT_RETRY)
+        finalizers = body["metadata"].get("finalizers") or []
+        index = finalizers.index(self.finalizer)
+        path = f"/metadata/finalizers/{index}"
+        ops = [{"op": "test", "path": path, "value": self.finalizer}, {"op": "remove", "path": path}]
+        try:
+            await self.kube.json_patch(key.kind.api_version, key.kind.plural, key.namespace, key.name, ops)
+        except NotFound:
+            return None
+        self.metrics[key.kind.operator].writes.labels(verb="finalizer").inc()
+        logger.info("%s: torn down; finalizer removed", key)
+        return None
 
     async def finalize(self, key: ObjectKey, body: Manifest) -> None:
         """The deletion of an object of a ``finalize=True`` kind: ordered teardown, then the finalize hooks.

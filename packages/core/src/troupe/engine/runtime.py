@@ -56,11 +56,8 @@ class RunSettings:
 
     @property
     def finalizer(self) -> str:
+        """The core's own finalizer on objects of ``finalize=True`` kinds (kopf holds none)."""
         return f"{self.identity}.troupe.dev/finalizer"
-
-    @property
-    def annotation_prefix(self) -> str:
-        return f"{self.identity}.troupe.dev"
 
     @property
     def peering_name(self) -> str:
@@ -68,12 +65,10 @@ class RunSettings:
 
 
 def kopf_settings(run: RunSettings) -> kopf.OperatorSettings:
+    # kopf only watches (kopf.on.event): the core holds its own finalizer and keeps no copy of the spec,
+    # so kopf writes nothing on the objects (a kopf.on.delete handler cost two patches per object and an
+    # annotation holding the whole spec, which made a spec near 256 KiB unstorable).
     settings = kopf.OperatorSettings()
-    settings.persistence.finalizer = run.finalizer
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=run.annotation_prefix)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=run.annotation_prefix, key="last-handled-configuration"
-    )
     settings.peering.name = run.peering_name
     settings.peering.mandatory = not run.standalone
     settings.peering.standalone = run.standalone
@@ -91,17 +86,6 @@ def kopf_settings(run: RunSettings) -> kopf.OperatorSettings:
     settings.networking.request_timeout = 60
     settings.queueing.error_delays = [1, 2, 5, 10, 30, 60, 120]
     return settings
-
-
-class TeardownStepsAreInfo(logging.Filter):
-    """kopf logs a TemporaryError at ERROR; from the finalizer it is the next step of an ordered teardown."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = str(record.msg)
-        teardown_step = "failed temporarily" in message and "troupe-finalize-" in message
-        if record.levelno == logging.ERROR and teardown_step:
-            record.levelno, record.levelname = logging.INFO, "INFO"
-        return True
 
 
 @dataclass
@@ -236,14 +220,6 @@ def _register_kind(
         for admitted in reconciler.admission_changes(kind):
             queue.enqueue(admitted)
 
-    if kind.finalize:
-
-        @kopf.on.delete(
-            kind.group, kind.version, kind.plural, registry=reg, id=f"troupe-finalize-{kind.kind}"
-        )
-        async def on_delete(body: kopf.Body, name: str, namespace: str | None, **_: Any) -> None:
-            await reconciler.finalize(ObjectKey(kind, namespace, name), dict(body))
-
 
 def _register_child(
     reg: kopf.OperatorRegistry,
@@ -291,7 +267,9 @@ async def run(
     activity = WatchActivity(stale_after=run_settings.watch_stale_after)
     install_watch_probe(activity)
     kube = await Kube.connect(field_manager=f"troupe-{run_settings.identity}")
-    reconciler = Reconciler(pm=pm, kube=kube, clock=clock, metrics=metrics, activity=activity)
+    reconciler = Reconciler(
+        pm=pm, kube=kube, clock=clock, metrics=metrics, activity=activity, finalizer=run_settings.finalizer
+    )
     await reconciler.availability.discover(kube, optional_kinds(kinds))
     queue = WorkQueue(reconciler.reconcile, concurrency=run_settings.concurrency)  # type: ignore[arg-type]
     registry = HandlerRegistry(
@@ -307,7 +285,6 @@ async def run(
     reconciler.actions.done = queue.enqueue
     reconciler.actions.handle = registry.handle()
     register(registry, pm)
-    logging.getLogger("kopf.objects").addFilter(TeardownStepsAreInfo())
     if ready is not None:
         ready(registry)
     runner = await serve(make_app(activity, prom), run_settings.metrics_port)
