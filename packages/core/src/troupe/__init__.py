@@ -9,6 +9,7 @@ import pluggy
 
 from troupe.conditions import Condition
 from troupe.context import Children, Manifest, ReconcileContext, StatusUpdate
+from troupe.cron import Cron, CronError
 from troupe.durations import MAX_DURATION, Duration, format_duration, parse_duration
 from troupe.hookspecs import PROJECT
 from troupe.kinds import ChildKind, KindSpec, PrinterColumn
@@ -19,12 +20,14 @@ from troupe.naming import dns1123_label, label_value, standard_labels
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 __all__ = [
+    "MAX_DURATION",
     "ChildKind",
     "Children",
     "Condition",
+    "Cron",
+    "CronError",
     "Duration",
     "KindSpec",
-    "MAX_DURATION",
     "Manifest",
     "PrinterColumn",
     "ReconcileContext",

@@ -1,19 +1,25 @@
 """Cron expressions: the five standard fields and the @-macros, evaluated in an IANA time zone.
 
-A small evaluator rather than a dependency: the operator needs only "the ticks between two instants",
-and owning it keeps the semantics documented in one place. Semantics follow Vixie cron / Kubernetes
+A small evaluator rather than a dependency: operators need only "the next tick" and "the ticks between two
+instants" (observatory's runs, devserver's start/stop schedules), and owning it keeps the semantics
+documented in one place. Semantics follow Vixie cron / Kubernetes
 CronJob: when both day-of-month and day-of-week are restricted, a day matching either fires; ``*/n``
 steps from the field's minimum; names (``jan``, ``mon``) and ``7`` for Sunday are accepted.
 
 Ticks are wall-clock times in the schedule's zone. A wall time skipped by a daylight-saving jump fires at
-the instant the clock jumped to; a repeated wall time fires once (its first occurrence).
+the instant the clock jumped to; a repeated wall time fires once (its first occurrence). Any instant may
+be asked about: past the last representable time (year 9999) there is simply no next tick.
+
+    cron = Cron.parse("30 2 * * mon-fri", "Europe/Paris")   # CronError says what to fix
+    cron.next_after(now)                                    # an aware UTC datetime, or None
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import MAXYEAR, MINYEAR, UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 MACROS = {
@@ -40,8 +46,15 @@ _FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
     ("month", 1, 12, _MONTHS),
     ("day of week", 0, 7, _DAYS),
 )
-#: A schedule that matches nothing within this many years (e.g. "0 0 30 2 *") is refused.
-_HORIZON_YEARS = 5
+#: A schedule that matches nothing within this many years (e.g. "0 0 30 2 *") is refused; a day count,
+#: not a year count, so a leap day has no "same day five years later" to miss.
+_HORIZON = timedelta(days=5 * 366)
+_LAST_DAY = datetime(MAXYEAR, 12, 31)
+#: ASCII digits only: str.isdigit() also accepts "²" and "٣", which int() then refuses or misreads.
+_NUMBER = re.compile(r"^[0-9]{1,9}$")
+#: The instants ticks are computed between: every zone's wall time of them, and the next minute, exist.
+_FIRST = datetime(MINYEAR, 1, 2, tzinfo=UTC)
+_LAST = datetime(MAXYEAR, 12, 30, tzinfo=UTC)
 
 
 class CronError(ValueError):
@@ -62,6 +75,47 @@ class Cron:
     weekday_restricted: bool
     zone: ZoneInfo
 
+    @classmethod
+    def parse(cls, expression: str, time_zone: str | None = None) -> Cron:
+        """Parse a schedule in an IANA zone (UTC when None); raise :class:`CronError` saying what is wrong."""
+        zone_name = time_zone or "UTC"
+        try:
+            zone = ZoneInfo(zone_name)
+        except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+            raise CronError(
+                f"unknown time zone {zone_name!r}: use an IANA name such as Europe/Paris "
+                "(a fixed offset is Etc/GMT-1 for UTC+1: the sign is inverted)"
+            ) from exc
+        text = expression.strip()
+        if text.startswith("@"):
+            if text.lower() not in MACROS:
+                raise CronError(f"unknown macro {expression!r}: use one of {', '.join(MACROS)}")
+            text = MACROS[text.lower()]
+        parts = text.split()
+        if len(parts) != 5:
+            raise CronError(
+                f"{expression!r} has {len(parts)} field{'s' if len(parts) != 1 else ''}; a schedule has "
+                "five (minute hour day-of-month month day-of-week, e.g. '*/5 * * * *') or is a macro such "
+                "as @hourly"
+            )
+        sets = [
+            _parse_field(p, lo, hi, names, f) for p, (f, lo, hi, names) in zip(parts, _FIELDS, strict=True)
+        ]
+        cron = cls(
+            expression=expression,
+            minutes=frozenset(sets[0]),
+            hours=frozenset(sets[1]),
+            days=frozenset(sets[2]),
+            months=frozenset(sets[3]),
+            weekdays=frozenset(d % 7 for d in sets[4]),
+            day_restricted=parts[2] != "*",
+            weekday_restricted=parts[4] != "*",
+            zone=zone,
+        )
+        if cron.next_after(datetime(2000, 1, 1, tzinfo=UTC)) is None:
+            raise CronError(f"{expression!r} never fires (no such day)")
+        return cron
+
     def _day_matches(self, day: datetime) -> bool:
         dom = day.day in self.days
         dow = (day.isoweekday() % 7) in self.weekdays
@@ -72,7 +126,7 @@ class Cron:
     def _wall_ticks(self, start: datetime) -> Iterator[datetime]:
         """Naive wall times matching the schedule, from ``start`` (a naive wall time) on, in order."""
         day = start.replace(hour=0, minute=0, second=0, microsecond=0)
-        end = day.replace(year=day.year + _HORIZON_YEARS)
+        end = day + _HORIZON if day <= _LAST_DAY - _HORIZON else _LAST_DAY
         while day < end:
             if day.month in self.months and self._day_matches(day):
                 for hour in sorted(self.hours):
@@ -83,10 +137,12 @@ class Cron:
             day += timedelta(days=1)
 
     def next_after(self, after: datetime) -> datetime | None:
-        """The first tick strictly after ``after`` (aware), as an aware UTC datetime."""
-        wall = after.astimezone(self.zone).replace(tzinfo=None, second=0, microsecond=0) + timedelta(
-            minutes=1
-        )
+        """The first tick strictly after ``after`` (aware), as an aware UTC datetime; None if none follows."""
+        if after >= _LAST:
+            return None
+        wall = max(after, _FIRST).astimezone(self.zone).replace(
+            tzinfo=None, second=0, microsecond=0
+        ) + timedelta(minutes=1)
         for moment in self._wall_ticks(wall):
             instant = _to_instant(moment, self.zone)
             if instant > after:
@@ -125,7 +181,7 @@ def _to_instant(wall: datetime, zone: ZoneInfo) -> datetime:
 def _parse_value(text: str, lo: int, hi: int, names: dict[str, int], field: str) -> int:
     value = names.get(text.lower())
     if value is None:
-        if not text.isdigit():
+        if not _NUMBER.match(text):
             raise CronError(f"{field}: {text!r} is not a number{' or a name' if names else ''}")
         value = int(text)
     if not lo <= value <= hi:
@@ -139,7 +195,7 @@ def _parse_field(text: str, lo: int, hi: int, names: dict[str, int], field: str)
         base, _, step_text = part.partition("/")
         step = 1
         if step_text:
-            if not step_text.isdigit() or int(step_text) == 0:
+            if not _NUMBER.match(step_text) or int(step_text) == 0:
                 raise CronError(f"{field}: step {step_text!r} must be a positive number")
             step = int(step_text)
         if base == "*":
@@ -154,35 +210,3 @@ def _parse_field(text: str, lo: int, hi: int, names: dict[str, int], field: str)
             last = hi if step_text else first
         values.update(range(first, last + 1, step))
     return values
-
-
-def parse(expression: str, time_zone: str | None = None) -> Cron:
-    """Parse a schedule; raise :class:`CronError` saying what is wrong."""
-    zone_name = time_zone or "UTC"
-    try:
-        zone = ZoneInfo(zone_name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise CronError(f"unknown time zone {zone_name!r}: use an IANA name such as Europe/Paris") from exc
-    text = MACROS.get(expression.strip().lower(), expression.strip())
-    parts = text.split()
-    if len(parts) != 5:
-        raise CronError(
-            f"{expression!r} has {len(parts)} fields; a schedule has five (minute hour day-of-month month "
-            "day-of-week, e.g. '*/5 * * * *') or is a macro such as @hourly"
-        )
-    sets = [_parse_field(p, lo, hi, names, f) for p, (f, lo, hi, names) in zip(parts, _FIELDS, strict=True)]
-    weekdays = {d % 7 for d in sets[4]}
-    cron = Cron(
-        expression=expression,
-        minutes=frozenset(sets[0]),
-        hours=frozenset(sets[1]),
-        days=frozenset(sets[2]),
-        months=frozenset(sets[3]),
-        weekdays=frozenset(weekdays),
-        day_restricted=parts[2] != "*",
-        weekday_restricted=parts[4] != "*",
-        zone=zone,
-    )
-    if cron.next_after(datetime(2000, 1, 1, tzinfo=UTC)) is None:
-        raise CronError(f"{expression!r} never fires (no such day)")
-    return cron
