@@ -367,12 +367,16 @@ FAILED: list[tuple[str, dict[str, Any], str]] = [
     ("unicode-dependency", {"tasks": [task("a", "\u00fc")]}, "unknown task '\u00fc'"),
     ("timeout-century", {"tasks": [task("a", timeout="36501d")]},
      "spec.tasks.0.timeout: Value error, duration '36501d' is longer than the maximum of 36500d"),
+    ("timeout-past-int32", {"tasks": [task("a", timeout="24856d")]},
+     "spec.tasks.0.timeout: Value error, timeout '24856d' is longer than a pod's activeDeadlineSeconds"),
     ("timeout-zero", {"tasks": [task("a", timeout="0s")]},
      "spec.tasks.0.timeout: Value error, timeout '0s' ends every attempt before it starts"),
     ("backoff-century", {"tasks": [task("a", retries=1, backoff={"maxDuration": "999999999d"})]},
      "spec.tasks.0.backoff.maxDuration: Value error"),
     ("quantity", {"tasks": [task("a", resources={"requests": {"cpu": "lots"}})]},
      "spec.tasks.0.resources.requests.cpu: Value error, 'lots' is not a quantity"),
+    ("label-value", {"tasks": [task("a", metadata={"labels": {"team": "a b"}})]},
+     "spec.tasks.0.metadata.labels: Value error, label team: 'a b' is not a valid label value"),
     ("minute-60", {"schedule": "60 * * * *"}, "spec.schedule: minute: 60 is out of range 0-59"),
     ("minute-61", {"schedule": "61 * * * *"}, "spec.schedule: minute: 61 is out of range 0-59"),
     ("february-31", {"schedule": "* * 31 2 *"}, "spec.schedule: '* * 31 2 *' never fires (no such day)"),
@@ -385,18 +389,19 @@ FAILED: list[tuple[str, dict[str, Any], str]] = [
 
 def test_bad_input_ends_failed_saying_what_to_fix(operator: Operator, namespace: str) -> None:
     apply([bad(name, dict(spec)) for name, spec, _ in FAILED], namespace)
-    # a pod the API server refuses (a label value with a space): the core's ApplyFailed names the pod
-    apply(workflow("bad-label", [task("a", metadata={"labels": {"team": "a b"}})]), namespace)
+    # a pod the API server refuses (requests above limits): the core's ApplyFailed names the pod
+    resources = {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}
+    apply(workflow("bad-pod", [task("a", resources=resources)]), namespace)
     wrong = []
     for name, _, message in FAILED:
         failed = wait_for(lambda n=name: obs(n, namespace), phase_is("Failed"), 30, f"{name} Failed")
         ready = next(c for c in failed["status"]["conditions"] if c["type"] == "Ready")
         if (ready["status"], ready["reason"]) != ("False", "InvalidSpec") or message not in ready["message"]:
             wrong.append(f"{name}: {ready}")
-    label = wait_for(lambda: obs("bad-label", namespace), phase_is("Failed"), 30, "bad-label Failed")
-    ready = next(c for c in label["status"]["conditions"] if c["type"] == "Ready")
-    assert ready["reason"] == "ApplyFailed" and "bad-label-1-a-1" in ready["message"], ready
-    assert "team" in ready["message"], ready
+    refused = wait_for(lambda: obs("bad-pod", namespace), phase_is("Failed"), 30, "bad-pod Failed")
+    ready = next(c for c in refused["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "ApplyFailed" and "bad-pod-1-a-1" in ready["message"], ready
+    assert "spec.containers[0].resources.requests" in ready["message"], ready
     assert not wrong, "\n".join(wrong)
     time.sleep(1)
     assert kubectl_json("get", "pods", "-n", namespace)["items"] == [], "nothing started for a bad workflow"
@@ -406,18 +411,18 @@ def test_bad_input_ends_failed_saying_what_to_fix(operator: Operator, namespace:
 
 
 def test_odd_but_valid_input_runs(operator: Operator, namespace: str) -> None:
-    century = "36500d"
+    century, longest_timeout = "36500d", "24855d"
     apply([
         workflow("huge", [
-            task("slow", timeout=century),
+            task("slow", timeout=longest_timeout),
             task("flaky", exit=1, retries=10,
                  backoff={"duration": century, "factor": 10, "maxDuration": century}),
         ]),
         workflow("chain", chain(1000), suspend=True),
         workflow("graph", [task(f"t{i}", *([f"t{i // 2}"] if i else [])) for i in range(1000)], suspend=True),
         workflow("dst-gap", [task("a")], schedule="30 2 * * *", timeZone="Europe/Paris"),
-        # each pair used to share every pod: pc-1-x-1-y-1, team-x-1-a-1
-        workflow("pc", [task("x-1-y")]), workflow("pc-1-x", [task("y")]),
+        # each pair used to share every pod: pc-1-x-1-q-1, team-x-1-a-1 (not "y": YAML 1.1 reads it as true)
+        workflow("pc", [task("x-1-q")]), workflow("pc-1-x", [task("q")]),
         workflow("team.x", [task("a")]), workflow("team-x", [task("a")]),
     ], namespace)  # fmt: skip
 
@@ -431,7 +436,7 @@ def test_odd_but_valid_input_runs(operator: Operator, namespace: str) -> None:
     assert flaky["phase"] == "Pending" and ts(flaky["retryAt"]).year >= 2100, flaky
     assert huge["status"]["phase"] == "Running"
     slow_pod = next(p for p in pods(namespace, "huge") if p["metadata"]["labels"][TASK] == "slow")
-    assert slow_pod["spec"]["activeDeadlineSeconds"] == 36500 * 86400
+    assert slow_pod["spec"]["activeDeadlineSeconds"] == 24855 * 86400
 
     for name in ("chain", "graph"):
         held = wait_for(lambda n=name: obs(n, namespace), lambda o: o and o.get("status", {}).get("run") == 1,

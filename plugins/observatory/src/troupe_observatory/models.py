@@ -26,6 +26,8 @@ TASK_NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 MAX_TASKS = 1000
 MAX_DEPENDENCIES = 32
 MAX_WHEN = 8
+#: The longest timeout: a pod's activeDeadlineSeconds is an int32.
+MAX_TIMEOUT_SECONDS = 2**31 - 1
 #: The longest starting deadline, as for every duration: 100 years (in seconds, it fits an int64).
 MAX_DEADLINE_SECONDS = int(MAX_DURATION.total_seconds())
 #: A Kubernetes quantity (resource.Quantity): a decimal with an optional SI, binary or exponent suffix.
@@ -34,6 +36,8 @@ _QUANTITY = re.compile(
 )
 
 TaskName = Annotated[str, Field(min_length=1, max_length=63)]
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
 def _quantity(value: object) -> object:
@@ -163,13 +167,48 @@ class When(SpecModel):
     """The phase the dependency must have ended in."""
 
 
-class TaskMetadata(SpecModel):
-    """Labels and annotations copied onto the task's pods."""
+def _bad_key(key: str) -> bool:
+    prefix, _, name = key.rpartition("/")
+    return bool(
+        (prefix and (len(prefix) > 253 or not _SUBDOMAIN.match(prefix)))
+        or not _LABEL_VALUE.match(name)
+        or not name
+    )
 
-    labels: dict[str, str] | None = None
+
+class TaskMetadata(SpecModel):
+    """Labels and annotations copied onto the task's pods: checked as the API server checks a pod's, so a
+    bad one is named here rather than in the pod's refusal."""
+
+    labels: dict[str, str] | None = Field(default=None, max_length=64)
     """Extra pod labels (the operator's own labels win on a clash)."""
-    annotations: dict[str, str] | None = None
+    annotations: dict[str, str] | None = Field(default=None, max_length=64)
     """Extra pod annotations."""
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for key, text in (value or {}).items():
+            if _bad_key(key):
+                raise ValueError(
+                    f"label key {key!r} is not a valid key ([prefix/]name, name <= 63 characters)"
+                )
+            if not _LABEL_VALUE.match(text):
+                raise ValueError(
+                    f"label {key}: {text!r} is not a valid label value (at most 63 letters, digits, "
+                    "'-', '_', '.', starting and ending with a letter or digit)"
+                )
+        return value
+
+    @field_validator("annotations")
+    @classmethod
+    def _annotations(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for key in value or {}:
+            if _bad_key(key):
+                raise ValueError(
+                    f"annotation key {key!r} is not a valid key ([prefix/]name, name <= 63 characters)"
+                )
+        return value
 
 
 class Task(SpecModel):
@@ -216,7 +255,7 @@ class Task(SpecModel):
     backoff: Backoff | None = None
     """The wait between attempts (10s, doubling, at most 10m when unset)."""
     timeout: Duration | None = None
-    """Longest run of one attempt (e.g. 30s, 15m; more than 0s, at most 36500d): the pod's
+    """Longest run of one attempt (e.g. 30s, 15m; more than 0s, at most 24855d): the pod's
     activeDeadlineSeconds, enforced by the operator too. An attempt that times out fails (and is retried
     if retries remain)."""
     when: list[When] | None = Field(default=None, max_length=MAX_WHEN)
@@ -227,9 +266,15 @@ class Task(SpecModel):
 
     @field_validator("timeout")
     @classmethod
-    def _positive_timeout(cls, value: str | None) -> str | None:
-        if value is not None and parse_duration(value).total_seconds() <= 0:
+    def _timeout_fits_a_pod(cls, value: str | None) -> str | None:
+        seconds = parse_duration(value).total_seconds() if value is not None else 1
+        if seconds <= 0:
             raise ValueError(f"timeout {value!r} ends every attempt before it starts: use more than 0s")
+        if seconds > MAX_TIMEOUT_SECONDS:
+            raise ValueError(
+                f"timeout {value!r} is longer than a pod's activeDeadlineSeconds allows: at most "
+                f"{MAX_TIMEOUT_SECONDS}s (24855d, about 68 years)"
+            )
         return value
 
 
