@@ -350,10 +350,11 @@ def test_bad_input_refused_by_the_api_server(operator: Operator, namespace: str)
         proc = kubectl("apply", "-n", namespace, "-f", "-", input=body, check=False)
         if proc.returncode == 0 or not all(t in proc.stderr for t in texts):
             wrong.append(f"{name}: rc={proc.returncode} {proc.stderr.strip()[:600]}")
-    too_long = workflow("w" * 254, [task("a")])
-    proc = kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(too_long), check=False)
-    if "metadata.name" not in proc.stderr or "must be no more than 253 characters" not in proc.stderr:
-        wrong.append(f"name of 254 characters: {proc.stderr.strip()[:600]}")
+    for name, text in (("w" * 254, "must be no more than 253 characters"), ("w\u00f6rk", "RFC 1123")):
+        body = yaml.safe_dump(workflow(name, [task("a")]))
+        proc = kubectl("apply", "-n", namespace, "-f", "-", input=body, check=False)
+        if "metadata.name" not in proc.stderr or text not in proc.stderr:
+            wrong.append(f"workflow name {name!r}: {proc.stderr.strip()[:600]}")
     assert not wrong, "\n".join(wrong)
     assert kubectl_json("get", KIND, "-n", namespace)["items"] == []
 
@@ -388,6 +389,7 @@ FAILED: list[tuple[str, dict[str, Any], str]] = [
 
 
 def test_bad_input_ends_failed_saying_what_to_fix(operator: Operator, namespace: str) -> None:
+    seen_before = len(operator.log())
     apply([bad(name, dict(spec)) for name, spec, _ in FAILED], namespace)
     # a pod the API server refuses (requests above limits): the core's ApplyFailed names the pod
     resources = {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}
@@ -403,14 +405,19 @@ def test_bad_input_ends_failed_saying_what_to_fix(operator: Operator, namespace:
     assert ready["reason"] == "ApplyFailed" and "bad-pod-1-a-1" in ready["message"], ready
     assert "spec.containers[0].resources.requests" in ready["message"], ready
     assert not wrong, "\n".join(wrong)
-    time.sleep(1)
+    time.sleep(2)
     assert kubectl_json("get", "pods", "-n", namespace)["items"] == [], "nothing started for a bad workflow"
+    log = operator.log()[seen_before:]
+    assert "Traceback" not in log, log
+    loops = {n: log.count(f"{namespace}/{n} failed:") for n in [*(n for n, _, _ in FAILED), "bad-pod"]}
+    assert all(1 <= count <= 4 for count in loops.values()), f"failed once, not in a loop: {loops}"
     # fixing the spec brings the workflow back
     apply(workflow("cycle", [task("a"), task("b", "a"), task("c", "b"), task("ok")]), namespace)
     wait_for(lambda: obs("cycle", namespace), phase_is("Succeeded"), 60, "the fixed workflow to succeed")
 
 
 def test_odd_but_valid_input_runs(operator: Operator, namespace: str) -> None:
+    seen_before = len(operator.log())
     century, longest_timeout = "36500d", "24855d"
     apply([
         workflow("huge", [
@@ -462,6 +469,8 @@ def test_odd_but_valid_input_runs(operator: Operator, namespace: str) -> None:
     assert per_owner == ["pc", "pc-1-x", "team-x", "team.x"], owners
     events = kubectl_json("get", "events", "-n", namespace)["items"]
     assert not [e for e in events if e.get("reason") in ("NameConflict", "ApplyFailed")], "no clash at all"
+    log = operator.log()[seen_before:]
+    assert "Traceback" not in log and " failed:" not in log, log
 
 
 def test_examples_are_accepted(operator: Operator, namespace: str) -> None:
