@@ -131,3 +131,33 @@ def test_any_instant_can_be_asked_about(after):
 def test_leap_day_start_is_not_a_crash():
     cron = Cron.parse("0 0 29 2 *")
     assert cron.next_after(at("2028-02-29T10:00:00")) == at("2032-02-29T00:00:00")
+
+
+@pytest.mark.parametrize("expr", ["*/15 1-4 * * *", "30 2 * * *", "0,30 1-3 * * *", "0 0 29 2 *"])
+def test_ticks_between_is_next_after_repeated(expr):
+    """Across both daylight-saving changes of a year: one walk gives what asking tick by tick gives."""
+    cron = Cron.parse(expr, "Europe/Paris")
+    after, until = at("2030-03-30T00:00:00"), at("2030-10-28T00:00:00")
+    chained, moment = [], cron.next_after(after)
+    while moment is not None and moment <= until:
+        chained.append(moment)
+        moment = cron.next_after(moment)
+    ticks, total = cron.ticks_between(after, until, 100_000)
+    assert ticks == chained and total == len(chained)
+    assert ticks == sorted(set(ticks)), "in order, each once"
+
+
+def test_a_leap_day_across_a_century():
+    # 2100 is not a leap year: the 29th of February after 2096 is in 2104, eight years on
+    assert Cron.parse("0 0 29 2 *").next_after(at("2097-03-01T00:00:00")) == at("2104-02-29T00:00:00")
+
+
+def test_a_week_of_minutes_is_counted_quickly():
+    import time
+
+    started = time.perf_counter()
+    ticks, total = Cron.parse("* * * * *").ticks_between(
+        at("2030-01-01T00:00:00"), at("2030-01-09T00:00:00"), 6
+    )
+    assert total == 10_000 and len(ticks) == 6
+    assert time.perf_counter() - started < 2, "one walk, not 10,000 searches (16 s before)"

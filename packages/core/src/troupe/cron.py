@@ -46,9 +46,10 @@ _FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
     ("month", 1, 12, _MONTHS),
     ("day of week", 0, 7, _DAYS),
 )
-#: A schedule that matches nothing within this many years (e.g. "0 0 30 2 *") is refused; a day count,
-#: not a year count, so a leap day has no "same day five years later" to miss.
-_HORIZON = timedelta(days=5 * 366)
+#: No tick within this long means none ever comes: a schedule that matches nothing (e.g. "0 0 30 2 *") is
+#: refused. Nine years: 29 February skips 2100 (2096 to 2104). A day count, not a year count, so a leap
+#: day has no "same day n years later" to miss.
+_HORIZON = timedelta(days=9 * 366)
 _LAST_DAY = datetime(MAXYEAR, 12, 31)
 #: ASCII digits only: str.isdigit() also accepts "²" and "٣", which int() then refuses or misreads.
 _NUMBER = re.compile(r"^[0-9]{1,9}$")
@@ -124,30 +125,44 @@ class Cron:
         return dom and dow
 
     def _wall_ticks(self, start: datetime) -> Iterator[datetime]:
-        """Naive wall times matching the schedule, from ``start`` (a naive wall time) on, in order."""
+        """Naive wall times matching the schedule, from ``start`` (a naive wall time) on, in order; ends
+        when none comes within :data:`_HORIZON` of the last (or of ``start``)."""
         day = start.replace(hour=0, minute=0, second=0, microsecond=0)
-        end = day + _HORIZON if day <= _LAST_DAY - _HORIZON else _LAST_DAY
+        hours, minutes = sorted(self.hours), sorted(self.minutes)
+        end = _horizon(day)
         while day < end:
             if day.month in self.months and self._day_matches(day):
-                for hour in sorted(self.hours):
-                    for minute in sorted(self.minutes):
+                for hour in hours:
+                    if day.date() == start.date() and hour < start.hour:
+                        continue  # the start day's earlier hours: skipped without looking at minutes
+                    for minute in minutes:
                         moment = day.replace(hour=hour, minute=minute)
                         if moment >= start:
                             yield moment
+                end = _horizon(day)
             day += timedelta(days=1)
 
-    def next_after(self, after: datetime) -> datetime | None:
-        """The first tick strictly after ``after`` (aware), as an aware UTC datetime; None if none follows."""
+    def _ticks(self, after: datetime) -> Iterator[datetime]:
+        """The ticks strictly after ``after`` (aware), in order, as aware UTC datetimes.
+
+        Wall times map to instants in order, except that the wall times of a daylight-saving gap all map
+        to the instant of the jump: one tick for them.
+        """
         if after >= _LAST:
-            return None
+            return
         wall = max(after, _FIRST).astimezone(self.zone).replace(
             tzinfo=None, second=0, microsecond=0
         ) + timedelta(minutes=1)
+        last = after
         for moment in self._wall_ticks(wall):
             instant = _to_instant(moment, self.zone)
-            if instant > after:
-                return instant
-        return None
+            if instant > last:
+                last = instant
+                yield instant
+
+    def next_after(self, after: datetime) -> datetime | None:
+        """The first tick strictly after ``after`` (aware), as an aware UTC datetime; None if none follows."""
+        return next(self._ticks(after), None)
 
     def ticks_between(self, after: datetime, until: datetime, limit: int) -> tuple[list[datetime], int]:
         """Ticks in ``(after, until]``: the last ``limit`` of them, and how many there were in all.
@@ -156,14 +171,18 @@ class Cron:
         """
         ticks: list[datetime] = []
         total = 0
-        moment = self.next_after(after)
-        while moment is not None and moment <= until and total < 10_000:
+        for moment in self._ticks(after):
+            if moment > until or total >= 10_000:
+                break
             total += 1
             ticks.append(moment)
             if len(ticks) > limit:
                 ticks.pop(0)
-            moment = self.next_after(moment)
         return ticks, total
+
+
+def _horizon(day: datetime) -> datetime:
+    return day + _HORIZON if day <= _LAST_DAY - _HORIZON else _LAST_DAY
 
 
 def _to_instant(wall: datetime, zone: ZoneInfo) -> datetime:
