@@ -33,6 +33,7 @@ pytestmark = pytest.mark.e2e
 
 EXAMPLES = ROOT / "plugins" / "observatory" / "examples"
 KIND = "observatories.workflow.seventh-horizon.io"
+TASK = "workflow.seventh-horizon.io/task"
 RELEASE = "obs"
 
 
@@ -122,8 +123,8 @@ def test_seed_example_runs_to_the_end(operator: Operator, cron_namespace: str, n
     columns = kubectl("get", "obs", "my-workflow", "-n", namespace).stdout.split()
     assert columns[:4] == ["NAME", "PHASE", "TASKS", "RUN"] and "Succeeded" in columns and "3/3" in columns
 
-    pod = get("pod", "my-workflow-1-task-2-1", namespace)
-    assert pod is not None
+    pod = next(p for p in pods(namespace, "my-workflow") if p["metadata"]["labels"][TASK] == "task-2")
+    assert pod["metadata"]["name"] == task_of(done, "task-2")["podName"]
     meta, spec = pod["metadata"], pod["spec"]
     assert meta["labels"]["workflow.seventh-horizon.io/workflow"] == "my-workflow"
     assert meta["labels"]["workflow.seventh-horizon.io/run"] == "1"
@@ -283,58 +284,193 @@ def test_suspend_holds_new_tasks(operator: Operator, namespace: str) -> None:
     wait_for(lambda: obs("held", namespace), phase_is("Succeeded"), 30, "the resumed workflow to succeed")
 
 
-BAD_SPECS = [
-    ({"tasks": [task("a"), task("a")]}, "Duplicate value"),
-    ({"tasks": [task("Build")]}, "should match '^[a-z]([-a-z0-9]*[a-z0-9])?$'"),
-    ({"tasks": [task("a", "a")]}, "a task cannot depend on itself"),
-    ({"tasks": [task("a")], "maxConcurrent": 0}, "spec.maxConcurrent: Invalid value: 0"),
-    (
-        {"tasks": [task("a"), task("b", when=[{"task": "a", "phase": "Failed"}])]},
-        "when[].task must be one of",
-    ),
-    ({"tasks": [task("a", timeout="5 minutes")]}, "spec.tasks[0].timeout"),
-    ({"tasks": []}, "spec.tasks: Invalid value"),
-    ({"tasks": [task("a")], "timeZone": "Europe/Paris"}, "timeZone needs a schedule"),
-]
+def bad(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return workflow(name, spec.pop("tasks", [task("a")]), **spec)
 
 
-@pytest.mark.parametrize(("spec", "message"), BAD_SPECS, ids=[m for _, m in BAD_SPECS])
-def test_bad_input_refused_by_the_api_server(
-    operator: Operator, namespace: str, spec: dict[str, Any], message: str
-) -> None:
-    body = {
-        "apiVersion": "workflow.seventh-horizon.io/v1alpha1",
-        "kind": "Observatory",
-        "metadata": {"name": "bad"},
-        "spec": spec,
-    }
-    proc = kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(body), check=False)
-    assert proc.returncode != 0, proc.stdout
-    assert message in proc.stderr, proc.stderr
+def chain(count: int) -> list[dict[str, Any]]:
+    return [task(f"t{i}", *([f"t{i - 1}"] if i else [])) for i in range(count)]
 
 
-def test_cycles_unknown_dependencies_and_bad_schedules_end_failed(operator: Operator, namespace: str) -> None:
-    cases = {
-        "cycle": (workflow("cycle", [task("a", "c"), task("b", "a"), task("c", "b"), task("ok")]),
-                  "spec.tasks: dependency cycle a -> c -> b -> a; remove one of these dependencies"),
-        "unknown": (workflow("unknown", [task("a"), task("b", "a", "ghost")]),
-                    "spec.tasks[b].dependencies: unknown task 'ghost' (tasks are: a, b)"),
-        "schedule": (workflow("schedule", [task("a")], schedule="61 * * * *"),
-                     "spec.schedule: minute: 61 is out of range 0-59"),
-        "zone": (workflow("zone", [task("a")], schedule="@hourly", timeZone="Mars/Olympus"),
-                 "unknown time zone 'Mars/Olympus'"),
-    }  # fmt: skip
-    apply([body for body, _ in cases.values()], namespace)
-    for name, (_, message) in cases.items():
+#: Refused by the API server: (case, spec, what its message must hold: the field, and what is wrong).
+REFUSED: list[tuple[str, dict[str, Any], list[str]]] = [
+    # wrong types
+    ("tasks-string", {"tasks": "a"}, ["spec.tasks", "must be of type array"]),
+    ("retries-word", {"tasks": [task("a", retries="three")]}, ["spec.tasks[0].retries", "integer"]),
+    ("timeout-number", {"tasks": [task("a", timeout=30)]}, ["spec.tasks[0].timeout", "string"]),
+    ("suspend-word", {"suspend": "yes"}, ["spec.suspend", "boolean"]),
+    ("image-missing", {"tasks": [{"name": "a"}]}, ["spec.tasks[0].image", "Required value"]),
+    ("env-bogus-source", {"tasks": [task("a", env=[{"name": "X", "valueFrom": {"bogus": {}}}])]},
+     ['unknown field "spec.tasks[0].env[0].valueFrom.bogus"']),
+    ("env-two-sources", {"tasks": [task("a", env=[{"name": "X", "valueFrom": {
+        "fieldRef": {"fieldPath": "metadata.name"}, "secretKeyRef": {"name": "s", "key": "k"}}}])]},
+     ["spec.tasks[0].env[0].valueFrom", "exactly one of"]),
+    ("env-duplicate", {"tasks": [task("a", env=[{"name": "X", "value": "1"}, {"name": "X"}])]},
+     ["spec.tasks[0].env[1]", "Duplicate value"]),
+    # huge and tiny values
+    ("timeout-huge", {"tasks": [task("a", timeout="99999999999999d")]},
+     ["spec.tasks[0].timeout", "should match"]),
+    ("timeout-words", {"tasks": [task("a", timeout="5 minutes")]}, ["spec.tasks[0].timeout", "should match"]),
+    ("backoff-huge", {"tasks": [task("a", retries=1, backoff={"duration": "1e999s"})]},
+     ["spec.tasks[0].backoff.duration", "should match"]),
+    ("factor-zero", {"tasks": [task("a", retries=1, backoff={"factor": 0})]},
+     ["spec.tasks[0].backoff.factor", "greater than or equal to 1"]),
+    ("retries-huge", {"tasks": [task("a", retries=10**30)]}, ["spec.tasks[0].retries"]),
+    ("deadline-huge", {"startingDeadlineSeconds": 10**12},
+     ["spec.startingDeadlineSeconds", "less than or equal to 3153600000"]),
+    ("deadline-negative", {"startingDeadlineSeconds": -1},
+     ["spec.startingDeadlineSeconds", "greater than or equal to 0"]),
+    ("history-zero", {"historyLimit": 0}, ["spec.historyLimit", "greater than or equal to 1"]),
+    ("catch-up-huge", {"catchUp": {"policy": "RunAll", "limit": 1000}},
+     ["spec.catchUp.limit", "less than or equal to 100"]),
+    ("concurrent-zero", {"maxConcurrent": 0}, ["spec.maxConcurrent", "greater than or equal to 1"]),
+    # names and graphs
+    ("dup-task", {"tasks": [task("a"), task("a")]}, ["spec.tasks[1]", "Duplicate value"]),
+    ("no-tasks", {"tasks": []}, ["spec.tasks", "should have at least 1 items"]),
+    ("upper-name", {"tasks": [task("Build")]}, ["spec.tasks[0].name", "should match"]),
+    ("unicode-name", {"tasks": [task("ünï")]}, ["spec.tasks[0].name", "should match"]),
+    ("long-name", {"tasks": [task("a" * 64)]}, ["spec.tasks[0].name", "may not be more than 63"]),
+    ("self-dependency", {"tasks": [task("a", "a")]}, ["spec.tasks[0]", "a task cannot depend on itself"]),
+    ("when-not-dependency", {"tasks": [task("a"), task("b", when=[{"task": "a", "phase": "Failed"}])]},
+     ["spec.tasks[1]", "when[].task must be one of"]),
+    ("too-many-dependencies", {"tasks": [task("x", *(f"d{i}" for i in range(33)))]},
+     ["spec.tasks[0].dependencies", "must have at most 32 items"]),
+    ("too-many-tasks", {"tasks": chain(1001)}, ["spec.tasks", "must have at most 1000 items"]),
+    # schedules
+    ("six-fields", {"schedule": "0 * * * * *"}, ["spec.schedule", "should match"]),
+    ("zone-without-schedule", {"timeZone": "Europe/Paris"}, ["timeZone needs a schedule"]),
+    ("zone-empty", {"schedule": "@hourly", "timeZone": ""}, ["spec.timeZone", "at least 1 chars"]),
+]  # fmt: skip
+
+
+def test_bad_input_refused_by_the_api_server(operator: Operator, namespace: str) -> None:
+    wrong = []
+    for name, spec, texts in REFUSED:
+        body = yaml.safe_dump(bad(f"bad-{name}", dict(spec)))
+        proc = kubectl("apply", "-n", namespace, "-f", "-", input=body, check=False)
+        if proc.returncode == 0 or not all(t in proc.stderr for t in texts):
+            wrong.append(f"{name}: rc={proc.returncode} {proc.stderr.strip()[:600]}")
+    for name, text in (("w" * 254, "must be no more than 253 characters"), ("w\u00f6rk", "RFC 1123")):
+        body = yaml.safe_dump(workflow(name, [task("a")]))
+        proc = kubectl("apply", "-n", namespace, "-f", "-", input=body, check=False)
+        if "metadata.name" not in proc.stderr or text not in proc.stderr:
+            wrong.append(f"workflow name {name!r}: {proc.stderr.strip()[:600]}")
+    assert not wrong, "\n".join(wrong)
+    assert kubectl_json("get", KIND, "-n", namespace)["items"] == []
+
+
+#: Admitted by the API server, refused by the operator: (case, spec, what the Ready condition says).
+FAILED: list[tuple[str, dict[str, Any], str]] = [
+    ("cycle", {"tasks": [task("a", "c"), task("b", "a"), task("c", "b"), task("ok")]},
+     "spec.tasks: dependency cycle a -> c -> b -> a; remove one of these dependencies"),
+    ("unknown", {"tasks": [task("a"), task("b", "a", "ghost")]},
+     "spec.tasks[b].dependencies: unknown task 'ghost' (tasks are: a, b)"),
+    ("unicode-dependency", {"tasks": [task("a", "\u00fc")]}, "unknown task '\u00fc'"),
+    ("timeout-century", {"tasks": [task("a", timeout="36501d")]},
+     "spec.tasks.0.timeout: Value error, duration '36501d' is longer than the maximum of 36500d"),
+    ("timeout-past-int32", {"tasks": [task("a", timeout="24856d")]},
+     "spec.tasks.0.timeout: Value error, timeout '24856d' is longer than a pod's activeDeadlineSeconds"),
+    ("timeout-zero", {"tasks": [task("a", timeout="0s")]},
+     "spec.tasks.0.timeout: Value error, timeout '0s' ends every attempt before it starts"),
+    ("backoff-century", {"tasks": [task("a", retries=1, backoff={"maxDuration": "999999999d"})]},
+     "spec.tasks.0.backoff.maxDuration: Value error"),
+    ("quantity", {"tasks": [task("a", resources={"requests": {"cpu": "lots"}})]},
+     "spec.tasks.0.resources.requests.cpu: Value error, 'lots' is not a quantity"),
+    ("label-value", {"tasks": [task("a", metadata={"labels": {"team": "a b"}})]},
+     "spec.tasks.0.metadata.labels: Value error, label team: 'a b' is not a valid label value"),
+    ("minute-60", {"schedule": "60 * * * *"}, "spec.schedule: minute: 60 is out of range 0-59"),
+    ("minute-61", {"schedule": "61 * * * *"}, "spec.schedule: minute: 61 is out of range 0-59"),
+    ("february-31", {"schedule": "* * 31 2 *"}, "spec.schedule: '* * 31 2 *' never fires (no such day)"),
+    ("reboot", {"schedule": "@reboot"}, "spec.schedule: unknown macro '@reboot'"),
+    ("superscript", {"schedule": "\u00b2 * * * *"}, "spec.schedule: minute: '\u00b2' is not a number"),
+    ("mars", {"schedule": "@hourly", "timeZone": "Mars/Olympus"}, "unknown time zone 'Mars/Olympus'"),
+    ("utc-plus-1", {"schedule": "@hourly", "timeZone": "UTC+1"}, "a fixed offset is Etc/GMT-1 for UTC+1"),
+]  # fmt: skip
+
+
+def test_bad_input_ends_failed_saying_what_to_fix(operator: Operator, namespace: str) -> None:
+    seen_before = len(operator.log())
+    apply([bad(name, dict(spec)) for name, spec, _ in FAILED], namespace)
+    # a pod the API server refuses (requests above limits): the core's ApplyFailed names the pod
+    resources = {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}
+    apply(workflow("bad-pod", [task("a", resources=resources)]), namespace)
+    wrong = []
+    for name, _, message in FAILED:
         failed = wait_for(lambda n=name: obs(n, namespace), phase_is("Failed"), 30, f"{name} Failed")
         ready = next(c for c in failed["status"]["conditions"] if c["type"] == "Ready")
-        assert ready["status"] == "False" and ready["reason"] == "InvalidSpec"
-        assert message in ready["message"], ready["message"]
-    time.sleep(1)
+        if (ready["status"], ready["reason"]) != ("False", "InvalidSpec") or message not in ready["message"]:
+            wrong.append(f"{name}: {ready}")
+    refused = wait_for(lambda: obs("bad-pod", namespace), phase_is("Failed"), 30, "bad-pod Failed")
+    ready = next(c for c in refused["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "ApplyFailed" and "bad-pod-1-a-1" in ready["message"], ready
+    assert "spec.containers[0].resources.requests" in ready["message"], ready
+    assert not wrong, "\n".join(wrong)
+    time.sleep(2)
     assert kubectl_json("get", "pods", "-n", namespace)["items"] == [], "nothing started for a bad workflow"
+    log = operator.log()[seen_before:]
+    assert "Traceback" not in log, log
+    loops = {n: log.count(f"{namespace}/{n} failed:") for n in [*(n for n, _, _ in FAILED), "bad-pod"]}
+    assert all(1 <= count <= 4 for count in loops.values()), f"failed once, not in a loop: {loops}"
     # fixing the spec brings the workflow back
     apply(workflow("cycle", [task("a"), task("b", "a"), task("c", "b"), task("ok")]), namespace)
     wait_for(lambda: obs("cycle", namespace), phase_is("Succeeded"), 60, "the fixed workflow to succeed")
+
+
+def test_odd_but_valid_input_runs(operator: Operator, namespace: str) -> None:
+    seen_before = len(operator.log())
+    century, longest_timeout = "36500d", "24855d"
+    apply([
+        workflow("huge", [
+            task("slow", timeout=longest_timeout),
+            task("flaky", exit=1, retries=10,
+                 backoff={"duration": century, "factor": 10, "maxDuration": century}),
+        ]),
+        workflow("chain", chain(1000), suspend=True),
+        workflow("graph", [task(f"t{i}", *([f"t{i // 2}"] if i else [])) for i in range(1000)], suspend=True),
+        workflow("dst-gap", [task("a")], schedule="30 2 * * *", timeZone="Europe/Paris"),
+        # each pair used to share every pod: pc-1-x-1-q-1, team-x-1-a-1 (not "y": YAML 1.1 reads it as true)
+        workflow("pc", [task("x-1-q")]), workflow("pc-1-x", [task("q")]),
+        workflow("team.x", [task("a")]), workflow("team-x", [task("a")]),
+    ], namespace)  # fmt: skip
+
+    huge = wait_for(
+        lambda: obs("huge", namespace),
+        lambda o: o and task_of(o, "slow")["phase"] == "Succeeded" and task_of(o, "flaky").get("retryAt"),
+        60,
+        "huge: slow done, flaky waiting a century",
+    )
+    flaky = task_of(huge, "flaky")
+    assert flaky["phase"] == "Pending" and ts(flaky["retryAt"]).year >= 2100, flaky
+    assert huge["status"]["phase"] == "Running"
+    slow_pod = next(p for p in pods(namespace, "huge") if p["metadata"]["labels"][TASK] == "slow")
+    assert slow_pod["spec"]["activeDeadlineSeconds"] == 24855 * 86400
+
+    for name in ("chain", "graph"):
+        held = wait_for(lambda n=name: obs(n, namespace), lambda o: o and o.get("status", {}).get("run") == 1,
+                        60, f"{name}: run 1 held")  # fmt: skip
+        assert held["status"]["progress"] == "0/1000" and len(held["status"]["tasks"]) == 1000
+    dst = wait_for(
+        lambda: obs("dst-gap", namespace),
+        lambda o: o and o.get("status", {}).get("nextScheduleTime"),
+        30,
+        "dst-gap scheduled",
+    )
+    assert next(c for c in dst["status"]["conditions"] if c["type"] == "Ready")["status"] == "True"
+
+    for name in ("pc", "pc-1-x", "team.x", "team-x"):
+        wait_for(lambda n=name: obs(n, namespace), phase_is("Succeeded"), 60, f"{name} Succeeded")
+    owners: dict[str, str] = {}
+    for pod in kubectl_json("get", "pods", "-n", namespace)["items"]:
+        owner = pod["metadata"]["ownerReferences"][0]["name"]
+        assert owners.setdefault(pod["metadata"]["name"], owner) == owner
+        if owner in ("pc", "pc-1-x", "team.x", "team-x"):
+            assert pod["status"]["phase"] == "Succeeded", pod["metadata"]["name"]
+    per_owner = sorted(o for o in owners.values() if o in ("pc", "pc-1-x", "team.x", "team-x"))
+    assert per_owner == ["pc", "pc-1-x", "team-x", "team.x"], owners
+    events = kubectl_json("get", "events", "-n", namespace)["items"]
+    assert not [e for e in events if e.get("reason") in ("NameConflict", "ApplyFailed")], "no clash at all"
+    log = operator.log()[seen_before:]
+    assert "Traceback" not in log and " failed:" not in log, log
 
 
 def test_examples_are_accepted(operator: Operator, namespace: str) -> None:

@@ -55,7 +55,7 @@ def test_task_record_fields(sim, diamond):
     s.settle()
     rec = s.task("a")
     assert rec["phase"] == "Succeeded" and rec["exitCode"] == 0
-    assert rec["finishedAt"] == "2030-01-01T12:00:02Z"
+    assert rec["finishedAt"] == "2030-01-01T12:00:02.000Z"
 
 
 def test_max_concurrent_is_honoured(sim, mk_task):

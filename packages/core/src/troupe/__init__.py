@@ -18,6 +18,7 @@ from troupe.context import (
     ReconcileContext,
     StatusUpdate,
 )
+from troupe.cron import Cron, CronError
 from troupe.durations import DURATION_PATTERN, MAX_DURATION, Duration, format_duration, parse_duration
 from troupe.engine.apply import (
     CREATE_ONLY_ANNOTATION,
@@ -50,6 +51,8 @@ __all__ = [
     "ChildKind",
     "Children",
     "Condition",
+    "Cron",
+    "CronError",
     "Duration",
     "KindSpec",
     "Manifest",

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import Counter, Histogram
 
-from troupe import OperatorMetrics, parse_time
+from troupe import OperatorMetrics
+from troupe_observatory.scheduler import read_time
 
+_NEVER = datetime.min.replace(tzinfo=UTC)
 _BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600)
 
 
@@ -56,7 +58,8 @@ def _runs(status: Mapping[str, Any]) -> Iterator[tuple[int, list[dict[str, Any]]
 
 
 def _seconds(later: str | None, earlier: str | None) -> float | None:
-    a, b = parse_time(later), parse_time(earlier)
+    """Seconds from ``earlier`` to ``later``; never negative (a histogram has no place for it)."""
+    a, b = read_time(later), read_time(earlier)
     if a is None or b is None:
         return None
     return max((a - b).total_seconds(), 0.0)
@@ -73,7 +76,7 @@ def _eligible_at(
     if any(t is None for t in times):
         return None
     candidates = [t for t in (*times, run_start) if t]
-    return max(candidates, key=lambda t: parse_time(t) or datetime.min) if candidates else None
+    return max(candidates, key=lambda t: read_time(t) or _NEVER) if candidates else None
 
 
 def observe(

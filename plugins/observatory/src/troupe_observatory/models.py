@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import BeforeValidator, ConfigDict, Field, field_validator
 
-from troupe import DURATION_PATTERN, ChildKind, KindSpec, PrinterColumn, SpecModel, StatusModel
+from troupe import (
+    MAX_DURATION,
+    ChildKind,
+    Duration,
+    KindSpec,
+    PrinterColumn,
+    SpecModel,
+    StatusModel,
+    parse_duration,
+)
 
 #: Task names: DNS labels starting with a letter, so they can be label values and pod-name parts.
 TASK_NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
@@ -16,40 +26,135 @@ TASK_NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 MAX_TASKS = 1000
 MAX_DEPENDENCIES = 32
 MAX_WHEN = 8
+#: The longest timeout: a pod's activeDeadlineSeconds is an int32.
+MAX_TIMEOUT_SECONDS = 2**31 - 1
+#: The longest starting deadline, as for every duration: 100 years (in seconds, it fits an int64).
+MAX_DEADLINE_SECONDS = int(MAX_DURATION.total_seconds())
+#: A Kubernetes quantity (resource.Quantity): a decimal with an optional SI, binary or exponent suffix.
+_QUANTITY = re.compile(
+    r"^[+]?([0-9]{1,18}(\.[0-9]{0,18})?|\.[0-9]{1,18})([KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]{1,3})?$"
+)
 
 TaskName = Annotated[str, Field(min_length=1, max_length=63)]
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def _quantity(value: object) -> object:
+    """One message for a bad quantity (a union would report each branch: "not an integer", ...)."""
+    if isinstance(value, str) and _QUANTITY.match(value):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 2**53:
+        return value
+    raise ValueError(
+        f"{value!r} is not a quantity: use a number or a quantity such as 500m, 1.5, 64Mi or 2Gi"
+    )
+
+
+#: A resource amount: a whole number, or a quantity string such as 100m, 1.5, 64Mi, 1e3. Checked by the
+#: operator: the CRD's int-or-string field cannot carry the pattern.
+Quantity = Annotated[int | str, BeforeValidator(_quantity)]
+
 TaskPhase = Literal["Pending", "Running", "Succeeded", "Failed", "Skipped"]
 RunPhase = Literal["Pending", "Running", "Succeeded", "Failed"]
+
+
+class KeyRef(SpecModel):
+    """A key of a Secret or ConfigMap in the workflow's namespace."""
+
+    name: str = Field(min_length=1, max_length=253)
+    """The Secret's or ConfigMap's name."""
+    key: str = Field(min_length=1, max_length=253)
+    """The key."""
+    optional: bool | None = None
+    """Start the pod even when the key is missing."""
+
+
+class FieldRef(SpecModel):
+    """A field of the pod (core/v1 ObjectFieldSelector), e.g. metadata.name or status.podIP."""
+
+    field_path: str = Field(min_length=1, max_length=256)
+    """The field's path."""
+    api_version: str | None = Field(default=None, max_length=64)
+    """The schema version the path is written in (v1)."""
+
+
+class ResourceFieldRef(SpecModel):
+    """A resource of the container (core/v1 ResourceFieldSelector), e.g. limits.memory."""
+
+    resource: str = Field(min_length=1, max_length=64)
+    """The resource, e.g. limits.cpu."""
+    container_name: str | None = Field(default=None, max_length=63)
+    """The container (main, the only one)."""
+    divisor: Quantity | None = None
+    """The unit of the value, e.g. 1Mi."""
+
+
+class EnvVarSource(SpecModel):
+    """Where the value comes from (core/v1 EnvVarSource): exactly one source."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "(has(self.secretKeyRef) ? 1 : 0) + (has(self.configMapKeyRef) ? 1 : 0) "
+                    "+ (has(self.fieldRef) ? 1 : 0) + (has(self.resourceFieldRef) ? 1 : 0) == 1",
+                    "message": "valueFrom needs exactly one of secretKeyRef, configMapKeyRef, fieldRef, "
+                    "resourceFieldRef",
+                }
+            ]
+        }
+    )
+
+    secret_key_ref: KeyRef | None = None
+    """A key of a Secret."""
+    config_map_key_ref: KeyRef | None = None
+    """A key of a ConfigMap."""
+    field_ref: FieldRef | None = None
+    """A field of the pod."""
+    resource_field_ref: ResourceFieldRef | None = None
+    """A resource of the container."""
 
 
 class EnvVar(SpecModel):
     """An environment variable of the task's container (core/v1 EnvVar)."""
 
-    name: str = Field(min_length=1, max_length=256)
-    """The variable's name."""
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!(has(self.value) && has(self.valueFrom))",
+                    "message": "use value or valueFrom, not both",
+                }
+            ]
+        }
+    )
+
+    name: str = Field(min_length=1, max_length=256, pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+    """The variable's name (letters, digits, '_', '-', '.'; not starting with a digit)."""
     value: str | None = None
     """Its value."""
-    value_from: dict[str, object] | None = None
-    """A core/v1 EnvVarSource (secretKeyRef, configMapKeyRef, fieldRef, resourceFieldRef), passed through."""
+    value_from: EnvVarSource | None = None
+    """Where its value comes from: a Secret's or ConfigMap's key, a pod field, a container resource."""
 
 
 class Resources(SpecModel):
     """CPU and memory of the task's container (core/v1 ResourceRequirements)."""
 
-    requests: dict[str, int | str] | None = None
+    requests: dict[str, Quantity] | None = Field(default=None, max_length=16)
     """Minimum resources, e.g. {cpu: 100m, memory: 64Mi}."""
-    limits: dict[str, int | str] | None = None
+    limits: dict[str, Quantity] | None = Field(default=None, max_length=16)
     """Maximum resources."""
 
 
 class Backoff(SpecModel):
     """The wait between a failed attempt and the next: duration * factor^(attempt-1), at most maxDuration."""
 
-    duration: str = Field(default="10s", pattern=DURATION_PATTERN)
-    """The wait after the first failed attempt."""
+    duration: Duration = "10s"
+    """The wait after the first failed attempt (at most 36500d, like every duration)."""
     factor: int = Field(default=2, ge=1, le=10)
     """What the wait is multiplied by after each further failed attempt."""
-    max_duration: str = Field(default="10m", pattern=DURATION_PATTERN)
+    max_duration: Duration = "10m"
     """The longest wait."""
 
 
@@ -62,13 +167,48 @@ class When(SpecModel):
     """The phase the dependency must have ended in."""
 
 
-class TaskMetadata(SpecModel):
-    """Labels and annotations copied onto the task's pods."""
+def _bad_key(key: str) -> bool:
+    prefix, _, name = key.rpartition("/")
+    return bool(
+        (prefix and (len(prefix) > 253 or not _SUBDOMAIN.match(prefix)))
+        or not _LABEL_VALUE.match(name)
+        or not name
+    )
 
-    labels: dict[str, str] | None = None
+
+class TaskMetadata(SpecModel):
+    """Labels and annotations copied onto the task's pods: checked as the API server checks a pod's, so a
+    bad one is named here rather than in the pod's refusal."""
+
+    labels: dict[str, str] | None = Field(default=None, max_length=64)
     """Extra pod labels (the operator's own labels win on a clash)."""
-    annotations: dict[str, str] | None = None
+    annotations: dict[str, str] | None = Field(default=None, max_length=64)
     """Extra pod annotations."""
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for key, text in (value or {}).items():
+            if _bad_key(key):
+                raise ValueError(
+                    f"label key {key!r} is not a valid key ([prefix/]name, name <= 63 characters)"
+                )
+            if not _LABEL_VALUE.match(text):
+                raise ValueError(
+                    f"label {key}: {text!r} is not a valid label value (at most 63 letters, digits, "
+                    "'-', '_', '.', starting and ending with a letter or digit)"
+                )
+        return value
+
+    @field_validator("annotations")
+    @classmethod
+    def _annotations(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for key in value or {}:
+            if _bad_key(key):
+                raise ValueError(
+                    f"annotation key {key!r} is not a valid key ([prefix/]name, name <= 63 characters)"
+                )
+        return value
 
 
 class Task(SpecModel):
@@ -102,22 +242,40 @@ class Task(SpecModel):
         default=None, max_length=MAX_DEPENDENCIES, json_schema_extra={"x-kubernetes-list-type": "set"}
     )
     """Names of tasks that must succeed before this one starts."""
-    env: list[EnvVar] | None = None
-    """Environment variables of the container."""
+    env: list[EnvVar] | None = Field(
+        default=None,
+        max_length=128,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    """Environment variables of the container (at most 128); names are unique."""
     resources: Resources | None = None
     """Resource requests and limits of the container."""
     retries: int = Field(default=0, ge=0, le=10)
     """How many times a failed attempt is retried (a new pod each time) before the task fails."""
     backoff: Backoff | None = None
     """The wait between attempts (10s, doubling, at most 10m when unset)."""
-    timeout: str | None = Field(default=None, pattern=DURATION_PATTERN)
-    """Longest run of one attempt (e.g. 30s, 15m): the pod's activeDeadlineSeconds, enforced by the
-    operator too. An attempt that times out fails (and is retried if retries remain)."""
+    timeout: Duration | None = None
+    """Longest run of one attempt (e.g. 30s, 15m; more than 0s, at most 24855d): the pod's
+    activeDeadlineSeconds, enforced by the operator too. An attempt that times out fails (and is retried
+    if retries remain)."""
     when: list[When] | None = Field(default=None, max_length=MAX_WHEN)
     """Conditions on dependencies' results; all must hold for the task to run. A dependency named here
     may end in the phase the condition asks for (even Failed) without skipping this task."""
     metadata: TaskMetadata | None = None
     """Labels and annotations for the task's pods."""
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout_fits_a_pod(cls, value: str | None) -> str | None:
+        seconds = parse_duration(value).total_seconds() if value is not None else 1
+        if seconds <= 0:
+            raise ValueError(f"timeout {value!r} ends every attempt before it starts: use more than 0s")
+        if seconds > MAX_TIMEOUT_SECONDS:
+            raise ValueError(
+                f"timeout {value!r} is longer than a pod's activeDeadlineSeconds allows: at most "
+                f"{MAX_TIMEOUT_SECONDS}s (24855d, about 68 years)"
+            )
+        return value
 
 
 class CatchUp(SpecModel):
@@ -168,7 +326,7 @@ class ObservatorySpec(SpecModel):
     )
     """A cron schedule (five fields, or @hourly/@daily/...): each tick starts a new run. Without it the
     workflow runs once."""
-    time_zone: str | None = Field(default=None, max_length=64)
+    time_zone: str | None = Field(default=None, min_length=1, max_length=64)
     """The IANA time zone of the schedule (default UTC), e.g. Europe/Paris."""
     suspend: bool = False
     """No new task and no new run starts while true; running tasks finish."""
@@ -180,7 +338,7 @@ class ObservatorySpec(SpecModel):
     concurrency_policy: Literal["Allow", "Forbid", "Replace"] = "Allow"
     """A tick while the previous run is still active: Allow starts another run next to it, Forbid skips
     the tick, Replace stops the active run (its running pods are deleted) and starts the new one."""
-    starting_deadline_seconds: int | None = Field(default=None, ge=0)
+    starting_deadline_seconds: int | None = Field(default=None, ge=0, le=MAX_DEADLINE_SECONDS)
     """A tick that could not start within this many seconds is not run at all."""
     history_limit: int = Field(default=5, ge=1, le=100)
     """Finished runs kept in status.history; pods of older runs are deleted."""

@@ -4,10 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from troupe import KindSpec, Manifest, OperatorHandle, ReconcileContext, StatusUpdate, hookimpl, parse_time
-from troupe_observatory import cron, dag
+from troupe import (
+    Cron,
+    CronError,
+    KindSpec,
+    Manifest,
+    OperatorHandle,
+    ReconcileContext,
+    StatusUpdate,
+    hookimpl,
+    parse_time,
+)
+from troupe_observatory import dag
 from troupe_observatory.metrics import TaskMetrics, observe
 from troupe_observatory.models import OBSERVATORY, ObservatorySpec
+from troupe_observatory.pods import shared_pod_names
 from troupe_observatory.workflow import Plan, plan
 
 #: Set when the operator runs (``troupe_register_handlers``); unit tests leave it unset.
@@ -23,10 +34,15 @@ def troupe_kinds() -> list[KindSpec]:
 def troupe_validate(ctx: ReconcileContext[Any]) -> list[str] | None:
     spec: ObservatorySpec = ctx.spec
     messages = dag.validate(spec.tasks)
+    for first, second in shared_pod_names(ctx.name, (t.name for t in spec.tasks)):
+        messages.append(
+            f"spec.tasks: tasks {first} and {second} would share pod names (their names hash alike "
+            "in this workflow); rename one of them"
+        )
     if spec.schedule:
         try:
-            cron.parse(spec.schedule, spec.time_zone)
-        except cron.CronError as exc:
+            Cron.parse(spec.schedule, spec.time_zone)
+        except CronError as exc:
             messages.append(f"spec.schedule: {exc}")
     return messages
 

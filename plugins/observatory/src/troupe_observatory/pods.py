@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from troupe import OWNER_ANNOTATION, RETAIN_ANNOTATION, Manifest, dns1123_label, parse_duration
+from troupe import OWNER_ANNOTATION, RETAIN_ANNOTATION, Manifest, dns1123_label, label_value, parse_duration
 from troupe_observatory.models import Task
 
 GROUP = "workflow.seventh-horizon.io"
@@ -16,6 +17,11 @@ RUN_LABEL = f"{GROUP}/run"
 TASK_LABEL = f"{GROUP}/task"
 ATTEMPT_LABEL = f"{GROUP}/attempt"
 CONTAINER = "main"
+MAX_NAME = 63
+#: The largest run number names are checked for: a run a minute for 19,000 years.
+LAST_RUN = 9_999_999_999
+#: Attempts are at most 11 (10 retries).
+MAX_ATTEMPT = 11
 #: Label and annotation keys a task's metadata may not set: the operator's and the core's own.
 _RESERVED_PREFIXES = (f"{GROUP}/", "app.kubernetes.io/")
 _RESERVED_ANNOTATIONS = (OWNER_ANNOTATION, RETAIN_ANNOTATION)
@@ -24,8 +30,41 @@ _SERVER_METADATA = ("managedFields", "resourceVersion", "uid", "creationTimestam
 
 
 def pod_name(workflow: str, run: int, task: str, attempt: int) -> str:
-    """``<workflow>-<run>-<task>-<attempt>``, cut to 63 characters with a hash when longer."""
-    return dns1123_label(workflow, str(run), task, str(attempt))
+    """The pod of one attempt: ``<workflow>-<run>-<task>-<attempt>`` when that reads back, else
+    ``<workflow>-<task>-<hash>-<run>-<attempt>`` (workflow and task cleaned and cut, the hash theirs).
+
+    No two (workflow, run, task, attempt) share a name. The plain form is used only when the task holds
+    no '-' and the workflow no '.' (``dns1123_label`` keeps ``<workflow>-<task>`` as it is), so it reads
+    back from the right. The hashed form keeps run and attempt in clear at the end; its second-to-last
+    part is the run (digits) where the plain form's is the task (starting with a letter), so the two
+    forms never meet. Two hashed names are equal only when their (workflow, task) hashes and cut
+    prefixes are, which :func:`shared_pod_names` refuses within a workflow and the core's ownership rule
+    catches between workflows. Pods are found by their labels, never by this name, so its form may change.
+    """
+    suffix = f"-{run}-{attempt}"
+    stem = dns1123_label(workflow, task, max_length=MAX_NAME - len(suffix))
+    if stem == f"{workflow}-{task}":
+        return f"{workflow}-{run}-{task}-{attempt}"
+    return stem + suffix
+
+
+def shared_pod_names(workflow: str, tasks: Iterable[str]) -> list[tuple[str, str]]:
+    """Pairs of tasks whose pods could get the same name in this workflow.
+
+    That takes a long workflow name (the cut leaves no room for the task) and two task names whose
+    hashes are equal: about one workflow in 10,000 with 1,000 such tasks. Renaming one task fixes it.
+    Names are compared at the shortest cut (the longest run number and attempt): a shared name at any
+    run would also be shared there, as a cut of equal text is equal text.
+    """
+    seen: dict[str, str] = {}
+    pairs = []
+    for task in tasks:
+        name = pod_name(workflow, LAST_RUN, task, MAX_ATTEMPT)
+        if name in seen:
+            pairs.append((seen[name], task))
+        else:
+            seen[name] = task
+    return pairs
 
 
 def build_pod(workflow: str, namespace: str | None, run: int, task: Task, attempt: int) -> Manifest:
@@ -35,7 +74,7 @@ def build_pod(workflow: str, namespace: str | None, run: int, task: Task, attemp
     labels = {k: v for k, v in ((meta.labels if meta else None) or {}).items() if not _reserved(k)}
     labels.update(
         {
-            WORKFLOW_LABEL: dns1123_label(workflow),
+            WORKFLOW_LABEL: label_value(workflow),
             RUN_LABEL: str(run),
             TASK_LABEL: task.name,
             ATTEMPT_LABEL: str(attempt),
@@ -97,14 +136,18 @@ def labels_of(pod: Manifest) -> tuple[int, str, int] | None:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a pod says about its attempt."""
+    """What a pod says about its attempt, with the pod's own times (metav1.Time strings)."""
 
     finished: bool
     succeeded: bool = False
     exit_code: int | None = None
     message: str | None = None
-    finished_at: str | None = None
+    created_at: str | None = None
+    """The pod's creationTimestamp (the API server's clock)."""
     started_at: str | None = None
+    """When it started running: status.startTime, else its container's start."""
+    finished_at: str | None = None
+    """When its container ended (finished pods)."""
 
 
 def outcome(pod: Manifest) -> Outcome:
@@ -118,12 +161,15 @@ def outcome(pod: Manifest) -> Outcome:
         ),
         None,
     )
+    created_at = (pod.get("metadata") or {}).get("creationTimestamp")
+    started_at = status.get("startTime") or (terminated or {}).get("startedAt")
     if phase not in ("Succeeded", "Failed"):
-        return Outcome(finished=False, started_at=status.get("startTime"))
+        return Outcome(False, created_at=created_at, started_at=started_at)
     exit_code = terminated.get("exitCode") if terminated else None
     finished_at = terminated.get("finishedAt") if terminated else None
     if phase == "Succeeded":
-        return Outcome(True, True, exit_code if exit_code is not None else 0, None, finished_at)
+        code = exit_code if exit_code is not None else 0
+        return Outcome(True, True, code, None, created_at, started_at, finished_at)
     parts = []
     if exit_code is not None:
         parts.append(f"exit code {exit_code}")
@@ -134,4 +180,4 @@ def outcome(pod: Manifest) -> Outcome:
     text = " ".join(parts) or "the pod failed"
     if detail:
         text = f"{text}: {detail}"
-    return Outcome(True, False, exit_code, text[:512], finished_at)
+    return Outcome(True, False, exit_code, text[:512], created_at, started_at, finished_at)

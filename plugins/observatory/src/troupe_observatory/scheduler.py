@@ -2,8 +2,9 @@
 
 :func:`advance` is called twice per reconcile with the same ``now``: once to build pods (the pods it
 decides to start), once for status, when the pods it created are observed. A task whose pod exists but
-whose record does not know it yet is adopted as Running with ``startedAt = now``, which is exactly what
-the first call recorded; so both calls agree, and a status write that was lost is rebuilt from the pods.
+whose record does not know it yet is adopted as Running with the pod's own times (see
+:func:`adopted_start`), so a status write that was lost (an operator killed between creating a pod and
+recording it) is rebuilt from the pods, and no record contradicts its pod: ``startedAt <= finishedAt``.
 
 Rules, per task, in dependency order:
   - A Running task follows its current attempt's pod: Succeeded, or a failed attempt (non-zero exit, pod
@@ -25,10 +26,12 @@ from datetime import UTC, datetime, timedelta
 
 from troupe import Manifest, parse_duration, parse_time
 from troupe_observatory.models import ObservatorySpec, Task, TaskStatus
-from troupe_observatory.pods import build_pod, outcome, pod_name
+from troupe_observatory.pods import Outcome, build_pod, outcome, pod_name
 
 FINAL = frozenset({"Succeeded", "Failed", "Skipped"})
 DEFAULT_BACKOFF = ("10s", 2, "10m")
+#: Where computed times stop instead of overflowing past year 9999.
+END_OF_TIME = datetime.max.replace(tzinfo=UTC)
 
 #: pods of one run by task name, then attempt number
 RunPods = Mapping[str, Mapping[int, Manifest]]
@@ -39,16 +42,49 @@ def stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+def later(moment: datetime, delta: timedelta) -> datetime:
+    """``moment + delta``, held at :data:`END_OF_TIME` instead of overflowing: durations are bounded,
+    but a time read back from a pod or a hand-edited status may be any time at all."""
+    return moment + delta if END_OF_TIME - moment > delta else END_OF_TIME
+
+
+def read_time(value: str | None) -> datetime | None:
+    """A metav1.Time from a pod or the status; None when missing or unreadable (never an exception)."""
+    try:
+        return parse_time(value)
+    except ValueError:
+        return None
+
+
 def backoff_delay(task: Task, failed_attempt: int) -> timedelta:
-    """The wait after attempt ``failed_attempt`` (1-based) failed."""
+    """The wait after attempt ``failed_attempt`` (1-based) failed: ``duration * factor^(n-1)``, at most
+    ``maxDuration``. Multiplied step by step in float seconds and stopped at the cap, so it cannot
+    overflow whatever the numbers (a float grows to inf at worst, never raises)."""
     duration, factor, maximum = (
         (task.backoff.duration, task.backoff.factor, task.backoff.max_duration)
         if task.backoff
         else DEFAULT_BACKOFF
     )
-    wait: timedelta = parse_duration(duration) * factor ** (failed_attempt - 1)
-    cap: timedelta = parse_duration(maximum)
-    return min(wait, cap)
+    wait = parse_duration(duration).total_seconds()
+    cap = parse_duration(maximum).total_seconds()
+    for _ in range(failed_attempt - 1):
+        if wait >= cap:
+            break
+        wait *= factor
+    return timedelta(seconds=min(wait, cap))
+
+
+def adopted_start(seen: Outcome, now: datetime) -> str:
+    """When a pod the record does not know yet was created, for ``startedAt``.
+
+    The pod's creationTimestamp, to the second. A pod created within the last second (which includes
+    the pods this very reconcile created) is stamped with the reconcile's own ``now`` instead: the same
+    instant to within that second, with the milliseconds that scheduling latency is measured in.
+    """
+    created = read_time(seen.created_at) or read_time(seen.started_at)
+    if created is None or created > now - timedelta(seconds=1):
+        return stamp(now)
+    return stamp(created)
 
 
 @dataclass
@@ -57,8 +93,6 @@ class RunResult:
 
     tasks: list[TaskStatus]
     create: list[Manifest] = field(default_factory=list)
-    #: names of pods of attempts that timed out (to delete once the timeout is on record)
-    timed_out: set[str] = field(default_factory=set)
     requeue_after: float | None = None
 
     @property
@@ -83,7 +117,7 @@ def _fail_attempt(
     attempt = rec.attempts or 1
     rec.exit_code = exit_code
     if attempt <= task.retries:
-        retry_at = (parse_time(at) or now) + backoff_delay(task, attempt)
+        retry_at = later(read_time(at) or now, backoff_delay(task, attempt))
         rec.phase = "Pending"
         rec.retry_at = stamp(retry_at)
         rec.finished_at = None
@@ -105,7 +139,11 @@ def _follow(
         return True
     seen = outcome(pod)
     if seen.finished:
-        finished_at = seen.finished_at or stamp(now)
+        # the container's end (or now, when the pod does not say), never before the record's start:
+        # kubelets write whole seconds, so a pod that ran for 0.3 s may "finish" before it started
+        finished = read_time(seen.finished_at) or now
+        began = read_time(rec.started_at)
+        finished_at = stamp(max(finished, began) if began else finished)
         if seen.succeeded:
             rec.phase, rec.exit_code, rec.finished_at, rec.message = "Succeeded", 0, finished_at, None
         else:
@@ -114,10 +152,9 @@ def _follow(
             )
         return False
     if task.timeout:
-        began = parse_time(seen.started_at) or parse_time(rec.started_at) or now
-        deadline = began + parse_duration(task.timeout)
+        began = read_time(seen.started_at) or read_time(rec.started_at) or now
+        deadline = later(began, parse_duration(task.timeout))
         if now >= deadline:
-            result.timed_out.add(pod["metadata"]["name"])
             _fail_attempt(
                 task, rec, exit_code=None, message=f"timed out after {task.timeout} (DeadlineExceeded)",
                 at=stamp(now), now=now,
@@ -170,10 +207,13 @@ def advance(
         seen = pods.get(task.name, {})
         newest = max(seen, default=0)
         if rec.phase not in FINAL and newest > (rec.attempts or 0):
-            # a pod this run started that the record does not know yet (created this reconcile)
+            # a pod this run started that the record does not know yet: created by this reconcile, or
+            # by one whose status write was lost (the operator was killed in between)
+            pod = seen[newest]
             rec.phase, rec.attempts = "Running", newest
-            rec.pod_name = seen[newest]["metadata"]["name"]
-            rec.started_at, rec.finished_at, rec.retry_at, rec.exit_code = stamp(now), None, None, None
+            rec.pod_name = pod["metadata"]["name"]
+            rec.started_at = adopted_start(outcome(pod), now)
+            rec.finished_at, rec.retry_at, rec.exit_code = None, None, None
             rec.message = _retry_note(rec.message)
         if rec.phase == "Running" and _follow(task, rec, seen, now, result):
             create.append((task, rec.attempts or 1))
@@ -195,7 +235,7 @@ def advance(
         if reason is not None:
             rec.phase, rec.message = "Skipped", reason
             continue
-        if rec.retry_at and (retry_at := parse_time(rec.retry_at)) and retry_at > now:
+        if rec.retry_at and (retry_at := read_time(rec.retry_at)) and retry_at > now:
             if may_start:
                 _requeue(result, retry_at, now)
             continue

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from troupe_observatory.cron import Cron
+from troupe import Cron
 from troupe_observatory.models import ObservatorySpec
 
 #: How late a tick may be seen and still count as on time (reconciles normally run within a second).

@@ -18,12 +18,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from troupe import Condition, Manifest, StatusUpdate, parse_time
-from troupe_observatory import cron as cronlib
+from troupe import Condition, Cron, Manifest, StatusUpdate
 from troupe_observatory.dag import topological
 from troupe_observatory.models import ObservatorySpec, ObservatoryStatus, RunState, RunSummary, TaskStatus
 from troupe_observatory.pods import keep, labels_of, outcome
-from troupe_observatory.scheduler import FINAL, RunResult, advance, stamp
+from troupe_observatory.scheduler import FINAL, RunResult, advance, read_time, stamp
 from troupe_observatory.ticks import decide
 
 #: A tick is acted on slightly after it, so the reconcile surely sees it as due.
@@ -160,12 +159,12 @@ def plan(
     busy = bool(active) or (current is not None and current.run not in finished_runs)
     requeues: list[float] = []
     conditions: list[Condition] = []
-    last_schedule = parse_time(old.last_schedule_time)
+    last_schedule = read_time(old.last_schedule_time)
     next_schedule: datetime | None = None
     start: tuple[str | None] | None = None  # (scheduled time,) when a run starts now
 
     if spec.schedule:
-        cron = cronlib.parse(spec.schedule, spec.time_zone)
+        cron = Cron.parse(spec.schedule, spec.time_zone)
         was_suspended = any(c.type == "Suspended" and c.status == "True" for c in old.conditions)
         decision = decide(
             spec, cron, last=last_schedule, created=created, now=now, busy=busy,
