@@ -97,14 +97,14 @@ def troupe_kinds() -> list[KindSpec]:
 
 
 @hookimpl
-def troupe_validate(ctx: ReconcileContext[Any]) -> list[str] | None:
+def troupe_validate(ctx: ReconcileContext[GreetingSpec]) -> list[str] | None:
     if ctx.spec.name in DENIED:
         return [f"spec.name: {ctx.spec.name!r} is on the deny list; greet someone else"]
     return None
 
 
 @hookimpl
-def troupe_build_resources(ctx: ReconcileContext[Any]) -> list[Manifest] | None:
+def troupe_build_resources(ctx: ReconcileContext[GreetingSpec]) -> list[Manifest] | None:
     if ctx.deleting or ctx.spec.delivery.channel != "configmap":
         return None  # on delete the ConfigMap goes first, before the finalizer is released
     spec: GreetingSpec = ctx.spec
@@ -120,12 +120,12 @@ def troupe_build_resources(ctx: ReconcileContext[Any]) -> list[Manifest] | None:
 
 
 @hookimpl
-def troupe_mutate_resource(ctx: ReconcileContext[Any], resource: Manifest) -> None:
+def troupe_mutate_resource(ctx: ReconcileContext[GreetingSpec], resource: Manifest) -> None:
     resource["metadata"].setdefault("annotations", {})["example.troupe.dev/generation"] = str(ctx.generation)
 
 
 @hookimpl
-def troupe_aggregate_status(ctx: ReconcileContext[Any]) -> StatusUpdate | None:
+def troupe_aggregate_status(ctx: ReconcileContext[GreetingSpec]) -> StatusUpdate | None:
     if ctx.spec.delivery.channel == "log":
         return StatusUpdate(
             phase="Ready",
@@ -147,13 +147,15 @@ def troupe_aggregate_status(ctx: ReconcileContext[Any]) -> StatusUpdate | None:
 
 
 @hookimpl
-def troupe_status_changed(ctx: ReconcileContext[Any], old: dict[str, Any], new: dict[str, Any]) -> None:
+def troupe_status_changed(
+    ctx: ReconcileContext[GreetingSpec], old: dict[str, Any], new: dict[str, Any]
+) -> None:
     if new.get("phase") != old.get("phase"):
         TRANSITIONS.append((ctx.name, old.get("phase"), new.get("phase")))
 
 
 @hookimpl
-def troupe_finalize(ctx: ReconcileContext[Any]) -> None:
+def troupe_finalize(ctx: ReconcileContext[GreetingSpec]) -> None:
     FINALIZED.append(ctx.name)
 
 

@@ -31,7 +31,7 @@ def troupe_kinds() -> list[KindSpec]:
 
 
 @hookimpl
-def troupe_validate(ctx: ReconcileContext[Any]) -> list[str] | None:
+def troupe_validate(ctx: ReconcileContext[ObservatorySpec]) -> list[str] | None:
     spec: ObservatorySpec = ctx.spec
     messages = dag.validate(spec.tasks)
     for first, second in shared_pod_names(ctx.name, (t.name for t in spec.tasks)):
@@ -47,7 +47,7 @@ def troupe_validate(ctx: ReconcileContext[Any]) -> list[str] | None:
     return messages
 
 
-def _plan(ctx: ReconcileContext[Any]) -> Plan:
+def _plan(ctx: ReconcileContext[ObservatorySpec]) -> Plan:
     meta = ctx.body["metadata"]
     return plan(
         ctx.spec,
@@ -61,17 +61,19 @@ def _plan(ctx: ReconcileContext[Any]) -> Plan:
 
 
 @hookimpl
-def troupe_build_resources(ctx: ReconcileContext[Any]) -> list[Manifest] | None:
+def troupe_build_resources(ctx: ReconcileContext[ObservatorySpec]) -> list[Manifest] | None:
     return _plan(ctx).pods
 
 
 @hookimpl
-def troupe_aggregate_status(ctx: ReconcileContext[Any]) -> StatusUpdate | None:
+def troupe_aggregate_status(ctx: ReconcileContext[ObservatorySpec]) -> StatusUpdate | None:
     return _plan(ctx).status
 
 
 @hookimpl
-def troupe_status_changed(ctx: ReconcileContext[Any], old: dict[str, Any], new: dict[str, Any]) -> None:
+def troupe_status_changed(
+    ctx: ReconcileContext[ObservatorySpec], old: dict[str, Any], new: dict[str, Any]
+) -> None:
     if not METRICS:
         return
     dependencies = {t.name: list(t.dependencies or ()) for t in ctx.spec.tasks}
