@@ -465,6 +465,23 @@ class Operator:
     log_path: Path
     kubeconfig: str
     process: subprocess.Popen[bytes]
+    command: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+
+    def kill_and_restart(self) -> None:
+        """SIGKILL the operator (no chance to clean up) and start it again, same command and credentials."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                self.command,
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -533,7 +550,7 @@ def start_operator(
         process = subprocess.Popen(
             cmd, cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
-    return Operator(plugin, namespace, service_account, port, log_path, kubeconfig, process)
+    return Operator(plugin, namespace, service_account, port, log_path, kubeconfig, process, cmd, full_env)
 
 
 # ------------------------------------------------------------------------------------------- helm

@@ -196,3 +196,48 @@ def test_owners_whose_names_clean_alike_get_disjoint_children(workshops: Operato
     assert survivor is not None and survivor["status"]["phase"] == "Running"
     for child in kept:
         assert get(*child.split("/"), namespace) is not None, f"{child} of team-x went with team.x"
+
+
+@pytest.fixture(scope="module")
+def workflows(cluster: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
+    with installed_operator(
+        "observatory", cluster, tmp_path_factory.mktemp("ownership-obs"), release="ownobs"
+    ) as op:
+        yield op
+
+
+def one_task(name: str) -> dict[str, Any]:
+    kind = {"apiVersion": "workflow.seventh-horizon.io/v1alpha1", "kind": "Observatory"}
+    task = {"name": "only", "image": "busybox:1.36"}
+    return {**kind, "metadata": {"name": name}, "spec": {"tasks": [task]}}
+
+
+def test_a_users_pod_with_a_task_pods_name_is_neither_adopted_nor_deleted(
+    workflows: Operator, namespace: str, second_namespace: str
+) -> None:
+    apply(one_task("wf"), namespace)
+    wait_for(
+        lambda: get("observatory", "wf", namespace),
+        lambda o: (o.get("status") or {}).get("phase") == "Succeeded",
+    )
+    pod_name = kubectl_json("get", "pods", "-n", namespace, "-o", "json")["items"][0]["metadata"]["name"]
+
+    users_pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": pod_name, "labels": {"owner": "a-user"}},
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "mine", "image": "busybox:1.36"}]},
+    }
+    apply(users_pod, second_namespace)
+    uid = get("pod", pod_name, second_namespace)["metadata"]["uid"]  # type: ignore[index]
+    apply(one_task("wf"), second_namespace)
+    blocked = wait_for(
+        lambda: get("observatory", "wf", second_namespace),
+        lambda o: condition(o, "NameConflict") == "True",
+        describe="a NameConflict naming the user's pod",
+    )
+    message = next(c for c in blocked["status"]["conditions"] if c["type"] == "NameConflict")["message"]
+    assert f"Pod {second_namespace}/{pod_name}" in message
+    kubectl("delete", "observatory", "wf", "-n", second_namespace, "--wait=true", "--timeout=60s")
+    left = get("pod", pod_name, second_namespace)
+    assert left is not None and left["metadata"]["uid"] == uid and "ownerReferences" not in left["metadata"]

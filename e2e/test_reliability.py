@@ -24,6 +24,7 @@ from harness import (
     create_namespace,
     delete_namespace,
     get,
+    installed_operator,
     kubectl,
     kubectl_json,
     new_namespace_name,
@@ -208,3 +209,56 @@ def test_an_api_server_outage_mid_run_is_ridden_out(installed: Installed, namesp
     assert "Traceback" not in op.log(), op.tail(80)  # retried as warnings, not tracebacks
     kubectl("delete", "workshops", "--all", "-n", namespace, "--wait=true", "--timeout=120s")
     op.stop()
+
+
+@pytest.fixture(scope="module")
+def observatory(cluster: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
+    with installed_operator(
+        "observatory", cluster, tmp_path_factory.mktemp("rel-obs"), release="relobs"
+    ) as op:
+        yield op
+
+
+def dag(name: str) -> dict[str, Any]:
+    """Three levels of three tasks, each taking a second: a run long enough to be killed in."""
+    tasks = [
+        {
+            "name": f"l{level}t{i}",
+            "image": "busybox:1.36",
+            "metadata": {"annotations": {"troupe.dev/kwok-delay": "1s"}},
+            **({"dependencies": [f"l{level - 1}t{j}" for j in range(3)]} if level else {}),
+        }
+        for level in range(3)
+        for i in range(3)
+    ]
+    kind = {"apiVersion": "workflow.seventh-horizon.io/v1alpha1", "kind": "Observatory"}
+    return {**kind, "metadata": {"name": name}, "spec": {"tasks": tasks}}
+
+
+def test_workflows_survive_sigkills_with_one_pod_per_task_and_sane_times(
+    observatory: Operator, namespace: str
+) -> None:
+    for i in range(3):
+        apply(dag(f"d{i}"), namespace)
+    op = observatory
+    rng = random.Random(11)
+    for _ in range(4):
+        time.sleep(rng.uniform(0.5, 2.0))
+        op.kill_and_restart()
+    done = wait_for(
+        lambda: kubectl_json("get", "observatories", "-n", namespace, "-o", "json")["items"],
+        lambda items: len(items) == 3
+        and all((o.get("status") or {}).get("phase") == "Succeeded" for o in items),
+        120,
+        "every workflow Succeeded after the kills",
+    )
+    pods = kubectl_json("get", "pods", "-n", namespace, "-o", "json")["items"]
+    per_task: dict[tuple[str, str], int] = {}
+    for pod in pods:
+        labels = pod["metadata"]["labels"]
+        key = (labels["workflow.seventh-horizon.io/workflow"], labels["workflow.seventh-horizon.io/task"])
+        per_task[key] = per_task.get(key, 0) + 1
+    assert len(per_task) == 27 and set(per_task.values()) == {1}, per_task  # no duplicate, none missing
+    for workflow in done:
+        for task in workflow["status"]["tasks"]:
+            assert task["startedAt"] <= task["finishedAt"], task  # never finished before it started

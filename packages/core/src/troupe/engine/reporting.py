@@ -146,4 +146,7 @@ class StatusWriter:
             await self.kube.request("POST", f"/api/v1/namespaces/{namespace}/events", body=event)
             self.metrics[key.kind.operator].writes.labels(verb="event").inc()
         except ApiException as exc:  # an event is a courtesy; never fail a reconcile for it
+            if "being terminated" in (exc.body or ""):  # the namespace goes, and its events with it
+                logger.debug("%s: no event %s: the namespace is being deleted", key, reason)
+                return
             logger.warning("%s: could not post event %s: %s", key, reason, exc.reason)
