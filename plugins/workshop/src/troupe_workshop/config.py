@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from troupe.durations import parse_duration
+from troupe import parse_duration
 
 ENV_PREFIX = "TROUPE_WORKSHOP_"
 

@@ -13,6 +13,7 @@ from troupe_workshop.builders import build, remaining_for_teardown
 from troupe_workshop.metrics import WorkshopMetrics
 from troupe_workshop.models import WorkshopSpec, WorkshopStatus
 from troupe_workshop.status import workshop_status
+from troupe_workshop.timeline import window_errors
 
 WORKSHOP = KindSpec(
     operator="workshop",
@@ -59,6 +60,14 @@ def settings() -> config.Settings:
 @hookimpl
 def troupe_kinds() -> list[KindSpec]:
     return [WORKSHOP]
+
+
+@hookimpl
+def troupe_validate(ctx: ReconcileContext[Any]) -> list[str] | None:
+    if ctx.kind is not WORKSHOP:
+        return None
+    provisioned = bool(ctx.children) or bool((ctx.body.get("status") or {}).get("startedAt"))
+    return window_errors(ctx.spec, ctx.body, provisioned)
 
 
 @hookimpl
