@@ -96,7 +96,7 @@ def window_errors(spec: WorkshopSpec, body: dict[str, Any], provisioned: bool) -
         ]
     if start - created > MAX_DURATION:
         return [
-            f"spec.startTime {start.isoformat()} is more than 100 years after the Workshop was created "
-            f"({created.isoformat()}): set a nearer spec.startTime"
+            f"spec.startTime {start.isoformat()} is more than 36500d (100 years) after the Workshop was "
+            f"created ({created.isoformat()}): set a nearer spec.startTime"
         ]
     return []
