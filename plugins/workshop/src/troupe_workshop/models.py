@@ -16,7 +16,7 @@ from pydantic import AfterValidator, ConfigDict, Field
 from troupe import MAX_DURATION, Duration, SpecModel, StatusModel, parse_duration
 
 #: A Kubernetes resource quantity without a sign ("1", "500m", "2Gi", "1.5G"); at most 12 digits before
-#: the point and 9 after, and a two-digit exponent: every value the API server can hold.
+#: the point and 9 after, and a two-digit exponent: far past any machine, and no 300-digit numbers.
 QUANTITY_PATTERN = r"^([0-9]{1,12}(\.[0-9]{0,9})?|\.[0-9]{1,9})([KMGTPE]i|[numkMGTPE]|[eE][0-9]{1,2})?$"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -78,6 +78,7 @@ def _annotations(value: dict[str, str]) -> dict[str, str]:
                 f"annotation key {key!r} is not valid: an optional DNS prefix and '/', then at most 63 "
                 "letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
             )
+    # Kubernetes allows 256 KiB of annotations on the Ingress in all; the operator adds its own.
     if sum(len(k) + len(v) for k, v in value.items()) > 64 * 1024:
         raise ValueError("annotations must total at most 64 KiB")
     return value
