@@ -43,7 +43,7 @@ def _plain_part(part: str) -> bool:
     return bool(_LABEL.match(part)) and "--" not in part
 
 
-def digest(workshop: str, participant: str | None) -> str:
+def _digest(workshop: str, participant: str | None) -> str:
     """8 hex digits of the pair; '/' appears in neither part, so ``w`` and ``w/p`` cannot be confused."""
     key = workshop if participant is None else f"{workshop}/{participant}"
     return hashlib.sha256(key.encode()).hexdigest()[:DIGEST]
@@ -59,7 +59,7 @@ def child_name(workshop: str, participant: str | None, suffix: str = "", *, serv
     if service and not readable[:1].isalpha():
         readable = f"ws-{readable}"
     readable = readable[: MAX_NAME - len(suffix) - DIGEST - 3].rstrip("-")
-    return f"{readable}---{digest(workshop, participant)}{suffix}"
+    return f"{readable}---{_digest(workshop, participant)}{suffix}"
 
 
 @dataclass(frozen=True)
