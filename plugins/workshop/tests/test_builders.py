@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from troupe import ChildKey, Children
-from troupe.engine.apply import CREATE_ONLY_ANNOTATION, OWNER_ANNOTATION, RETAIN_ANNOTATION
+from troupe import CREATE_ONLY_ANNOTATION, OWNER_ANNOTATION, RETAIN_ANNOTATION, ChildKey, Children
 from troupe_workshop.builders import build, instances, remaining_for_teardown
 from troupe_workshop.config import Settings
 from troupe_workshop.models import WorkshopSpec
@@ -135,14 +134,14 @@ def test_participants_get_one_instance_each_behind_one_host(spec: dict[str, Any]
     kids = by_kind(build(parsed, body(), Children(), SETTINGS, NOW))
     for kind in ("Deployment", "Service", "Secret", "PersistentVolumeClaim"):
         assert len(kids[kind]) == 2, kind
-    assert [d["metadata"]["name"] for d in kids["Deployment"]] == [f"intro-{n}" for n in names]
+    assert [d["metadata"]["name"] for d in kids["Deployment"]] == [f"intro--{n}" for n in names]
     assert [p["metadata"]["name"] for p in kids["PersistentVolumeClaim"]] == [
-        f"intro-{n}-home" for n in names
+        f"intro--{n}-home" for n in names
     ]
     (ing,) = kids["Ingress"]
     paths = ing["spec"]["rules"][0]["http"]["paths"]
     assert [(p["path"], p["backend"]["service"]["name"]) for p in paths] == [
-        (f"/{n}/", f"intro-{n}") for n in names
+        (f"/{n}/", f"intro--{n}") for n in names
     ]
     env = kids["Deployment"][0]["spec"]["template"]["spec"]["containers"][0]["env"]
     assert {"name": "RSTUDIO_WWW_ROOT_PATH", "value": f"/{names[0]}/"} in env

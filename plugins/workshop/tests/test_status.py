@@ -196,7 +196,7 @@ def test_participants_have_their_own_url_and_phase() -> None:
     spec = WorkshopSpec.model_validate({"participants": 2, "ingress": {"host": "r.io", "tlsSecretName": "c"}})
     update = workshop_status(spec, body(), children(spec), SETTINGS, T0)
     assert update.fields["participants"] == [
-        {"name": "p1", "url": "https://r.io/p1/", "phase": "Running", "passwordSecret": "intro-p1-password"},
-        {"name": "p2", "url": "https://r.io/p2/", "phase": "Running", "passwordSecret": "intro-p2-password"},
+        {"name": "p1", "url": "https://r.io/p1/", "phase": "Running", "passwordSecret": "intro--p1-password"},
+        {"name": "p2", "url": "https://r.io/p2/", "phase": "Running", "passwordSecret": "intro--p2-password"},
     ]
     assert update.fields["url"] == "https://r.io/p1/"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,54 +18,18 @@ from troupe import (
     RETAIN_ANNOTATION,
     Children,
     Manifest,
-    dns1123_label,
     standard_labels,
 )
 from troupe_workshop.config import Settings
 from troupe_workshop.models import WorkshopSpec
+from troupe_workshop.names import Instance, ingress_name
 from troupe_workshop.timeline import terminating
 
 RSTUDIO_PORT = 8787
 HOME = "/home/rstudio"
-WORKSHOP_LABEL = "orchestra.io/workshop"
-PARTICIPANT_LABEL = "orchestra.io/participant"
 RESTARTS_ANNOTATION = "orchestra.io/restarts"
 #: A suspend of every R session before the SIGTERM, so participants' work is saved to the home volume.
 PRE_STOP = ["/bin/sh", "-c", "rstudio-server suspend-all >/dev/null 2>&1 || true; sleep 5"]
-
-
-@dataclass(frozen=True)
-class Instance:
-    """The names of one participant's RStudio instance and its children."""
-
-    workshop: str
-    participant: str | None  # None: the single instance of a workshop without participants
-
-    @property
-    def name(self) -> str:
-        return self.participant or "rstudio"
-
-    @property
-    def deployment(self) -> str:
-        return dns1123_label(self.workshop, self.participant or "")
-
-    service = deployment
-
-    @property
-    def claim(self) -> str:
-        return dns1123_label(self.workshop, self.participant or "", "home")
-
-    @property
-    def secret(self) -> str:
-        return dns1123_label(self.workshop, self.participant or "", "password")
-
-    @property
-    def path(self) -> str:
-        return f"/{self.participant}/" if self.participant else "/"
-
-    @property
-    def selector(self) -> dict[str, str]:
-        return {WORKSHOP_LABEL: dns1123_label(self.workshop), PARTICIPANT_LABEL: self.name}
 
 
 def instances(name: str, spec: WorkshopSpec) -> list[Instance]:
@@ -216,7 +179,7 @@ def ingress(
     manifest: Manifest = {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
-        "metadata": {"name": dns1123_label(name), "namespace": namespace},
+        "metadata": {"name": ingress_name(name), "namespace": namespace},
         "spec": {"ingressClassName": spec.ingress.class_name or settings.ingress_class, "rules": [rule]},
     }
     if spec.ingress.annotations:
@@ -274,7 +237,13 @@ def build(
             *services,
             ingress(spec, settings, name, namespace, all_),
         ]
-    kept = claims if spec.storage.retain_on_expiry else []
+    # Only claims that exist are kept (and released): applying one never made would create it at the end
+    # (a workshop deleted before it was provisioned).
+    kept = [
+        c
+        for c in claims
+        if spec.storage.retain_on_expiry and observed.named("PersistentVolumeClaim", c["metadata"]["name"])
+    ]
     if observed.of_kind("Ingress"):
         return [*kept, *secrets_, *deployments(1), *services]
     if observed.of_kind("Service"):

@@ -21,6 +21,7 @@ from troupe_workshop.builders import build, remaining_for_teardown
 from troupe_workshop.metrics import WorkshopMetrics
 from troupe_workshop.models import WorkshopSpec, WorkshopStatus
 from troupe_workshop.status import workshop_status
+from troupe_workshop.timeline import window_errors
 
 WORKSHOP = KindSpec(
     operator="workshop",
@@ -70,23 +71,31 @@ def troupe_kinds() -> list[KindSpec]:
 
 
 @hookimpl
-def troupe_build_resources(ctx: ReconcileContext[Any]) -> list[Manifest] | None:
+def troupe_validate(ctx: ReconcileContext[WorkshopSpec]) -> list[str] | None:
+    provisioned = bool(ctx.children) or bool((ctx.body.get("status") or {}).get("startedAt"))
+    return window_errors(ctx.spec, ctx.body, provisioned)
+
+
+@hookimpl
+def troupe_build_resources(ctx: ReconcileContext[WorkshopSpec]) -> list[Manifest] | None:
     return build(ctx.spec, ctx.body, ctx.children, settings(), ctx.now, deleting=ctx.deleting)
 
 
 @hookimpl
-def troupe_aggregate_status(ctx: ReconcileContext[Any]) -> StatusUpdate | None:
+def troupe_aggregate_status(ctx: ReconcileContext[WorkshopSpec]) -> StatusUpdate | None:
     return workshop_status(ctx.spec, ctx.body, ctx.children, settings(), ctx.now, deleting=ctx.deleting)
 
 
 @hookimpl
-def troupe_status_changed(ctx: ReconcileContext[Any], old: dict[str, Any], new: dict[str, Any]) -> None:
+def troupe_status_changed(
+    ctx: ReconcileContext[WorkshopSpec], old: dict[str, Any], new: dict[str, Any]
+) -> None:
     if _metrics is not None:
         _metrics.observe(ctx.body, old, new, ctx.now)
 
 
 @hookimpl
-def troupe_finalize(ctx: ReconcileContext[Any]) -> None:
+def troupe_finalize(ctx: ReconcileContext[WorkshopSpec]) -> None:
     remaining = remaining_for_teardown(ctx.children)
     if remaining:
         raise kopf.TemporaryError(f"tearing down in order: {', '.join(remaining)} left", delay=2)

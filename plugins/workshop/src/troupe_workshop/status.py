@@ -7,10 +7,11 @@ from datetime import datetime
 from typing import Any
 
 from troupe import Children, Condition, Manifest, StatusUpdate, format_duration, isoformat, parse_time
-from troupe_workshop.builders import Instance, instances, remaining_for_teardown, url
+from troupe_workshop.builders import instances, remaining_for_teardown, url
 from troupe_workshop.config import Settings
 from troupe_workshop.models import WorkshopSpec
-from troupe_workshop.timeline import terminating, timeline
+from troupe_workshop.names import Instance
+from troupe_workshop.timeline import status_time, terminating, timeline
 
 #: Container waiting reasons that no retry will cure without a spec change.
 IMAGE_FAILURES = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"})
@@ -238,5 +239,5 @@ def _restart_due(
     """A stuck instance is restarted once per ``restart_after``: a new pod, not a restart storm."""
     if not any(h.stuck_since is not None for h in health.values()):
         return False
-    last = parse_time(status.get("restartedAt"))
+    last = status_time(status.get("restartedAt"))
     return last is None or now - last >= settings.restart_after
