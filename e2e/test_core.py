@@ -193,3 +193,27 @@ async def test_example_operator_lifecycle(kube: Kube, operator: HandlerRegistry,
         return await kube.get("v1", "configmaps", namespace, "hi-greeting") is None
 
     await eventually(collected, "garbage collection of the ConfigMap", 60)
+
+
+async def test_a_spec_of_300_kb_is_stored_and_reconciled(
+    kube: Kube, operator: HandlerRegistry, namespace: str
+) -> None:
+    """kopf kept a copy of the spec in an annotation (256 KiB at most); the core keeps none."""
+    base = f"/apis/{API}/namespaces/{namespace}/greetings"
+    extra = {f"line-{i:04d}": "x" * 290 for i in range(1000)}  # about 300 KB
+    body = {
+        "apiVersion": API,
+        "kind": "Greeting",
+        "metadata": {"name": "big"},
+        "spec": {"name": "Ada", "extra": extra},
+    }
+    await kube.request("POST", base, body=body)
+
+    async def ready() -> dict[str, Any] | None:
+        obj = await kube.request("GET", f"{base}/big")
+        return obj if obj.get("status", {}).get("phase") == "Ready" else None
+
+    obj = await eventually(ready, "the 300 KB Greeting to be Ready")
+    assert not any("kopf" in key for key in obj["metadata"].get("annotations") or {})
+    cm = await kube.request("GET", f"/api/v1/namespaces/{namespace}/configmaps/big-greeting")
+    assert len(cm["data"]) == 1001
