@@ -93,6 +93,11 @@ async def operator(kube: Kube, greeting_crd: None, namespace: str) -> AsyncItera
         await asyncio.wait_for(task, 30)
 
 
+async def edit(kube: Kube, path: str, patch: dict[str, Any]) -> None:
+    """What a user's `kubectl patch --type merge` does."""
+    await kube.request("PATCH", path, body=patch, content_type="application/merge-patch+json")
+
+
 def writes(registry: HandlerRegistry) -> float:
     return sum(
         sample.value
@@ -158,7 +163,7 @@ async def test_example_operator_lifecycle(kube: Kube, operator: HandlerRegistry,
     # A deleted child is put back; a spec edit rolls out.
     await kube.request("DELETE", cm_path)
     await eventually(lambda: kube.get("v1", "configmaps", namespace, "hi-greeting"), "the ConfigMap back")
-    await kube.patch(API, "greetings", namespace, "hi", {"spec": {"message": "Welcome"}})
+    await edit(kube, f"{base}/hi", {"spec": {"message": "Welcome"}})
 
     async def rolled_out() -> bool:
         got = await kube.get("v1", "configmaps", namespace, "hi-greeting")
@@ -167,7 +172,7 @@ async def test_example_operator_lifecycle(kube: Kube, operator: HandlerRegistry,
     await eventually(rolled_out, "the edited message in the ConfigMap")
 
     # A spec the operator refuses ends Failed with a condition saying what to fix; nothing is deleted.
-    await kube.patch(API, "greetings", namespace, "hi", {"spec": {"name": "nobody"}})
+    await edit(kube, f"{base}/hi", {"spec": {"name": "nobody"}})
 
     async def failed() -> dict[str, Any] | None:
         got = await kube.request("GET", f"{base}/hi")
