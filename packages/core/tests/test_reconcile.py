@@ -352,3 +352,15 @@ async def test_teardown_steps_then_the_finalizer_goes(kube: MemoryKube, reconcil
     assert greeting.FINALIZED == ["hi"]
     assert kube.objects["greetings", "ns", "hi"]["metadata"]["finalizers"] == []
     assert "delete configmaps/hi-greeting" in kube.writes
+
+
+async def test_a_child_refused_because_its_namespace_is_going_is_no_failure(
+    kube: MemoryKube, reconciler: Reconciler
+) -> None:
+    key = add_greeting(kube, reconciler, {"name": "Ada"})
+    kube.refuse = ApiException(status=403, reason="Forbidden")
+    kube.refuse.body = (
+        '{"message": "unable to create new content in namespace ns because it is being terminated"}'
+    )
+    await reconciler.reconcile(key)
+    assert kube.objects["greetings", "ns", "hi"]["status"]["phase"] != "Failed"

@@ -185,6 +185,9 @@ class ChildApplier:
             # someone created the name in between.
             result = await self.kube.apply(manifest, child.plural, key.namespace, force=observed is not None)
         except ApiException as exc:
+            if exc.status == 403 and "being terminated" in (exc.body or ""):
+                logger.debug("%s: not applied, its namespace is being deleted", key)
+                return None  # the namespace goes, and everything in it: nothing to report
             if exc.status == 409 and observed is None:
                 report.conflicts.append(f"{key} was created by someone else meanwhile: {api_message(exc)}")
             else:
