@@ -22,8 +22,8 @@ from troupe.plugins import KindHooks
 
 logger = logging.getLogger(__name__)
 
-#: Children of one object applied at once, at most.
-APPLY_CONCURRENCY = 8
+#: Children of one object applied at once, at most: a workflow level of ten pods goes in one wave.
+APPLY_CONCURRENCY = 16
 #: Refusals that no retry cures: the built manifest itself is wrong, so only a spec change helps.
 PERMANENT_REFUSALS = frozenset({400, 422})
 
