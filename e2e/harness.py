@@ -596,11 +596,10 @@ class Helm:
         build_chart_dependencies(chart_path)
         loaded = await self.client.get_chart(chart_path.resolve())
         name = release or chart_path.name
-        revision = await self.client.install_or_upgrade_release(
+        self.installed.append((name, namespace))  # before: a failed install leaves a release to remove too
+        return await self.client.install_or_upgrade_release(
             name, loaded, values or {}, namespace=namespace, create_namespace=True, wait=wait, timeout=timeout
         )
-        self.installed.append((name, namespace))
-        return revision
 
     async def auninstall_all(self) -> None:
         for name, namespace in reversed(self.installed):

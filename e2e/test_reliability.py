@@ -51,7 +51,11 @@ class Installed:
         self.system = create_namespace(new_namespace_name("reliability-system"))
         kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CHART / "crds"))
         self.helm = Helm(cluster)
-        self.helm.install(CHART, self.system, release=RELEASE)
+        try:
+            self.helm.install(CHART, self.system, release=RELEASE)
+        except Exception:  # leave no release or namespace behind to block the next install
+            self.close()
+            raise
         key = kubectl_json("get", "secret", f"{RELEASE}-workshop-operator-password-key", "-n", self.system)
         self.env = {"TROUPE_WORKSHOP_PASSWORD_KEY": base64.b64decode(key["data"]["key"]).decode()}
         self.started: list[Operator] = []
