@@ -145,6 +145,12 @@ def test_sigkills_while_converging_and_deleting_leave_no_duplicate_orphan_or_new
         passwords.setdefault(secret["metadata"]["name"], set()).add(secret["data"]["password"])
     assert all(len(values) == 1 for values in passwords.values()), passwords  # never a second password
 
+    installed.kill(op)  # a restart over settled workshops (retained claims included) writes nothing
+    op = installed.start()
+    wait_for(lambda: reconciles(op), lambda n: n >= COUNT, 60, "the restarted operator to reconcile them all")
+    time.sleep(3)
+    assert api_writes(op) == 0, f"{api_writes(op)} writes by an operator restarted over settled workshops"
+
     kubectl("delete", "workshops", "--all", "-n", namespace, "--wait=false")
     for _ in range(2):  # and killed while tearing down in order
         time.sleep(1.5)
@@ -160,14 +166,22 @@ def test_sigkills_while_converging_and_deleting_leave_no_duplicate_orphan_or_new
     op.stop()
 
 
+def metric(op: Operator, name: str) -> float:
+    """The sum of a counter's series on the operator's /metrics (0 while it is not up yet)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{op.metrics_port}/metrics", timeout=5) as rsp:
+            text = rsp.read().decode()
+    except OSError:
+        return 0.0
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(f"{name}{{"))
+
+
 def reconciles(op: Operator) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{op.metrics_port}/metrics", timeout=5) as rsp:
-        text = rsp.read().decode()
-    return sum(
-        float(line.split()[-1])
-        for line in text.splitlines()
-        if line.startswith("troupe_workshop_reconciles_total{")
-    )
+    return metric(op, "troupe_workshop_reconciles_total")
+
+
+def api_writes(op: Operator) -> float:
+    return metric(op, "troupe_workshop_api_writes_total")
 
 
 def test_a_standby_replica_takes_over_within_fifteen_seconds(installed: Installed, namespace: str) -> None:
