@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, JsonValue, field_validator
+from pydantic import ConfigDict, Field, JsonValue, model_validator
 
 from troupe import Cron, CronError, Duration, SpecModel, StatusModel
 
@@ -136,15 +136,16 @@ class Schedule(SpecModel):
     time_zone: str | None = Field(default=None, min_length=1, max_length=64)
     """IANA time zone of both lines (default UTC), e.g. Europe/Paris."""
 
-    @field_validator("start", "stop")
-    @classmethod
-    def _valid_cron(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                Cron.parse(value)
-            except CronError as exc:
-                raise ValueError(str(exc)) from exc
-        return value
+    @model_validator(mode="after")
+    def _valid_lines(self) -> Schedule:
+        # Parsed here, in the zone, so the lifecycle never meets a line or zone it cannot evaluate.
+        for field, line in (("start", self.start), ("stop", self.stop)):
+            if line is not None:
+                try:
+                    Cron.parse(line, self.time_zone)
+                except CronError as exc:
+                    raise ValueError(f"schedule.{field}: {exc}") from exc
+        return self
 
 
 class DevServerSpec(SpecModel):
