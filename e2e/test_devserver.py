@@ -7,6 +7,8 @@ pod on a fake GPU node this module adds (label nvidia.com/gpu.present, taint nvi
 from __future__ import annotations
 
 import base64
+import time
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -93,6 +95,21 @@ def wait_phase(name: str, namespace: str, *phases: str, timeout: float = 60) -> 
 
 def cond(obj: dict[str, Any], type_: str) -> dict[str, Any]:
     return next(c for c in obj["status"]["conditions"] if c["type"] == type_)
+
+
+def scrape(operator: Operator) -> dict[str, float]:
+    """The operator's metrics as {"name{labels}": value}."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=5) as rsp:
+        text = rsp.read().decode()
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+
+
+def writes(operator: Operator) -> float:
+    return sum(v for k, v in scrape(operator).items() if k.startswith("troupe_devserver_api_writes_total"))
 
 
 def shared_claim(namespace: str) -> dict[str, Any]:
@@ -275,9 +292,18 @@ def test_stop_and_start_keep_the_same_home(operator: Operator, namespace: str, f
     wait_phase(name, namespace, "Running", timeout=90)
     home = get("pvc", f"home-{name}-0", namespace)
     assert home is not None
+    metrics = scrape(operator)
+    assert metrics[f'troupe_devserver_servers{{flavor="{flavor_name}",phase="Running"}}'] == 1
+    assert metrics["troupe_devserver_time_to_running_seconds_count"] >= 1
+    # steady state: Running, nothing to change, so no write (a resync or a pod status event changes nothing)
+    before = writes(operator)
+    kubectl("annotate", "devserver", name, "-n", namespace, "e2e/poke=1")  # a reconcile, same spec
+    time.sleep(3)
+    assert writes(operator) == before
     kubectl("patch", "devserver", name, "-n", namespace, "--type=merge", "-p", '{"spec":{"running":false}}')
     obj = wait_phase(name, namespace, "Stopped")
     assert obj["status"]["stoppedBy"] == "manual"
+    assert scrape(operator)['troupe_devserver_stops_total{reason="manual"}'] >= 1
     wait_for(lambda: get("pod", f"{name}-0", namespace), lambda p: p is None, 60, "the pod gone")
     assert get("statefulset", name, namespace)["spec"]["replicas"] == 0  # type: ignore[index]
     kubectl("patch", "devserver", name, "-n", namespace, "--type=merge", "-p", '{"spec":{"running":true}}')
@@ -337,3 +363,23 @@ def test_bad_input_is_refused_naming_the_field(
         kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(body), check=True)
     assert field in str(refused.value) and words in str(refused.value)
     assert server("bad", namespace) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "spec", "words"),
+    [
+        ("clock", {"schedule": {"stop": "0 25 * * *"}}, "out of range"),
+        ("zone", {"schedule": {"stop": "0 19 * * *", "timeZone": "Mars/Olympus"}}, "unknown time zone"),
+        ("1box", {}, "metadata.name"),
+    ],
+)
+def test_what_only_the_operator_can_check_ends_failed_saying_what_to_fix(
+    operator: Operator, namespace: str, name: str, spec: dict[str, Any], words: str
+) -> None:
+    body = devserver(name, "small")
+    body["spec"].update(spec)
+    apply(body, namespace)
+    obj = wait_phase(name, namespace, "Failed")
+    ready = cond(obj, "Ready")
+    assert ready["status"] == "False" and ready["reason"] == "InvalidSpec" and words in ready["message"]
+    assert get("statefulset", name, namespace) is None
