@@ -195,6 +195,32 @@ def test_creating_then_running_with_the_ssh_command() -> None:
     assert u.fields["runningSince"] == isoformat(NOW) and u.fields["flavor"] == "small"
 
 
+def test_creating_says_what_it_waits_for() -> None:
+    def message(*objs: dict[str, Any]) -> str:
+        update = status_of(observed=children(*objs))
+        assert update.phase == "Creating"
+        return str(conds(update)["Ready"][2])
+
+    assert message() == "creating the server"
+    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "home-box-0"}}
+    assert "home-box-0 is not bound" in message(statefulset(), {**claim, "status": {"phase": "Pending"}})
+    bound = {**claim, "status": {"phase": "Bound"}}
+    assert "create pod box-0" in message(statefulset(), bound)
+    unscheduled = pod(ready=False)
+    unscheduled["status"]["conditions"].append(
+        {"type": "PodScheduled", "status": "False", "message": "0/2 nodes have nvidia.com/gpu"}
+    )
+    assert "not scheduled: 0/2 nodes have nvidia.com/gpu" in message(statefulset(), bound, unscheduled)
+    pulling = pod(ready=False)
+    pulling["status"]["containerStatuses"] = [
+        {"name": "server", "state": {"waiting": {"reason": "ImagePullBackOff", "message": "no such image"}}}
+    ]
+    assert "server of pod box-0 is waiting, ImagePullBackOff: no such image" in message(
+        statefulset(), pulling
+    )
+    assert "to be ready" in message(statefulset(), bound, pod(ready=False))
+
+
 def test_running_since_is_kept() -> None:
     earlier = isoformat(NOW - timedelta(hours=1))
     u = status_of(observed=children(statefulset(), pod()), recorded={"runningSince": earlier})

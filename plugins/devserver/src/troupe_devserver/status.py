@@ -25,6 +25,28 @@ def pod_ready(pod: Manifest | None) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
+def waiting_for(children: Children, names: Names) -> str:
+    """What a server in Creating waits for, as specifically as the observed claim and pod tell."""
+    claim = children.named("PersistentVolumeClaim", names.home_claim)
+    pod = children.named("Pod", names.pod)
+    if children.named("StatefulSet", names.statefulset) is None:
+        return "creating the server"
+    if claim is not None and (claim.get("status") or {}).get("phase") != "Bound":
+        return f"the home claim {names.home_claim} is not bound yet (its StorageClass provisions it)"
+    if pod is None:
+        return f"waiting for the StatefulSet to create pod {names.pod}"
+    pod_status = pod.get("status") or {}
+    for c in pod_status.get("conditions") or []:
+        if c.get("type") == "PodScheduled" and c.get("status") == "False" and c.get("message"):
+            return f"pod {names.pod} is not scheduled: {c['message']}"
+    for cs in (pod_status.get("initContainerStatuses") or []) + (pod_status.get("containerStatuses") or []):
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") not in (None, "PodInitializing", "ContainerCreating"):
+            detail = f": {waiting['message']}" if waiting.get("message") else ""
+            return f"container {cs.get('name')} of pod {names.pod} is waiting, {waiting['reason']}{detail}"
+    return f"waiting for pod {names.pod} to be ready (sshd on port 2222)"
+
+
 def ssh_endpoint(service: Manifest | None, pod: Manifest | None, namespace: str) -> dict[str, Any] | None:
     """How to reach sshd: node address and port for a NodePort, the load balancer, or the cluster DNS name."""
     if service is None:
@@ -109,8 +131,7 @@ def devserver_status(
     elif ready:
         phase, reason, message = "Running", "Running", ""
     else:
-        phase, reason = "Creating", "Creating"
-        message = "waiting for the server's pod to be ready" if sts is not None else "creating the server"
+        phase, reason, message = "Creating", "Creating", waiting_for(children, names)
 
     expiring = plan.run and plan.warn_at is not None and plan.warn_at <= now
     conditions = [
