@@ -312,21 +312,30 @@ def test_stop_and_start_keep_the_same_home(operator: Operator, namespace: str, f
     assert again is not None and again["metadata"]["uid"] == home["metadata"]["uid"]
 
 
-def test_lifetime_stops_and_keeps_the_server(operator: Operator, namespace: str, flavors: list[str]) -> None:
-    name = "shortlived"
+def test_lifetime_and_stop_schedule_stop_and_keep_the_server(
+    operator: Operator, namespace: str, flavors: list[str]
+) -> None:
     flavor_name = f"e2e-{namespace}"[:60]
     flavors.append(flavor_name)
     apply(flavor(flavor_name))
-    apply(devserver(name, flavor_name, lifetime="1m"), namespace)
-    obj = wait_phase(name, namespace, "Running", timeout=90)
+    # side by side, so the two waits of up to a minute overlap
+    apply(devserver("shortlived", flavor_name, lifetime="1m"), namespace)
+    apply(devserver("scheduled", flavor_name, schedule={"stop": "* * * * *"}), namespace)
+    obj = wait_phase("shortlived", namespace, "Running", timeout=90)
     assert obj["status"]["nextStop"]
     wait_for(
-        lambda: server(name, namespace), lambda o: condition(o, "ExpiringSoon") == "True", 60, "ExpiringSoon"
+        lambda: server("shortlived", namespace),
+        lambda o: condition(o, "ExpiringSoon") == "True",
+        60,
+        "ExpiringSoon",
     )
-    obj = wait_phase(name, namespace, "Stopped", timeout=60)
-    assert obj["status"]["stoppedBy"] == "lifetime"
-    assert get("statefulset", name, namespace)["spec"]["replicas"] == 0  # type: ignore[index]
-    assert get("pvc", f"home-{name}-0", namespace) is not None
+    for name, reason in (("scheduled", "schedule"), ("shortlived", "lifetime")):
+        obj = wait_phase(name, namespace, "Stopped", timeout=75)
+        assert obj["status"]["stoppedBy"] == reason and "nextStop" not in obj["status"]
+        assert get("statefulset", name, namespace)["spec"]["replicas"] == 0  # type: ignore[index]
+        assert get("pvc", f"home-{name}-0", namespace) is not None
+        assert server(name, namespace) is not None  # stopped, not deleted
+    assert scrape(operator)['troupe_devserver_stops_total{reason="lifetime"}'] >= 1
 
 
 def test_delete_home_on_delete_lets_the_claim_go(
