@@ -306,6 +306,13 @@ def test_public_keys_refused(key: str) -> None:
     assert not re.match(PUBLIC_KEY_PATTERN, key)
 
 
+def test_the_model_checks_key_and_owner_too() -> None:
+    with pytest.raises(ValidationError, match="OpenSSH public key line"):
+        spec(ssh={"publicKey": 'command="rm -rf ~" ssh-rsa AAAAB3'})
+    with pytest.raises(ValidationError, match="e-mail address"):
+        spec(owner="root")
+
+
 def test_bad_cron_lines_are_refused_by_the_model() -> None:
     with pytest.raises(ValidationError, match="out of range"):
         spec(schedule={"start": "0 25 * * *"})

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, JsonValue, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, JsonValue, model_validator
 
 from troupe import Cron, CronError, Duration, SpecModel, StatusModel
 
@@ -31,6 +32,11 @@ PUBLIC_KEY_PATTERN = (
     + "|".join(t.replace(".", r"\.") for t in KEY_TYPES)
     + r") AAAA[A-Za-z0-9+/]*(={0,3}|\.\.\.)( [^\r\n]*)?$"
 )
+KEY_MESSAGE = (
+    "must be one OpenSSH public key line: a key type (ssh-ed25519, ssh-rsa, ecdsa-sha2-nistp256, ...), "
+    "a space, the base64 key (AAAA...), and an optional comment, as in ~/.ssh/id_ed25519.pub"
+)
+OWNER_MESSAGE = "must be an e-mail address, such as user@example.com"
 #: A cron line as the API server can check it: a macro or five fields (the operator parses it fully).
 CRON_PATTERN = r"^(@[a-z]+|\S+( +\S+){4})$"
 CRON_RULE: dict[str, JsonValue] = {
@@ -55,6 +61,18 @@ def matching(pattern: str, message: str) -> dict[str, JsonValue]:
     return {
         "x-kubernetes-validations": [{"rule": f"self.matches({json.dumps(pattern)})", "message": message}]
     }
+
+
+def checked(pattern: str, message: str) -> AfterValidator:
+    """The same rule in the operator: the key line ends up in authorized_keys, so it is checked twice."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.match(value):
+            raise ValueError(message)
+        return value
+
+    return AfterValidator(check)
 
 
 ResourceMap = Annotated[
@@ -113,14 +131,8 @@ class DevServerFlavorSpec(SpecModel):
 
 
 class Ssh(SpecModel):
-    public_key: str = Field(
-        max_length=16384,
-        json_schema_extra=matching(
-            PUBLIC_KEY_PATTERN,
-            "must be one OpenSSH public key line: a key type (ssh-ed25519, ssh-rsa, "
-            "ecdsa-sha2-nistp256, ...), a space, the base64 key (AAAA...), and an optional comment, "
-            "as in ~/.ssh/id_ed25519.pub",
-        ),
+    public_key: Annotated[str, checked(PUBLIC_KEY_PATTERN, KEY_MESSAGE)] = Field(
+        max_length=16384, json_schema_extra=matching(PUBLIC_KEY_PATTERN, KEY_MESSAGE)
     )
     """The owner's OpenSSH public key line (`ssh-ed25519 AAAA... comment`), installed as
     ~/.ssh/authorized_keys of the user `dev`."""
@@ -168,9 +180,8 @@ class DevServerSpec(SpecModel):
         }
     )
 
-    owner: str = Field(
-        max_length=254,
-        json_schema_extra=matching(EMAIL_PATTERN, "must be an e-mail address, such as user@example.com"),
+    owner: Annotated[str, checked(EMAIL_PATTERN, OWNER_MESSAGE)] = Field(
+        max_length=254, json_schema_extra=matching(EMAIL_PATTERN, OWNER_MESSAGE)
     )
     """The e-mail address of the person the server is for."""
     flavor: str = Field(min_length=1, max_length=253, pattern=DNS_NAME)
