@@ -141,6 +141,17 @@ class Ssh(SpecModel):
 class Schedule(SpecModel):
     """Automatic start and stop on cron lines (Coder's autostart / autostop)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.start) || has(self.stop)",
+                    "message": "a schedule needs start or stop (or both)",
+                },
+            ]
+        }
+    )
+
     start: str | None = Field(default=None, max_length=128, json_schema_extra=CRON_RULE)
     """Start the server at each tick, e.g. "0 8 * * mon-fri"."""
     stop: str | None = Field(default=None, max_length=128, json_schema_extra=CRON_RULE)
