@@ -173,6 +173,7 @@ def test_seed_example_waits_for_its_flavor_and_claim_then_runs_restricted_with_a
         "the server waiting for its shared claim",
     )
     assert phase(obj) == "Pending" and "efs-shared-claim" in cond(obj, "SharedVolumeMissing")["message"]
+    assert "startedAt" not in obj["status"]  # no lifetime counts while it waits
     assert get("statefulset", SEED, namespace) is None
 
     # the claim appears: the server is built and runs

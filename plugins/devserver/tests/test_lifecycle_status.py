@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,10 +12,17 @@ from troupe_devserver.builders import Flavor, Names
 from troupe_devserver.config import Settings, from_env
 from troupe_devserver.lifecycle import Plan, plan
 from troupe_devserver.models import PUBLIC_KEY_PATTERN, DevServerFlavorSpec, DevServerSpec
-from troupe_devserver.plugin import DEVSERVER, flavor_refs, shared_claim_refs, troupe_validate
+from troupe_devserver.plugin import (
+    DEVSERVER,
+    flavor_refs,
+    shared_claim_refs,
+    troupe_aggregate_status,
+    troupe_build_resources,
+    troupe_validate,
+)
 from troupe_devserver.status import devserver_status, ssh_endpoint
 
-from troupe import ChildKey, Children, isoformat
+from troupe import ChildKey, Children, ReconcileContext, isoformat
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)  # a Tuesday
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq2Tq9sV0m6b1m0rj4Kc2dQe8lW5gq0zv4x3GZ5cH1N dev@laptop"
@@ -42,6 +50,16 @@ def test_runs_by_default_from_now() -> None:
     p = plan(spec(), {}, 1, NOW)
     assert p == Plan(run=True, started_at=NOW)
     assert p.next_event(NOW) is None
+
+
+def test_the_clock_starts_when_the_server_can_be_built() -> None:
+    s = spec(lifetime="8h")
+    assert plan(s, {}, 1, NOW, waiting=True) == Plan(run=True, started_at=None)
+    later = NOW + timedelta(days=2)
+    p = plan(s, {}, 1, later, waiting=False)
+    assert p.run and p.started_at == later and p.next_stop == later + timedelta(hours=8)
+    # once started, a flavor gone missing does not reset the clock
+    assert plan(s, {"startedAt": isoformat(NOW)}, 1, NOW, waiting=True).started_at == NOW
 
 
 def test_running_false_stops_manually_and_keeps_the_stop_time() -> None:
@@ -284,8 +302,6 @@ def test_ssh_endpoints_of_every_service_type() -> None:
     ],
 )
 def test_public_keys_accepted(key: str) -> None:
-    import re
-
     assert re.match(PUBLIC_KEY_PATTERN, key)
 
 
@@ -301,8 +317,6 @@ def test_public_keys_accepted(key: str) -> None:
     ],
 )
 def test_public_keys_refused(key: str) -> None:
-    import re
-
     assert not re.match(PUBLIC_KEY_PATTERN, key)
 
 
@@ -339,8 +353,6 @@ def test_references_are_total() -> None:
 
 
 def test_names_that_cannot_name_a_statefulset_are_failed() -> None:
-    from troupe import ReconcileContext
-
     def ctx(name: str) -> ReconcileContext[DevServerSpec]:
         b = body()
         b["metadata"]["name"] = name
@@ -358,3 +370,21 @@ def test_settings_from_env() -> None:
     assert s == Settings(image="x:1", ssh_service_type="LoadBalancer")
     with pytest.raises(ValueError, match="SSH_SERVICE_TYPE"):
         from_env({"TROUPE_DEVSERVER_SSH_SERVICE_TYPE": "Ingress"})
+
+
+def test_hooks_read_the_flavor_and_the_claim_of_the_servers_namespace() -> None:
+    flavor = {"apiVersion": "devserver.io/v1", "kind": "DevServerFlavor", "metadata": {"name": "small"}}
+    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"}}
+    s = spec(sharedVolumeClaimName="data")
+
+    def ctx(*related: dict[str, Any]) -> ReconcileContext[DevServerSpec]:
+        return ReconcileContext(kind=DEVSERVER, body=body(), spec=s, now=NOW, related=children(*related))
+
+    elsewhere = {**claim, "metadata": {"name": "data", "namespace": "other"}}
+    here = {**claim, "metadata": {"name": "data", "namespace": "team"}}
+    assert troupe_build_resources(ctx()) == []
+    assert troupe_build_resources(ctx(flavor, elsewhere)) == []
+    assert troupe_aggregate_status(ctx(flavor, elsewhere)).phase == "Pending"
+    assert len(troupe_build_resources(ctx(flavor, here))) == 4
+    update = troupe_aggregate_status(ctx(flavor, here))
+    assert update.phase == "Creating" and update.fields["startedAt"] == isoformat(NOW)

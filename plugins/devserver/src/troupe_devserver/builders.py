@@ -275,6 +275,12 @@ def statefulset(
     }
 
 
+def waiting(spec: DevServerSpec, flavor: Flavor | None, shared_present: bool, observed: Children) -> bool:
+    """True while nothing can be built: no flavor, or a shared claim missing before the server exists."""
+    exists = bool(observed.of_kind("StatefulSet"))  # a server's children hold one StatefulSet, its own
+    return flavor is None or not (exists or shared_present or not spec.shared_volume_claim_name)
+
+
 def build(
     spec: DevServerSpec,
     body: Manifest,
@@ -292,8 +298,7 @@ def build(
     """
     meta = body["metadata"]
     namespace, names = meta["namespace"], Names(meta["name"])
-    exists = bool(observed.named("StatefulSet", names.statefulset))
-    if flavor is None or not (exists or shared_present or not spec.shared_volume_claim_name):
+    if flavor is None or waiting(spec, flavor, shared_present, observed):
         return []
     return [
         secret(spec, namespace, names),

@@ -47,7 +47,10 @@ def crons(spec: DevServerSpec) -> tuple[Cron | None, Cron | None]:
     return start, stop
 
 
-def plan(spec: DevServerSpec, status: dict[str, Any], generation: int, now: datetime) -> Plan:
+def plan(
+    spec: DevServerSpec, status: dict[str, Any], generation: int, now: datetime, *, waiting: bool = False
+) -> Plan:
+    """``waiting``: nothing can be built yet (no flavor, no shared claim); the clock has not started."""
     started = parse_time(status.get("startedAt"))
     stopped_at = parse_time(status.get("stoppedAt"))
     stopped_by = status.get("stoppedBy")
@@ -55,6 +58,9 @@ def plan(spec: DevServerSpec, status: dict[str, Any], generation: int, now: date
     if not spec.running:
         since = stopped_at if stopped_by == "manual" and stopped_at else now
         return Plan(run=False, started_at=started, stopped_at=since, stopped_by="manual")
+    if waiting and started is None:
+        # a lifetime counts from the server's start, not from days spent waiting for its flavor
+        return Plan(run=True, started_at=None)
     if stopped_by in ("lifetime", "schedule") and status.get("stoppedGeneration") == generation:
         # Stopped automatically: it stays stopped until a scheduled start or a change of the spec.
         wake = start_cron.next_after(stopped_at) if start_cron and stopped_at else None

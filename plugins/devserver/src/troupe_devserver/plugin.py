@@ -17,7 +17,7 @@ from troupe import (
     hookimpl,
 )
 from troupe_devserver import config
-from troupe_devserver.builders import build, flavor_of
+from troupe_devserver.builders import Flavor, build, flavor_of, waiting
 from troupe_devserver.lifecycle import Plan, plan
 from troupe_devserver.metrics import DevServerMetrics
 from troupe_devserver.models import DevServerFlavorSpec, DevServerSpec, DevServerStatus
@@ -108,8 +108,9 @@ def settings() -> config.Settings:
     return _settings
 
 
-def _plan(ctx: ReconcileContext[DevServerSpec]) -> Plan:
-    return plan(ctx.spec, ctx.status, ctx.generation, ctx.now)
+def _plan(ctx: ReconcileContext[DevServerSpec], flavor: Flavor | None) -> Plan:
+    blocked = waiting(ctx.spec, flavor, _shared_present(ctx), ctx.children)
+    return plan(ctx.spec, ctx.status, ctx.generation, ctx.now, waiting=blocked)
 
 
 def _shared_present(ctx: ReconcileContext[DevServerSpec]) -> bool:
@@ -139,7 +140,7 @@ def troupe_validate(ctx: ReconcileContext[DevServerSpec]) -> list[str]:
 def troupe_build_resources(ctx: ReconcileContext[DevServerSpec]) -> list[Manifest]:
     flavor = flavor_of(ctx.spec, ctx.related, ctx.children)
     return build(
-        ctx.spec, ctx.body, flavor, _shared_present(ctx), ctx.children, settings(), run=_plan(ctx).run
+        ctx.spec, ctx.body, flavor, _shared_present(ctx), ctx.children, settings(), run=_plan(ctx, flavor).run
     )
 
 
@@ -147,7 +148,14 @@ def troupe_build_resources(ctx: ReconcileContext[DevServerSpec]) -> list[Manifes
 def troupe_aggregate_status(ctx: ReconcileContext[DevServerSpec]) -> StatusUpdate:
     flavor = flavor_of(ctx.spec, ctx.related, ctx.children)
     return devserver_status(
-        ctx.spec, ctx.body, flavor, _shared_present(ctx), ctx.children, _plan(ctx), settings(), ctx.now
+        ctx.spec,
+        ctx.body,
+        flavor,
+        _shared_present(ctx),
+        ctx.children,
+        _plan(ctx, flavor),
+        settings(),
+        ctx.now,
     )
 
 
