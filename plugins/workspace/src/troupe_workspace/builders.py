@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from troupe import OWNER_ANNOTATION, RETAIN_ANNOTATION, Children, Manifest, dns1123_label, label_value
 from troupe_workspace.config import Settings
-from troupe_workspace.models import Container, VirtualMachine, WorkspaceSpec
+from troupe_workspace.models import DNS_LABEL, Container, VirtualMachine, WorkspaceSpec
 
 GROUP = "pelotech.ot"
 #: Every pod, VM and Service of a workspace carries it: what the NetworkPolicy and selectors match.
@@ -20,7 +21,12 @@ POLICY_NAME = "workspace-isolation"
 
 
 def namespace_of(spec: WorkspaceSpec, name: str) -> str:
-    return spec.namespace or dns1123_label("ws", name)
+    """``spec.namespace``, else ``ws-<name>``; a name that is no DNS label (dots, too long) gets a hash."""
+    if spec.namespace:
+        return spec.namespace
+    # The prefix is fixed, so the plain join is injective for names that are DNS labels already.
+    plain = f"ws-{name}"
+    return plain if len(plain) <= 63 and re.fullmatch(DNS_LABEL, name) else dns1123_label("ws", name)
 
 
 def owner_key(name: str) -> str:
