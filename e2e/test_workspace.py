@@ -34,7 +34,15 @@ class Env:
 
 def install_crd(path: Path, name: str) -> None:
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
-    kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=30s")
+    wait_for(
+        lambda: get("crd", name),
+        lambda c: any(
+            x["type"] == "Established" and x["status"] == "True"
+            for x in (c.get("status") or {}).get("conditions") or []
+        ),
+        30,
+        f"CRD {name} Established",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -313,7 +321,7 @@ def test_a_templated_disk_is_shared_and_goes_with_its_last_workspace(operator: O
     ("spec", "message"),
     [
         (
-            {"containers": [{"name": "a", "image": "x"}, {"name": "a", "image": "y"}]},
+            {"containers": [{"name": "a", "image": "x"}, {"name": "a", "image": "other"}]},
             "containers: names must be unique",
         ),
         (

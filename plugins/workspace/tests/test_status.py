@@ -149,6 +149,11 @@ def test_a_failed_disk_fails_the_workspace_naming_it_and_recovery_returns() -> N
     assert (
         ready.reason == "ComponentFailed" and "disk image db-disk Failed: s3: access denied" in ready.message
     )
+    running = status(observed(vm("Running", True), deployment(1)), observed(disk("Failed", "resync")))
+    assert (
+        running.phase == "Failed"
+        and running.fields["resourceStatus"]["virtualMachines"][0]["phase"] == "Failed"
+    )
     back = status(observed(vm("Running", True), deployment(1)), observed(disk("Ready")))
     assert back.phase == "Ready"
 

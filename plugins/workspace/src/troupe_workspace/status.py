@@ -42,7 +42,16 @@ def vm_states(
         machine = children.named("VirtualMachine", vm.name, namespace)
         vm_status = (machine or {}).get("status") or {}
         entry: dict[str, Any] = {"name": vm.name}
-        if machine is not None and vm_status:
+        if disk is not None and disk_phase(disk) == "Failed":
+            # a failed (re)sync fails the workspace even with a VM running: its disk is not sound
+            message = str((disk.get("status") or {}).get("message") or "")
+            entry["phase"] = "Failed"
+            found.failures.append(
+                f"VM {vm.name}: disk image {disk_name} Failed" + (f": {message}" if message else "")
+            )
+            if message:
+                entry["message"] = message
+        elif machine is not None and vm_status:
             printable = str(vm_status.get("printableStatus") or "Provisioning")
             entry["phase"] = "Running" if vm_status.get("ready") is True else printable
             if printable == "DataVolumeError":
@@ -59,12 +68,7 @@ def vm_states(
         else:
             phase = disk_phase(disk) or "Queued"
             message = str((disk.get("status") or {}).get("message") or "")
-            if phase == "Failed":
-                entry["phase"] = "Failed"
-                found.failures.append(
-                    f"VM {vm.name}: disk image {disk_name} Failed" + (f": {message}" if message else "")
-                )
-            elif phase == "Ready":
+            if phase == "Ready":
                 entry["phase"] = "Provisioning"
                 found.waiting.append(f"VM {vm.name} (starting)")
             else:
