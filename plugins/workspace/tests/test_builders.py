@@ -20,6 +20,10 @@ def observed(*objs: dict[str, Any]) -> Children:
     return Children({ChildKey.of(o): o for o in objs})
 
 
+def ns(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+
+
 def example(name: str) -> dict[str, Any]:
     doc: dict[str, Any] = yaml.safe_load((EXAMPLES / name).read_text())
     return doc
@@ -49,10 +53,18 @@ def disk(name: str, phase: str | None, size: str = "10Gi", **meta: Any) -> dict[
 
 
 def test_seed_before_its_disks_exist_builds_namespace_workloads_and_policy() -> None:
-    kids = by_kind(build(seed(), "data-analysis-environment-1", Children(), Children(), SETTINGS))
+    kids = by_kind(
+        build(
+            seed(),
+            "data-analysis-environment-1",
+            observed(ns("ws-data-analysis-environment-1")),
+            Children(),
+            SETTINGS,
+        )
+    )
     assert sorted(kids) == ["Deployment", "Namespace", "NetworkPolicy", "Service"]
-    (ns,) = kids["Namespace"]
-    assert ns["metadata"]["name"] == "ws-data-analysis-environment-1"
+    (namespace,) = kids["Namespace"]
+    assert namespace["metadata"]["name"] == "ws-data-analysis-environment-1"
     (dep,) = kids["Deployment"]
     assert dep["metadata"] == {
         "name": "api-server",
@@ -85,7 +97,7 @@ def test_seed_before_its_disks_exist_builds_namespace_workloads_and_policy() -> 
 def test_a_vm_is_built_once_its_disk_is_ready() -> None:
     spec = seed()
     related = observed(disk("database-vmdi", "Ready", "18Gi"), disk("analytics-vmdi", "Syncing"))
-    kids = by_kind(build(spec, "w", Children(), related, SETTINGS))
+    kids = by_kind(build(spec, "w", observed(ns("ws-w")), related, SETTINGS))
     (vm,) = kids["VirtualMachine"]
     assert vm["metadata"]["name"] == "database-vm" and vm["metadata"]["namespace"] == "ws-w"
     assert vm["spec"]["runStrategy"] == "Always"
@@ -102,18 +114,18 @@ def test_a_vm_is_built_once_its_disk_is_ready() -> None:
 
 def test_a_vm_is_kept_while_its_disk_resyncs() -> None:
     spec = seed()
-    first = build(spec, "w", Children(), observed(disk("database-vmdi", "Ready")), SETTINGS)
+    first = build(spec, "w", observed(ns("ws-w")), observed(disk("database-vmdi", "Ready")), SETTINGS)
     (vm,) = by_kind(first)["VirtualMachine"]
-    again = build(spec, "w", observed(vm), observed(disk("database-vmdi", "Syncing")), SETTINGS)
+    again = build(spec, "w", observed(ns("ws-w"), vm), observed(disk("database-vmdi", "Syncing")), SETTINGS)
     assert by_kind(again)["VirtualMachine"] == [vm]
-    gone = build(spec, "w", observed(vm), Children(), SETTINGS)
+    gone = build(spec, "w", observed(ns("ws-w"), vm), Children(), SETTINGS)
     (kept,) = by_kind(gone)["VirtualMachine"]
     assert kept["spec"]["dataVolumeTemplates"] == vm["spec"]["dataVolumeTemplates"]
 
 
 def test_a_disk_template_creates_the_missing_disk_retained_and_labelled() -> None:
     spec = WorkspaceSpec.model_validate(example("workspace-with-disk-template.yaml")["spec"])
-    kids = by_kind(build(spec, "lab-1", Children(), Children(), SETTINGS))
+    kids = by_kind(build(spec, "lab-1", observed(ns("lab-1")), Children(), SETTINGS))
     (vmdi,) = kids["VMDiskImage"]
     assert vmdi["metadata"] == {
         "name": "ubuntu-2004-router",
@@ -168,6 +180,11 @@ def test_namespace_names_are_injective_and_valid() -> None:
 def test_isolation_toggles_the_policy() -> None:
     on = WorkspaceSpec.model_validate({"network": {"isolate": True}})
     off = WorkspaceSpec.model_validate({"network": {"isolate": False}})
-    assert "NetworkPolicy" in by_kind(build(on, "w", Children(), Children(), SETTINGS))
+    assert "NetworkPolicy" in by_kind(build(on, "w", observed(ns("ws-w")), Children(), SETTINGS))
     assert "NetworkPolicy" not in by_kind(build(off, "w", Children(), Children(), SETTINGS))
     assert "NetworkPolicy" not in by_kind(build(WorkspaceSpec(), "w", Children(), Children(), SETTINGS))
+
+
+def test_nothing_goes_into_a_namespace_not_observed_as_ours() -> None:
+    first = build(seed(), "w", Children(), Children(), SETTINGS)
+    assert [m["kind"] for m in first] == ["Namespace"]

@@ -75,7 +75,9 @@ def build(
         }
     ]
     built += disk_images(spec, name, children, related, settings)
-    if deleting:
+    # Nothing goes into the namespace before it is observed as ours: one that someone else made (a
+    # NameConflict on the Namespace) never receives the workspace's objects.
+    if deleting or children.named("Namespace", namespace) is None:
         return built
     for vm in spec.virtual_machines:
         disk = disk_of(vm, related, children, settings)

@@ -85,7 +85,6 @@ WORKSPACE = KindSpec(
         PrinterColumn("Phase", ".status.phase"),
         PrinterColumn("VMs", ".status.vms"),
         PrinterColumn("Containers", ".status.containers"),
-        PrinterColumn("Age", ".metadata.creationTimestamp", type="date"),
         PrinterColumn("Namespace", ".status.namespace", priority=1),
         PrinterColumn("Message", ".status.message", priority=1),
     ),
