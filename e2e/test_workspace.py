@@ -470,3 +470,9 @@ def test_metrics(operator: Operator) -> None:
     )
     assert count >= 1
     assert "troupe_workspace_component_failures_total" in text
+
+
+def test_examples_pass_a_server_side_dry_run(operator: Operator, kubevirt: None) -> None:
+    for path in sorted(EXAMPLES.glob("*.yaml")):
+        out = kubectl("apply", "--dry-run=server", "-f", str(path)).stdout
+        assert "(server dry run)" in out, path.name
