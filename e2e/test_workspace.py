@@ -458,6 +458,32 @@ def test_a_namespace_someone_else_made_is_refused_and_kept(operator: Operator) -
         kubectl("delete", "namespace", "taken-by-someone", "--wait=false", check=False)
 
 
+def writes(operator: Operator) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=5) as rsp:
+        text = rsp.read().decode()
+    return sum(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("troupe_workspace_api_writes_total{")
+    )
+
+
+def test_steady_state_writes_nothing(operator: Operator) -> None:
+    """Quantities the API server rewrites (2048Mi is stored as 2Gi) must not make every reconcile re-apply."""
+    body = containers_only("steady", network={"isolate": True})
+    body["spec"]["containers"][0]["resources"] = {"cpu": "0.5", "memory": "2048Mi"}
+    body["spec"]["containers"][0]["env"] = [{"name": "A", "value": "1"}]
+    apply(body)
+    wait_phase("steady", "Ready")
+    time.sleep(3)  # the last status write and its events settle
+    before = writes(operator)
+    kubectl("annotate", "workspace", "steady", "poke=1")  # an event, so a reconcile surely runs
+    time.sleep(4)
+    after = writes(operator)
+    assert after == before, operator.tail(30)
+    kubectl("delete", "workspace", "steady", "--wait=true", "--timeout=60s")
+
+
 def test_metrics(operator: Operator) -> None:
     with urllib.request.urlopen(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=5) as rsp:
         text = rsp.read().decode()

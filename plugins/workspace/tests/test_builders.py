@@ -146,8 +146,8 @@ def test_a_disk_template_creates_the_missing_disk_retained_and_labelled() -> Non
     container = ansible["spec"]["template"]["spec"]["containers"][0]
     assert container["env"] == [{"name": "DEBUG", "value": "true"}]
     assert container["resources"] == {
-        "requests": {"cpu": "384m", "memory": "2048Mi"},
-        "limits": {"cpu": "384m", "memory": "2048Mi"},
+        "requests": {"cpu": "384m", "memory": "2Gi"},
+        "limits": {"cpu": "384m", "memory": "2Gi"},
     }
     # someone else's disk of that name exists: used as it is, not created
     theirs = build(spec, "lab-1", Children(), observed(disk("ubuntu-2004-router", "Ready")), SETTINGS)

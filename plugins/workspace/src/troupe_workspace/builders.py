@@ -8,6 +8,7 @@ from typing import Any
 from troupe import OWNER_ANNOTATION, RETAIN_ANNOTATION, Children, Manifest, dns1123_label, label_value
 from troupe_workspace.config import Settings
 from troupe_workspace.models import DNS_LABEL, Container, VirtualMachine, WorkspaceSpec
+from troupe_workspace.quantities import canonical
 
 GROUP = "pelotech.ot"
 #: Every pod, VM and Service of a workspace carries it: what the NetworkPolicy and selectors match.
@@ -190,7 +191,7 @@ def deployment(container: Container, workspace: str, namespace: str) -> Manifest
     if container.env:
         spec["env"] = [{"name": e.name, "value": e.value} for e in container.env]
     if container.resources is not None:
-        amounts = container.resources.dump()
+        amounts = {key: canonical(value) for key, value in container.resources.dump().items()}
         if amounts:
             spec["resources"] = {"requests": amounts, "limits": amounts}
     return {
