@@ -502,3 +502,7 @@ def test_examples_pass_a_server_side_dry_run(operator: Operator, kubevirt: None)
     for path in sorted(EXAMPLES.glob("*.yaml")):
         out = kubectl("apply", "--dry-run=server", "-f", str(path)).stdout
         assert "(server dry run)" in out, path.name
+    # the seed exactly as printed: its network block holds only comments (null)
+    printed = (EXAMPLES / "workspace.yaml").read_text().replace("    isolate: true\n", "")
+    assert "\n    isolate:" not in printed
+    assert "(server dry run)" in kubectl("apply", "--dry-run=server", "-f", "-", input=printed).stdout
