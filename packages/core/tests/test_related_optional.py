@@ -172,3 +172,59 @@ def test_a_cluster_scoped_kind_with_namespaced_children_refuses_named_namespaces
     check_scope([site], [])  # all namespaces: fine
     with pytest.raises(ScopeError, match=r"Site is cluster-scoped and creates Service.*--all-namespaces"):
         check_scope([site], ["team-a"])
+
+
+async def test_nothing_goes_into_a_namespace_held_by_someone_else(
+    kube: MemoryKube, clock: FrozenClock
+) -> None:
+    class Sites:
+        @hookimpl
+        def troupe_kinds(self) -> list[KindSpec]:
+            return [SITE]
+
+        @hookimpl
+        def troupe_build_resources(self, ctx: ReconcileContext[TileSpec]) -> list[Manifest]:
+            namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "site-s"}}
+            config = {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "c", "namespace": "site-s"},
+            }
+            return [namespace, config]
+
+    users = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "site-s", "uid": "users-ns"}}
+    kube.objects["namespaces", None, "site-s"] = users
+    body = {
+        "apiVersion": "sites.example/v1",
+        "kind": "Site",
+        "metadata": {"name": "s", "uid": "site-uid", "generation": 1, "resourceVersion": "1"},
+        "spec": {},
+    }
+    kube.objects["sites", None, "s"] = body
+    pm = get_plugin_manager(load_entrypoints=False, plugins=[Sites()])
+    metrics = {"sites": OperatorMetrics("sites", CollectorRegistry())}
+    reconciler = Reconciler(pm=pm, kube=kube, clock=clock, metrics=metrics)  # type: ignore[arg-type]
+    key = ObjectKey(SITE, None, "s")
+    reconciler.put(key, copy.deepcopy(body))
+    await reconciler.reconcile(key)
+    assert not any(w.startswith("apply") for w in kube.writes), kube.writes
+    conditions = {c["type"]: c for c in kube.objects["sites", None, "s"]["status"]["conditions"]}
+    assert (
+        conditions["NameConflict"]["status"] == "True"
+        and "Namespace site-s" in conditions["NameConflict"]["message"]
+    )
+
+
+SITE = KindSpec(
+    operator="sites",
+    group="sites.example",
+    version="v1",
+    kind="Site",
+    plural="sites",
+    spec_model=TileSpec,
+    scope="Cluster",
+    children=(
+        ChildKind("v1", "Namespace", "namespaces", namespaced=False),
+        ChildKind("v1", "ConfigMap", "configmaps"),
+    ),
+)

@@ -107,14 +107,19 @@ class ChildApplier:
                 return await self.ensure(ctx, child, manifest, report)
 
         applied: dict[ChildKey, Manifest] = {}
-        for wave in (
-            [(c, m) for c, m in prepared if not c.namespaced],
-            [(c, m) for c, m in prepared if c.namespaced],
-        ):
+        not_ours: set[str] = set()  # namespaces held by someone else: nothing of ours goes into them
+        for namespaced in (False, True):
+            wave = [
+                (c, m)
+                for c, m in prepared
+                if c.namespaced == namespaced and m["metadata"].get("namespace") not in not_ours
+            ]
             results = await asyncio.gather(*(ensure_one(c, m) for c, m in wave))
             for (_, manifest), observed in zip(wave, results, strict=True):
                 if observed is not None:
                     applied[ChildKey.of(manifest)] = observed
+                elif manifest["kind"] == "Namespace":
+                    not_ours.add(manifest["metadata"]["name"])
         pruned = await self._prune(ctx, {ChildKey.of(m) for _, m in prepared}, report)
         children = {key: obj for key, obj in {**ctx.children, **applied}.items() if key not in pruned}
         return report, replace(ctx, children=Children(children))
