@@ -9,7 +9,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.cache/troupe/uv-$(UV_VE
 export UV
 PYTEST := $(UV) run --frozen pytest
 
-.PHONY: help uv sync lint crds check-crds check-versions unit test dev bench release dist
+.PHONY: help uv sync lint crds check-crds check-versions unit test dev bench release dist images image
 
 help: ## list the verbs
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -50,6 +50,13 @@ dist: sync cluster-binaries ## wheels (uv build) and charts (helm package, libra
 	  "$$helm" dependency build --skip-refresh $$c >/dev/null && "$$helm" package -d dist $$c >/dev/null || exit 1; done
 	$(UV) run --frozen python tools/release.py check --dist dist
 	@ls -1 dist
+
+images: ## build every operator's image with podman (no Docker; installs podman/buildah with apt-get)
+	bash tools/images/build.sh
+
+image: ## build one operator's image: make image OPERATOR=workshop
+	@test -n "$(OPERATOR)" || { echo "usage: make image OPERATOR=workshop"; exit 2; }
+	bash tools/images/build.sh $(OPERATOR)
 
 unit: sync ## unit tests (no cluster)
 	$(PYTEST) packages plugins tools/tests
