@@ -9,7 +9,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.cache/troupe/uv-$(UV_VE
 export UV
 PYTEST := $(UV) run --frozen pytest
 
-.PHONY: help uv sync lint crds check-crds check-versions unit test dev bench release dist images image
+.PHONY: help uv sync lint crds check-crds check-versions unit test dev bench release dist images image tilt-ci
 
 help: ## list the verbs
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -51,17 +51,21 @@ dist: sync cluster-binaries ## wheels (uv build) and charts (helm package, libra
 	$(UV) run --frozen python tools/release.py check --dist dist
 	@ls -1 dist
 
-images: ## build every operator's image with podman (no Docker; installs podman/buildah with apt-get)
+images: sync cluster-binaries ## build every operator's image (podman, no Docker) and smoke-test each
 	bash tools/images/build.sh
+	TROUPE_E2E_IMAGES=all $(PYTEST) -m e2e e2e/test_images.py -p no:cacheprovider
 
-image: ## build one operator's image: make image OPERATOR=workshop
+image: ## build one operator's image (no test): make image OPERATOR=workshop
 	@test -n "$(OPERATOR)" || { echo "usage: make image OPERATOR=workshop"; exit 2; }
 	bash tools/images/build.sh $(OPERATOR)
+
+tilt-ci: sync cluster-binaries tilt-binary ## `tilt ci` in local mode: every operator up, its examples in their first phase
+	bash tools/tilt/ci.sh
 
 unit: sync ## unit tests (no cluster)
 	$(PYTEST) packages plugins tools/tests
 
-test: lint check-crds check-versions unit e2e ## everything CI runs
+test: lint check-crds check-versions unit e2e tilt-ci ## everything CI runs (e2e includes the workshop image's smoke test)
 
 bench: sync cluster-up ## benchmarks against the local cluster (tools/bench_*.py); they print figures
 	@for b in tools/bench_*.py; do echo "== $$b"; $(UV) run --frozen python $$b || exit 1; done
