@@ -17,6 +17,7 @@ import argparse
 import base64
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -187,8 +188,12 @@ def main(argv: list[str] | None = None) -> int:
         tmp.mkdir(mode=0o1777)
         tmp.chmod(0o1777)
         cmd = image_command(name, args.operator, pod, Path(work) / "sa", tmp, port)
+        child = subprocess.Popen(cmd)
+        # Tilt and Ctrl-C stop this process: stop the operator with it (buildah passes the signal on).
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda signum, _frame: child.send_signal(signum))
         try:
-            return subprocess.run(cmd, check=False).returncode
+            return child.wait()
         finally:
             subprocess.run(["buildah", "rm", name], capture_output=True, check=False)
 
