@@ -267,8 +267,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"versions agree ({', '.join(f'{k} {p.version}' for k, p in packages().items())})")
         return 1 if found else 0
     tags = bump(args.component, args.step)
-    # The workspace lock records each member's version; keep it in step (no network needed).
-    uv = subprocess.run(["bash", "-c", 'exec "${UV:-uv}" lock --offline -q'], cwd=ROOT, check=False)
+    # The workspace lock records each member's version; keep it in step (uv keeps every other pin).
+    uv = subprocess.run(["bash", "-c", 'exec "${UV:-uv}" lock -q'], cwd=ROOT, check=False)
     if uv.returncode:
         print("`uv lock` failed: run it before committing", file=sys.stderr)
     if args.component == "chart-troupe-common":  # Chart.lock holds a digest only helm computes
