@@ -46,7 +46,8 @@ sys.path.insert(0, str(ROOT / "tools"))  # tools/ is scripts, not a package
 
 import chart_run
 
-pytestmark = pytest.mark.e2e
+# the first test builds the image: a cold build (debootstrap of the base) takes minutes
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
 MAX_MB = 150
 ALL = sorted(p.parent.name for p in ROOT.glob("plugins/*/Dockerfile"))
