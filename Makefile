@@ -9,7 +9,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.cache/troupe/uv-$(UV_VE
 export UV
 PYTEST := $(UV) run --frozen pytest
 
-.PHONY: help uv sync lint crds check-crds unit test dev bench
+.PHONY: help uv sync lint crds check-crds check-versions unit test dev bench release dist images image tilt-ci
 
 help: ## list the verbs
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -34,10 +34,38 @@ crds: sync ## regenerate every chart's crds/ from the models
 check-crds: sync ## fail when a committed CRD is stale
 	$(UV) run --frozen python tools/crds.py --check
 
+check-versions: sync ## fail when versions disagree (chart appVersion, troupe-core requirements, uv.lock)
+	$(UV) run --frozen python tools/release.py check
+
+release: sync ## bump one component: make release COMPONENT=workshop|core|chart-<chart> BUMP=major|minor|patch
+	@test -n "$(COMPONENT)" -a -n "$(BUMP)" || { echo "usage: make release COMPONENT=workshop BUMP=minor"; exit 2; }
+	HELM="$$(bash tools/cluster/build.sh --env | sed -n 's/^HELM=//p')" \
+	  $(UV) run --frozen python tools/release.py bump $(COMPONENT) $(BUMP)
+
+dist: sync cluster-binaries ## wheels (uv build) and charts (helm package, library bundled) into dist/
+	@rm -rf dist && mkdir -p dist
+	@for p in packages/*/pyproject.toml plugins/*/pyproject.toml; do \
+	  $(UV) build -q --package "$$(sed -n 's/^name = "\(.*\)"/\1/p' $$p | head -1)" --wheel -o dist || exit 1; done
+	@helm="$$(bash tools/cluster/build.sh --env | sed -n 's/^HELM=//p')"; for c in charts/*-operator; do \
+	  "$$helm" dependency build --skip-refresh $$c >/dev/null && "$$helm" package -d dist $$c >/dev/null || exit 1; done
+	$(UV) run --frozen python tools/release.py check --dist dist
+	@ls -1 dist
+
+images: sync cluster-binaries ## build every operator's image (podman, no Docker) and smoke-test each
+	bash tools/images/build.sh
+	TROUPE_E2E_IMAGES=all $(PYTEST) -m e2e e2e/test_images.py -p no:cacheprovider
+
+image: ## build one operator's image (no test): make image OPERATOR=workshop
+	@test -n "$(OPERATOR)" || { echo "usage: make image OPERATOR=workshop"; exit 2; }
+	bash tools/images/build.sh $(OPERATOR)
+
+tilt-ci: sync cluster-binaries tilt-binary ## `tilt ci` in local mode: every operator up, its examples in their first phase
+	bash tools/tilt/ci.sh
+
 unit: sync ## unit tests (no cluster)
 	$(PYTEST) packages plugins tools/tests
 
-test: lint check-crds unit e2e ## everything CI runs
+test: lint check-crds check-versions unit e2e tilt-ci ## everything CI runs (e2e includes the workshop image's smoke test)
 
 bench: sync cluster-up ## benchmarks against the local cluster (tools/bench_*.py); they print figures
 	@for b in tools/bench_*.py; do echo "== $$b"; $(UV) run --frozen python $$b || exit 1; done

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Tilt, local mode: an operator's chart installed into one namespace, for what it gives the operator
+# (CRDs, ServiceAccount, Role, peering object, settings) with its Deployment at 0 replicas: the operator
+# runs from the workspace instead (tools/chart_run.py).  tools/tilt/chart.sh <operator> <namespace>
+set -euo pipefail
+op="$1"; ns="$2"
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+eval "$(bash tools/cluster/build.sh --env | grep -E '^(HELM|KUBECTL)=')"
+chart="charts/$op-operator"
+# helm installs crds/ only when absent; apply them so a changed model reaches the cluster
+"$KUBECTL" apply --server-side --force-conflicts -f "$chart/crds" >/dev/null
+"$KUBECTL" wait --for=condition=Established crd -l "troupe.dev/operator=$op" --timeout=60s >/dev/null
+"$HELM" dependency build --skip-refresh "$chart" >/dev/null
+"$HELM" upgrade --install "tilt-$op" "$chart" -n "$ns" --create-namespace --wait --timeout 2m \
+  --set "watchNamespaces={$ns}" --set replicaCount=0
