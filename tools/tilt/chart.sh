@@ -11,5 +11,8 @@ chart="charts/$op-operator"
 "$KUBECTL" apply --server-side --force-conflicts -f "$chart/crds" >/dev/null
 "$KUBECTL" wait --for=condition=Established crd -l "troupe.dev/operator=$op" --timeout=60s >/dev/null
 "$HELM" dependency build --skip-refresh "$chart" >/dev/null
+# A chart whose operator can only watch all namespaces (a cluster-scoped kind) refuses watchNamespaces.
+scope=(--set "watchNamespaces={$ns}")
+if bash tools/tilt/all-namespaces-only.sh "$op"; then scope=(); fi
 "$HELM" upgrade --install "tilt-$op" "$chart" -n "$ns" --create-namespace --wait --timeout 2m \
-  --set "watchNamespaces={$ns}" --set replicaCount=0
+  "${scope[@]}" --set replicaCount=0

@@ -14,6 +14,11 @@ for f in "${files[@]}"; do
 done
 deadline=$((SECONDS + timeout))
 for obj in "${objects[@]}"; do
+  # kinds without a status (configuration, like a DevServerFlavor) are not reconciled: nothing to wait for
+  crd="${obj%%/*}"
+  if [[ "$crd" == *.* ]] && [[ -z "$("$KUBECTL" get crd "$crd" -o jsonpath='{.spec.versions[0].subresources.status}' 2>/dev/null)" ]]; then
+    echo "$obj: configuration, no phase"; continue
+  fi
   while true; do
     phase="$("$KUBECTL" get -n "$ns" "$obj" -o jsonpath='{.status.phase}' 2>/dev/null || true)"
     if [[ -n "$phase" ]]; then echo "$obj: $phase"; break; fi
