@@ -39,7 +39,7 @@ unit: sync ## unit tests (no cluster)
 
 test: lint check-crds unit e2e ## everything CI runs
 
-bench: sync cluster-up ## benchmarks against the local cluster (tools/bench_*.py); they print figures
+bench: sync cluster-up ## benchmarks beside their limits (tools/bench_*.py; TROUPE_BENCH_IDLE_SECONDS=30 TROUPE_BENCH_WORKSHOPS=200 for a quick run)
 	@for b in tools/bench_*.py; do echo "== $$b"; $(UV) run --frozen python $$b || exit 1; done
 
 dev: sync ## run the operators against the local cluster

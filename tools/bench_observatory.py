@@ -1,4 +1,4 @@
-"""Benchmark the observatory operator beside its limit (tools/limits/dag_limit.py): a 100-task DAG, in one run.
+"""Benchmark the observatory operator beside its limit (tools/limits/dag_limit.py): a 100-task DAG.
 
     uv run --frozen python tools/bench_observatory.py [--tasks 100] [--width 10] [--runs 2]
 
@@ -26,8 +26,18 @@ from typing import Any
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "limits"))
-from harness import Operator, Proc, Table, delete_namespace, limit_program, load, new_namespace, ratio, rss_mib  # noqa: E402
-from kube import ROOT, Api  # noqa: E402
+from harness import (
+    Operator,
+    Proc,
+    Table,
+    delete_namespace,
+    limit_program,
+    load,
+    new_namespace,
+    ratio,
+    rss_mib,
+)
+from kube import ROOT, Api
 
 GROUP = "workflow.seventh-horizon.io"
 CRD = ROOT / "charts" / "observatory-operator" / "crds" / "observatory.yaml"
@@ -59,7 +69,10 @@ async def apply_crd(api: Api) -> None:
     )
     while True:
         got = await api.request("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
-        if any(c["type"] == "Established" and c["status"] == "True" for c in (got.get("status") or {}).get("conditions") or []):
+        if any(
+            c["type"] == "Established" and c["status"] == "True"
+            for c in (got.get("status") or {}).get("conditions") or []
+        ):
             break
         await asyncio.sleep(0.2)
     await asyncio.sleep(1)
@@ -82,7 +95,9 @@ async def one_run(api: Api, namespace: str, tasks: list[dict[str, Any]]) -> dict
                 succeeded.setdefault(task, now)
 
     async def workflow() -> None:
-        async for _, obs in api.list_and_watch(f"/apis/{GROUP}/v1alpha1/namespaces/{namespace}/observatories"):
+        async for _, obs in api.list_and_watch(
+            f"/apis/{GROUP}/v1alpha1/namespaces/{namespace}/observatories"
+        ):
             p = (obs.get("status") or {}).get("phase")
             if p in ("Succeeded", "Failed"):
                 phase.append(p)
@@ -91,7 +106,12 @@ async def one_run(api: Api, namespace: str, tasks: list[dict[str, Any]]) -> dict
 
     watchers = [asyncio.create_task(pods()), asyncio.create_task(workflow())]
     await asyncio.sleep(0.5)
-    body = {"apiVersion": f"{GROUP}/v1alpha1", "kind": "Observatory", "metadata": {"name": "bench"}, "spec": {"tasks": tasks}}
+    body = {
+        "apiVersion": f"{GROUP}/v1alpha1",
+        "kind": "Observatory",
+        "metadata": {"name": "bench"},
+        "spec": {"tasks": tasks},
+    }
     started = time.perf_counter()
     await api.request("POST", f"/apis/{GROUP}/v1alpha1/namespaces/{namespace}/observatories", body)
     try:
@@ -103,9 +123,12 @@ async def one_run(api: Api, namespace: str, tasks: list[dict[str, Any]]) -> dict
     for w in watchers:
         w.cancel()
     overheads = [
-        seen[t["name"]] - max((succeeded[d] for d in t.get("dependencies", [])), default=started) for t in tasks
+        seen[t["name"]] - max((succeeded[d] for d in t.get("dependencies", [])), default=started)
+        for t in tasks
     ]
-    status = (await api.request("GET", f"/apis/{GROUP}/v1alpha1/namespaces/{namespace}/observatories/bench")).get("status")
+    status = (
+        await api.request("GET", f"/apis/{GROUP}/v1alpha1/namespaces/{namespace}/observatories/bench")
+    ).get("status")
     return {
         "phase": phase[0],
         "total": total,
@@ -151,8 +174,20 @@ async def main(n: int, width: int, runs: int) -> None:
             lim, load_lim, _ = await subject(api, "limit", tasks)
             op, load_op, rss = await subject(api, "operator", tasks)
             assert op["phase"] == "Succeeded", op
-            table.add(f"run {r + 1}: create -> phase Succeeded", f"{op['total']:.2f} s", f"{lim['total']:.2f} s (load {load_lim})", ratio(op["total"], lim["total"]), load_op)
-            table.add(f"run {r + 1}: first pod seen -> last pod Succeeded", f"{op['pods']:.2f} s", f"{lim['pods']:.2f} s", ratio(op["pods"], lim["pods"]), load_op)
+            table.add(
+                f"run {r + 1}: create -> phase Succeeded",
+                f"{op['total']:.2f} s",
+                f"{lim['total']:.2f} s (load {load_lim})",
+                ratio(op["total"], lim["total"]),
+                load_op,
+            )
+            table.add(
+                f"run {r + 1}: first pod seen -> last pod Succeeded",
+                f"{op['pods']:.2f} s",
+                f"{lim['pods']:.2f} s",
+                ratio(op["pods"], lim["pods"]),
+                load_op,
+            )
             table.add(
                 f"run {r + 1}: per task, last dependency Succeeded -> pod seen (median / p95)",
                 f"{op['median_ms']:.0f} / {op['p95_ms']:.0f} ms",
@@ -160,7 +195,13 @@ async def main(n: int, width: int, runs: int) -> None:
                 ratio(op["median_ms"], lim["median_ms"]),
                 load_op,
             )
-            table.add(f"run {r + 1}: operator RSS after the run; status size", f"{rss:.0f} MiB; {op['status_bytes']} bytes", "", "", load_op)
+            table.add(
+                f"run {r + 1}: operator RSS after the run; status size",
+                f"{rss:.0f} MiB; {op['status_bytes']} bytes",
+                "",
+                "",
+                load_op,
+            )
         table.print()
     finally:
         await api.close()

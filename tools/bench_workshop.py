@@ -28,8 +28,17 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "limits"))
-from harness import Operator, Table, delete_namespace, limit_program, load, new_namespace, ratio, rss_mib  # noqa: E402
-from kube import ROOT, Api  # noqa: E402
+from harness import (
+    Operator,
+    Table,
+    delete_namespace,
+    limit_program,
+    load,
+    new_namespace,
+    ratio,
+    rss_mib,
+)
+from kube import ROOT, Api
 
 GROUP = "/apis/orchestra.io/v1"
 CRD = ROOT / "charts" / "workshop-operator" / "crds" / "workshop.yaml"
@@ -68,7 +77,10 @@ async def apply_crd(api: Api) -> None:
     )
     while True:
         got = await api.request("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
-        if any(c["type"] == "Established" and c["status"] == "True" for c in (got.get("status") or {}).get("conditions") or []):
+        if any(
+            c["type"] == "Established" and c["status"] == "True"
+            for c in (got.get("status") or {}).get("conditions") or []
+        ):
             break
         await asyncio.sleep(0.2)
     await asyncio.sleep(1)  # served a moment after Established
@@ -107,9 +119,9 @@ async def burst(api: Api, namespace: str, n: int) -> float:
     return time.perf_counter() - t0
 
 
-async def settle(op: Operator, quiet_for: float = 5, timeout: float = 120) -> None:
+async def settle(op: Operator, quiet_for: float = 5, within: float = 120) -> None:
     """Wait until the operator's reconcile count stops moving for ``quiet_for`` s (the burst's tail)."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     last, since = -1.0, time.monotonic()
     while time.monotonic() < deadline:
         now = await op.total("reconciles_total")
@@ -144,8 +156,20 @@ async def run_size(api: Api, n: int, table: Table, *, last: bool, idle: float, r
     await settle(op)
     writes = await op.writes_by_verb()
     reconciles = await op.total("reconciles_total")
-    table.add(f"{n} Workshops created at once -> all Running, limit run", f"(load {load_limit})", f"{t_limit:.1f} s", "", load_limit)
-    table.add(f"{n} Workshops created at once -> all Running", f"{t_op:.1f} s", f"{t_limit:.1f} s", ratio(t_op, t_limit), load_op)
+    table.add(
+        f"{n} Workshops created at once -> all Running, limit run",
+        f"(load {load_limit})",
+        f"{t_limit:.1f} s",
+        "",
+        load_limit,
+    )
+    table.add(
+        f"{n} Workshops created at once -> all Running",
+        f"{t_op:.1f} s",
+        f"{t_limit:.1f} s",
+        ratio(t_op, t_limit),
+        load_op,
+    )
     by_verb = ", ".join(f"{v / n:.2f} {k}" for k, v in sorted(writes.items()))
     limit_writes = summary["writes"] / n
     table.add(
@@ -154,7 +178,12 @@ async def run_size(api: Api, n: int, table: Table, *, last: bool, idle: float, r
         f"{limit_writes:.2f} (5 creates, 1 status)",
         ratio(sum(writes.values()) / n, limit_writes),
     )
-    table.add(f"reconciles per Workshop, N={n}", f"{reconciles / n:.2f}", "1 (by construction)", f"{reconciles / n:.2f}")
+    table.add(
+        f"reconciles per Workshop, N={n}",
+        f"{reconciles / n:.2f}",
+        "1 (by construction)",
+        f"{reconciles / n:.2f}",
+    )
     table.add(f"operator RSS, {n} Workshops", f"{rss_mib(op.pid):.0f} MiB")
 
     if last:
@@ -188,7 +217,9 @@ async def run_size(api: Api, n: int, table: Table, *, last: bool, idle: float, r
         ready = await op.until_ready()
         await asyncio.sleep(15)
         restart_writes = sum((await op.writes_by_verb()).values())
-        table.add(f"restart with {n} Workshops: start -> first reconcile", f"{first:.2f} s", "", "", load_restart)
+        table.add(
+            f"restart with {n} Workshops: start -> first reconcile", f"{first:.2f} s", "", "", load_restart
+        )
         table.add(f"restart with {n} Workshops: start -> /readyz", f"{ready:.2f} s", "", "", load_restart)
         table.add(f"restart with {n} Workshops: writes in its first 15 s", f"{restart_writes:.0f}", "0")
     op.stop()
@@ -199,7 +230,8 @@ async def main(sizes: list[int], idle: float) -> None:
     api = await Api.connect()
     try:
         await apply_crd(api)
-        table = Table(f"workshop operator vs its limit ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs)")
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        table = Table(f"workshop operator vs its limit ({when}, {os.cpu_count()} CPUs)")
         rss0: list[float] = []
         for i, n in enumerate(sizes):
             print(f"== N = {n}", flush=True)
@@ -212,6 +244,8 @@ async def main(sizes: list[int], idle: float) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default=os.environ.get("TROUPE_BENCH_WORKSHOPS", "200,1000"))
-    parser.add_argument("--idle", type=float, default=float(os.environ.get("TROUPE_BENCH_IDLE_SECONDS", "300")))
+    parser.add_argument(
+        "--idle", type=float, default=float(os.environ.get("TROUPE_BENCH_IDLE_SECONDS", "300"))
+    )
     args = parser.parse_args()
     asyncio.run(main([int(x) for x in args.sizes.split(",")], args.idle))

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from kube import Api, Body  # noqa: E402 -- a script beside its helper
+from kube import Api, Body
 
 GROUP = "workflow.seventh-horizon.io"
 
@@ -55,14 +55,23 @@ class Limit:
         task.add_done_callback(self.tasks.discard)
 
     def pod(self, run: Run, task: dict[str, Any]) -> Body:
-        labels = {f"{GROUP}/workflow": run.name, f"{GROUP}/run": "1", f"{GROUP}/task": task["name"], f"{GROUP}/attempt": "0"}
+        labels = {
+            f"{GROUP}/workflow": run.name,
+            f"{GROUP}/run": "1",
+            f"{GROUP}/task": task["name"],
+            f"{GROUP}/attempt": "0",
+        }
         container = {"name": "main", "image": task["image"]}
-        return {"metadata": {"name": f"{run.name}-1-{task['name']}-0", "labels": labels},
-                "spec": {"restartPolicy": "Never", "containers": [container]}}  # fmt: skip
+        return {
+            "metadata": {"name": f"{run.name}-1-{task['name']}-0", "labels": labels},
+            "spec": {"restartPolicy": "Never", "containers": [container]},
+        }
 
     def start(self, run: Run) -> None:
         for task in run.runnable():
-            self.spawn(self.api.request("POST", f"/api/v1/namespaces/{self.ns}/pods", self.pod(run, task), ok=(409,)))
+            self.spawn(
+                self.api.request("POST", f"/api/v1/namespaces/{self.ns}/pods", self.pod(run, task), ok=(409,))
+            )
 
     async def finish(self, run: Run) -> None:
         await self.api.request(
@@ -73,7 +82,9 @@ class Limit:
         )
 
     async def observatories(self) -> None:
-        async for kind, obs in self.api.list_and_watch(f"/apis/{GROUP}/v1alpha1/namespaces/{self.ns}/observatories"):
+        async for kind, obs in self.api.list_and_watch(
+            f"/apis/{GROUP}/v1alpha1/namespaces/{self.ns}/observatories"
+        ):
             name = obs["metadata"]["name"]
             if kind == "ADDED" and name not in self.runs:
                 self.runs[name] = Run(name, obs["spec"]["tasks"])
@@ -108,7 +119,11 @@ async def main(namespace: str) -> int:
     await asyncio.gather(stopped, *watches, *limit.tasks, return_exceptions=True)
     await api.close()
     failed = [t.exception() for t in done if t is not stopped and not t.cancelled() and t.exception()]
-    print(json.dumps({"runs": len(limit.runs), "writes": api.writes, "error": str(failed[0]) if failed else None}))
+    print(
+        json.dumps(
+            {"runs": len(limit.runs), "writes": api.writes, "error": str(failed[0]) if failed else None}
+        )
+    )
     return 1 if failed else 0
 
 

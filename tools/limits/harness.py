@@ -12,14 +12,14 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from prometheus_client.parser import text_string_to_metric_families
-
 from kube import ROOT, Api
+from prometheus_client.parser import text_string_to_metric_families
 
 UV = os.environ.get("UV", "uv")
 LOGS = ROOT / ".troupe"
@@ -111,8 +111,18 @@ class Operator(Proc):
     def __init__(self, operator: str, env: dict[str, str] | None = None) -> None:
         self.operator = operator
         self.port = free_port()
-        argv = [UV, "run", "--frozen", "troupe", "run", operator, "--all-namespaces", "--standalone",
-                "--metrics-port", str(self.port)]  # fmt: skip
+        argv = [
+            UV,
+            "run",
+            "--frozen",
+            "troupe",
+            "run",
+            operator,
+            "--all-namespaces",
+            "--standalone",
+            "--metrics-port",
+            str(self.port),
+        ]
         super().__init__(argv, f"bench-{operator}.log", env or {})
 
     async def get(self, path: str) -> tuple[int, str]:
@@ -147,9 +157,9 @@ class Operator(Proc):
         prefix = f"troupe_{self.operator}_api_writes_total{{verb="
         return {k[len(prefix) : -1]: v for k, v in (await self.metrics()).items() if k.startswith(prefix)}
 
-    async def until_ready(self, timeout: float = 60) -> float:
+    async def until_ready(self, within: float = 60) -> float:
         """Seconds from the start until /readyz answers 200."""
-        deadline = time.perf_counter() + timeout
+        deadline = time.perf_counter() + within
         while time.perf_counter() < deadline:
             if (await self.get("/readyz"))[0] == 200:
                 return time.perf_counter() - self.started
@@ -157,7 +167,7 @@ class Operator(Proc):
             if self.popen.poll() is not None:
                 sys.exit(f"the operator exited with {self.popen.returncode}; see {LOGS / self.log_name}")
             await asyncio.sleep(0.05)
-        sys.exit(f"the operator was not ready within {timeout:g}s; see {LOGS / self.log_name}")
+        sys.exit(f"the operator was not ready within {within:g}s; see {LOGS / self.log_name}")
 
 
 def limit_program(name: str, namespace: str) -> Proc:
@@ -170,36 +180,40 @@ async def new_namespace(api: Api, prefix: str) -> str:
     name = f"{prefix}-{secrets.token_hex(3)}"
     await api.request("POST", "/api/v1/namespaces", {"metadata": {"name": name}})
     # the namespace's default ServiceAccount: pods are refused (admission) until it exists
-    while not (await api.request("GET", f"/api/v1/namespaces/{name}/serviceaccounts", ok=(404,))).get("items"):
+    accounts = f"/api/v1/namespaces/{name}/serviceaccounts"
+    while not (await api.request("GET", accounts, ok=(404,))).get("items"):  # noqa: ASYNC110 -- polls the API
         await asyncio.sleep(0.2)
     return name
 
 
-async def delete_namespace(api: Api, name: str, strip: list[str] = (), timeout: float = 300) -> float:
+async def delete_namespace(api: Api, name: str, strip: Sequence[str] = (), within: float = 300) -> float:
     """Delete the namespace and wait until it is gone; first remove the finalizers of the bench's own
     objects listed in ``strip`` (collection paths), which nobody runs to remove once the operator stopped."""
     t0 = time.perf_counter()
+    sem = asyncio.Semaphore(20)
     for path in strip:
         items = (await api.request("GET", path, ok=(404,))).get("items") or []
-        sem = asyncio.Semaphore(20)
 
         async def unfinalize(obj: dict[str, Any], path: str = path) -> None:
             if obj["metadata"].get("finalizers"):
                 async with sem:
                     await api.request(
-                        "PATCH", f"{path}/{obj['metadata']['name']}", {"metadata": {"finalizers": None}},
-                        content_type="application/merge-patch+json", ok=(404,),
-                    )  # fmt: skip
+                        "PATCH",
+                        f"{path}/{obj['metadata']['name']}",
+                        {"metadata": {"finalizers": None}},
+                        content_type="application/merge-patch+json",
+                        ok=(404,),
+                    )
 
         await asyncio.gather(*(unfinalize(o) for o in items))
     await api.request("DELETE", f"/api/v1/namespaces/{name}", ok=(404,))
-    while time.perf_counter() - t0 < timeout:
+    while time.perf_counter() - t0 < within:
         got = await api.request("GET", f"/api/v1/namespaces/{name}", ok=(404,))
         if got.get("kind") != "Namespace":
             return time.perf_counter() - t0
         await asyncio.sleep(1)
-    print(f"  (namespace {name} still terminating after {timeout:g}s; left to the cluster)")
-    return timeout
+    print(f"  (namespace {name} still terminating after {within:g}s; left to the cluster)")
+    return within
 
 
 class Table:

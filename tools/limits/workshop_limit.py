@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from kube import Api, Body  # noqa: E402 -- a script beside its helper
+from kube import Api, Body
 
 GROUP = "/apis/orchestra.io/v1"
 
@@ -38,25 +38,75 @@ def children(ws: Body) -> list[tuple[str, Body]]:
         "name": "rstudio",
         "image": spec.get("image", "rocker/rstudio:latest"),
         "ports": [{"name": "http", "containerPort": 8787}],
-        "env": [{"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": f"{name}-password", "key": "password"}}}],
+        "env": [
+            {
+                "name": "PASSWORD",
+                "valueFrom": {"secretKeyRef": {"name": f"{name}-password", "key": "password"}},
+            }
+        ],
         "resources": {"requests": res, "limits": res},
         "volumeMounts": [{"name": "home", "mountPath": "/home/rstudio"}],
     }
-    pod_spec = {"containers": [container], "volumes": [{"name": "home", "persistentVolumeClaim": {"claimName": f"{name}-home"}}]}
+    pod_spec = {
+        "containers": [container],
+        "volumes": [{"name": "home", "persistentVolumeClaim": {"claimName": f"{name}-home"}}],
+    }
     return [
-        (f"/api/v1/namespaces/{ns}/persistentvolumeclaims", {"metadata": {"name": f"{name}-home", **meta},
-         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}}),
-        (f"/api/v1/namespaces/{ns}/secrets", {"metadata": {"name": f"{name}-password", **meta},
-         "data": {"user": "cnN0dWRpbw==", "password": "c2VjcmV0"}}),
-        (f"/apis/apps/v1/namespaces/{ns}/deployments", {"metadata": {"name": name, **meta}, "spec": {
-            "replicas": 1, "strategy": {"type": "Recreate"}, "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": labels}, "spec": pod_spec}}}),
-        (f"/api/v1/namespaces/{ns}/services", {"metadata": {"name": name, **meta}, "spec": {
-            "selector": labels, "ports": [{"name": "http", "port": 8787, "targetPort": "http"}]}}),
-        (f"/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses", {"metadata": {"name": name, **meta}, "spec": {
-            "rules": [{"http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {
-                "service": {"name": name, "port": {"name": "http"}}}}]}}]}}),
-    ]  # fmt: skip
+        (
+            f"/api/v1/namespaces/{ns}/persistentvolumeclaims",
+            {
+                "metadata": {"name": f"{name}-home", **meta},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}},
+            },
+        ),
+        (
+            f"/api/v1/namespaces/{ns}/secrets",
+            {
+                "metadata": {"name": f"{name}-password", **meta},
+                "data": {"user": "cnN0dWRpbw==", "password": "c2VjcmV0"},
+            },
+        ),
+        (
+            f"/apis/apps/v1/namespaces/{ns}/deployments",
+            {
+                "metadata": {"name": name, **meta},
+                "spec": {
+                    "replicas": 1,
+                    "strategy": {"type": "Recreate"},
+                    "selector": {"matchLabels": labels},
+                    "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+                },
+            },
+        ),
+        (
+            f"/api/v1/namespaces/{ns}/services",
+            {
+                "metadata": {"name": name, **meta},
+                "spec": {"selector": labels, "ports": [{"name": "http", "port": 8787, "targetPort": "http"}]},
+            },
+        ),
+        (
+            f"/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses",
+            {
+                "metadata": {"name": name, **meta},
+                "spec": {
+                    "rules": [
+                        {
+                            "http": {
+                                "paths": [
+                                    {
+                                        "path": "/",
+                                        "pathType": "Prefix",
+                                        "backend": {"service": {"name": name, "port": {"name": "http"}}},
+                                    }
+                                ]
+                            }
+                        }
+                    ]
+                },
+            },
+        ),
+    ]
 
 
 class Limit:
@@ -74,7 +124,9 @@ class Limit:
         task.add_done_callback(self.tasks.discard)
 
     async def create_children(self, ws: Body) -> None:
-        await asyncio.gather(*(self.api.request("POST", path, body, ok=(409,)) for path, body in children(ws)))
+        await asyncio.gather(
+            *(self.api.request("POST", path, body, ok=(409,)) for path, body in children(ws))
+        )
 
     async def mark_running(self, name: str) -> None:
         await self.api.request(
@@ -85,7 +137,12 @@ class Limit:
         )
 
     def check(self, name: str) -> None:
-        if name in self.started and name not in self.done and name in self.ready_deployments and f"{name}-home" in self.bound_claims:
+        if (
+            name in self.started
+            and name not in self.done
+            and name in self.ready_deployments
+            and f"{name}-home" in self.bound_claims
+        ):
             self.done.add(name)
             self.spawn(self.mark_running(name))
 
