@@ -67,7 +67,7 @@ unit: sync ## unit tests (no cluster)
 
 test: lint check-crds check-versions unit e2e tilt-ci ## everything CI runs (e2e includes the workshop image's smoke test)
 
-bench: sync cluster-up ## benchmarks against the local cluster (tools/bench_*.py); they print figures
+bench: sync cluster-up ## benchmarks beside their limits (tools/bench_*.py; TROUPE_BENCH_IDLE_SECONDS=30 TROUPE_BENCH_WORKSHOPS=200 for a quick run)
 	@for b in tools/bench_*.py; do echo "== $$b"; $(UV) run --frozen python $$b || exit 1; done
 
 dev: sync ## run the operators against the local cluster

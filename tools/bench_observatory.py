@@ -1,48 +1,48 @@
-"""Benchmark the observatory operator: a 100-task DAG on the local cluster; total time and overhead per task.
+"""Benchmark the observatory operator beside its limit (tools/limits/dag_limit.py): a 100-task DAG.
 
-    KUBECONFIG=.troupe/kubeconfig uv run --frozen python tools/bench_observatory.py [--tasks 100] [--width 10]
+    uv run --frozen python tools/bench_observatory.py [--tasks 100] [--width 10] [--runs 2]
 
 The DAG has ``tasks / width`` levels of ``width`` tasks; each task depends on two tasks of the level
-before. kwok finishes pods at once, so the time is all the operator's and the API server's. The script
-watches the pods itself (one clock for everything): a task's overhead is the time from the last of its
-dependencies being seen Succeeded (or the workflow's creation, for the first level) to its pod being
-seen. The operator runs in a subprocess with the admin kubeconfig, standalone, on a fresh namespace.
+before. kwok finishes pods at once, so the time is all the program's and the API server's. Each run
+alternates the limit program and the operator (`uv run troupe run observatory --all-namespaces
+--standalone`, a subprocess), each on a fresh namespace with the same Observatory. The bench watches the
+pods and the Observatory itself (one clock for both): the total is first create -> phase Succeeded, and
+first pod seen -> last pod seen Succeeded; a task's overhead is the time from the last of its dependencies
+being seen Succeeded (the Observatory's create, for the first level) to its pod being seen. Every figure
+is printed beside the machine's load average (the machine is shared). The namespaces are deleted after.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import asyncio
 import os
 import statistics
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent / "limits"))
+from harness import (
+    Operator,
+    Proc,
+    Table,
+    delete_namespace,
+    limit_program,
+    load,
+    new_namespace,
+    ratio,
+    rss_mib,
+)
+from kube import ROOT, Api
+
+GROUP = "workflow.seventh-horizon.io"
 CRD = ROOT / "charts" / "observatory-operator" / "crds" / "observatory.yaml"
-
-
-def kubectl_path() -> str:
-    out = subprocess.run(
-        ["bash", str(ROOT / "tools" / "cluster" / "build.sh"), "--env"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)["KUBECTL"]
-
-
-KUBECTL = os.environ.get("TROUPE_KUBECTL") or kubectl_path()
-
-
-def kubectl(*args: str, input: str | None = None) -> str:
-    return subprocess.run([KUBECTL, *args], input=input, capture_output=True, text=True, check=True).stdout
+TASK_LABEL = f"{GROUP}/task"
+TIMEOUT = 180.0
 
 
 def dag(tasks: int, width: int) -> list[dict[str, Any]]:
@@ -57,111 +57,160 @@ def dag(tasks: int, width: int) -> list[dict[str, Any]]:
     return out
 
 
-class PodWatch(threading.Thread):
-    """``kubectl get pods --watch``: when each pod was first seen, and first seen Succeeded."""
+async def apply_crd(api: Api) -> None:
+    crd = yaml.safe_load(CRD.read_text())
+    name = crd["metadata"]["name"]
+    await api.request(
+        "PATCH",
+        f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}",
+        crd,
+        content_type="application/apply-patch+yaml",
+        params={"fieldManager": "troupe-bench", "force": "true"},
+    )
+    while True:
+        got = await api.request("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
+        if any(
+            c["type"] == "Established" and c["status"] == "True"
+            for c in (got.get("status") or {}).get("conditions") or []
+        ):
+            break
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(1)
 
-    def __init__(self, namespace: str) -> None:
-        super().__init__(daemon=True)
-        self.seen: dict[str, float] = {}
-        self.succeeded: dict[str, float] = {}
-        self.proc = subprocess.Popen(
-            [KUBECTL, "get", "pods", "-n", namespace, "--watch", "-o", "json"],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
 
-    def run(self) -> None:
-        decoder = json.JSONDecoder()
-        buffer = ""
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            buffer += line
-            try:
-                obj, end = decoder.raw_decode(buffer.lstrip())
-            except json.JSONDecodeError:
-                continue
-            buffer = buffer.lstrip()[end:]
-            now = time.monotonic()
-            task = obj["metadata"].get("labels", {}).get("workflow.seventh-horizon.io/task")
+async def one_run(api: Api, namespace: str, tasks: list[dict[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, float] = {}
+    succeeded: dict[str, float] = {}
+    finished = asyncio.Event()
+    phase: list[str] = []
+
+    async def pods() -> None:
+        async for _, pod in api.list_and_watch(f"/api/v1/namespaces/{namespace}/pods"):
+            now = time.perf_counter()
+            task = (pod["metadata"].get("labels") or {}).get(TASK_LABEL)
             if task is None:
                 continue
-            self.seen.setdefault(task, now)
-            if obj.get("status", {}).get("phase") == "Succeeded":
-                self.succeeded.setdefault(task, now)
+            seen.setdefault(task, now)
+            if (pod.get("status") or {}).get("phase") == "Succeeded":
+                succeeded.setdefault(task, now)
 
-    def stop(self) -> None:
-        self.proc.terminate()
+    async def workflow() -> None:
+        async for _, obs in api.list_and_watch(
+            f"/apis/{GROUP}/v1alpha1/namespaces/{namespace}/observatories"
+        ):
+            p = (obs.get("status") or {}).get("phase")
+            if p in ("Succeeded", "Failed"):
+                phase.append(p)
+                finished.set()
+                return
 
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", type=int, default=100)
-    parser.add_argument("--width", type=int, default=10)
-    parser.add_argument("--max-concurrent", type=int, default=0, help="0: unlimited")
-    args = parser.parse_args()
-
-    namespace = f"bench-observatory-{int(time.time())}"
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    kubectl("wait", "--for=condition=Established", "crd/observatories.workflow.seventh-horizon.io")
-    kubectl("create", "namespace", namespace)
-    uv = os.environ.get("UV", "uv")
-    log = open(ROOT / ".troupe" / "bench-observatory.log", "w")  # noqa: SIM115 -- lives as long as the operator
-    operator = subprocess.Popen(
-        [uv, "run", "--frozen", "troupe", "run", "observatory", "--namespace", namespace, "--standalone",
-         "--metrics-port", "0"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    watch = PodWatch(namespace)
-    watch.start()
+    watchers = [asyncio.create_task(pods()), asyncio.create_task(workflow())]
+    await asyncio.sleep(0.5)
+    body = {
+        "apiVersion": f"{GROUP}/v1alpha1",
+        "kind": "Observatory",
+        "metadata": {"name": "bench"},
+        "spec": {"tasks": tasks},
+    }
+    started = time.perf_counter()
+    await api.request("POST", f"/apis/{GROUP}/v1alpha1/namespaces/{namespace}/observatories", body)
     try:
-        time.sleep(6)  # the operator's start-up: imports, login, initial listings
-        tasks = dag(args.tasks, args.width)
-        spec: dict[str, Any] = {"tasks": tasks}
-        if args.max_concurrent:
-            spec["maxConcurrent"] = args.max_concurrent
-        body = {
-            "apiVersion": "workflow.seventh-horizon.io/v1alpha1",
-            "kind": "Observatory",
-            "metadata": {"name": "bench", "namespace": namespace},
-            "spec": spec,
-        }
-        started = time.monotonic()
-        kubectl("apply", "-f", "-", input=yaml.safe_dump(body))
-        while True:
-            phase = kubectl("get", "obs", "bench", "-n", namespace, "-o", "jsonpath={.status.phase}")
-            if phase in ("Succeeded", "Failed"):
-                break
-            if time.monotonic() - started > 600:
-                print("timed out after 600s", file=sys.stderr)
-                return 1
-            time.sleep(0.2)
-        total = time.monotonic() - started
-        time.sleep(1)
-        status = json.loads(kubectl("get", "obs", "bench", "-n", namespace, "-o", "json"))["status"]
-        size = len(json.dumps(status, separators=(",", ":")))
-        overheads = []
-        for task in tasks:
-            name = task["name"]
-            ready = max((watch.succeeded[d] for d in task.get("dependencies", [])), default=started)
-            overheads.append(watch.seen[name] - ready)
-        levels = -(-args.tasks // args.width)
-        print(f"tasks: {args.tasks} in {levels} levels of {args.width} (2 dependencies each), phase {phase}")
-        print(f"total time: {total:.2f}s ({total / levels:.3f}s per level)")
-        ms = sorted(o * 1000 for o in overheads)
-        print(
-            "scheduling overhead per task (last dependency seen Succeeded -> pod seen): "
-            f"mean {statistics.mean(ms):.0f} ms, median {statistics.median(ms):.0f} ms, "
-            f"p95 {ms[int(len(ms) * 0.95) - 1]:.0f} ms, max {ms[-1]:.0f} ms"
-        )
-        print(f"status size: {size} bytes")
-        return 0
+        await asyncio.wait_for(finished.wait(), TIMEOUT)
+    except TimeoutError:
+        sys.exit(f"not finished within {TIMEOUT:g}s ({namespace}); {len(succeeded)} tasks Succeeded")
+    total = time.perf_counter() - started
+    await asyncio.sleep(0.5)
+    for w in watchers:
+        w.cancel()
+    overheads = [
+        seen[t["name"]] - max((succeeded[d] for d in t.get("dependencies", [])), default=started)
+        for t in tasks
+    ]
+    status = (
+        await api.request("GET", f"/apis/{GROUP}/v1alpha1/namespaces/{namespace}/observatories/bench")
+    ).get("status")
+    return {
+        "phase": phase[0],
+        "total": total,
+        "pods": max(succeeded.values()) - min(seen.values()),
+        "median_ms": statistics.median(overheads) * 1000,
+        "p95_ms": sorted(overheads)[int(len(overheads) * 0.95) - 1] * 1000,
+        "status_bytes": len(yaml.safe_dump(status or {})),
+    }
+
+
+async def subject(api: Api, which: str, tasks: list[dict[str, Any]]) -> tuple[dict[str, Any], str, float]:
+    ns = await new_namespace(api, f"bench-obs-{which}")
+    proc: Proc
+    if which == "limit":
+        proc = limit_program("dag_limit", ns)
+        proc.start()
+        await asyncio.sleep(2)
+    else:
+        proc = op = Operator("observatory")
+        op.start()
+        await op.until_ready()
+        await asyncio.sleep(1)
+    load_ = load()
+    result = await one_run(api, ns, tasks)
+    rss = rss_mib(proc.pid)
+    proc.stop()
+    await delete_namespace(api, ns)
+    return result, load_, rss
+
+
+async def main(n: int, width: int, runs: int) -> None:
+    api = await Api.connect()
+    tasks = dag(n, width)
+    levels = -(-n // width)
+    table = Table(
+        f"observatory operator vs its limit: {n} tasks in {levels} levels of {width}, 2 dependencies each "
+        f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs)"
+    )
+    try:
+        await apply_crd(api)
+        for r in range(runs):
+            print(f"== run {r + 1}", flush=True)
+            lim, load_lim, _ = await subject(api, "limit", tasks)
+            op, load_op, rss = await subject(api, "operator", tasks)
+            assert op["phase"] == "Succeeded", op
+            table.add(
+                f"run {r + 1}: create -> phase Succeeded",
+                f"{op['total']:.2f} s",
+                f"{lim['total']:.2f} s (load {load_lim})",
+                ratio(op["total"], lim["total"]),
+                load_op,
+            )
+            table.add(
+                f"run {r + 1}: first pod seen -> last pod Succeeded",
+                f"{op['pods']:.2f} s",
+                f"{lim['pods']:.2f} s",
+                ratio(op["pods"], lim["pods"]),
+                load_op,
+            )
+            table.add(
+                f"run {r + 1}: per task, last dependency Succeeded -> pod seen (median / p95)",
+                f"{op['median_ms']:.0f} / {op['p95_ms']:.0f} ms",
+                f"{lim['median_ms']:.0f} / {lim['p95_ms']:.0f} ms",
+                ratio(op["median_ms"], lim["median_ms"]),
+                load_op,
+            )
+            table.add(
+                f"run {r + 1}: operator RSS after the run; status size",
+                f"{rss:.0f} MiB; {op['status_bytes']} bytes",
+                "",
+                "",
+                load_op,
+            )
+        table.print()
     finally:
-        watch.stop()
-        operator.terminate()
-        operator.wait(10)
-        log.close()
-        kubectl("delete", "namespace", namespace, "--wait=false")
+        await api.close()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=100)
+    parser.add_argument("--width", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=int(os.environ.get("TROUPE_BENCH_DAG_RUNS", "2")))
+    args = parser.parse_args()
+    asyncio.run(main(args.tasks, args.width, args.runs))

@@ -11,7 +11,13 @@
 #   tools/cluster/cluster.sh kill COMPONENT [SIGNAL] signal a component (default KILL: a crash); it comes back
 #   tools/cluster/cluster.sh outage COMPONENT SECONDS stop a component, keep it down SECONDS, then start it again
 #
-# Env: TROUPE_CLUSTER_NODES (default 2 fake nodes), TROUPE_CLUSTER_DIR (data; default a temp folder).
+# Env (read by `up`; the defaults hold the benchmarks' 1,000 Workshops of the default size, 1 CPU / 2Gi each):
+#   TROUPE_CLUSTER_NODES         fake nodes (default 2)
+#   TROUPE_CLUSTER_NODE_CPU      each node's CPU capacity (default 1000)
+#   TROUPE_CLUSTER_NODE_MEMORY   each node's memory capacity (default 4Ti)
+#   TROUPE_CLUSTER_NODE_PODS     each node's pod capacity (default 1000; its pod CIDR is sized to hold them)
+#   TROUPE_CLUSTER_SERVICE_CIDR  kube-apiserver --service-cluster-ip-range (default 10.96.0.0/16: 65,534 Services)
+#   TROUPE_CLUSTER_DIR           data (default a temp folder)
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -21,6 +27,11 @@ STATE_ENV="$STATE/cluster.env"
 # One cluster per checkout: the name carries a hash of the repo path, so worktrees don't collide.
 NAME="troupe-$(printf '%s' "$ROOT" | cksum | cut -d' ' -f1)"
 NODES="${TROUPE_CLUSTER_NODES:-2}"
+NODE_CPU="${TROUPE_CLUSTER_NODE_CPU:-1000}"
+NODE_MEMORY="${TROUPE_CLUSTER_NODE_MEMORY:-4Ti}"
+NODE_PODS="${TROUPE_CLUSTER_NODE_PODS:-1000}"
+SERVICE_CIDR="${TROUPE_CLUSTER_SERVICE_CIDR:-10.96.0.0/16}"
+COMPONENTS=etcd,kube-apiserver,kube-controller-manager,kube-scheduler,kwok-controller
 
 log() { printf '\033[1m[cluster]\033[0m %s\n' "$*" >&2; }
 
@@ -68,8 +79,28 @@ write_wrappers() {
 
 supervise() { python3 "$HERE/supervise.py" "$1" --workdir "$WORK" "${@:2}"; }
 
+# The smallest prefix whose block holds NODE_PODS pod IPs; kwok gives node i the i-th block from 10.128.0.0
+# (outside the Service range), and hands each pod an address of its node's block.
+pod_prefix() {
+  local prefix=30
+  while (( prefix > 8 && (1 << (32 - prefix)) - 2 < NODE_PODS )); do prefix=$((prefix - 1)); done
+  echo "$prefix"
+}
+
+# Ready: every component runs under its supervisor, holds its own port and its health endpoint answers
+# (supervise.py ready), the nodes are Ready and the controller-manager made the default ServiceAccount.
+ready() {
+  supervise ready --expect "$COMPONENTS" --quiet &&
+    [[ "$(kc get nodes -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' 2>/dev/null | grep -c True)" -ge "$NODES" ]] &&
+    kc get serviceaccount default -n default >/dev/null 2>&1
+}
+
 up() {
-  if answers; then
+  if answers && [[ -f "$STATE_ENV" ]]; then
+    kwok_env
+    local j
+    for j in $(seq 1 60); do ready && break; sleep 0.5; done
+    if ! ready; then log "running ($NAME) but not every component is ready:"; supervise ready --expect "$COMPONENTS"; exit 1; fi
     log "already running ($NAME)"
     echo "export KUBECONFIG=$KUBECONFIG_OUT"
     return 0
@@ -85,29 +116,35 @@ up() {
   printf 'CLUSTER_NAME=%s\nCLUSTER_DIR=%s\n' "$NAME" "$dir" > "$STATE_ENV"
   kwok_env
   write_wrappers
-  log "starting $NAME (kube $KUBE_VERSION, kwok, $NODES fake nodes) in $dir"
+  log "starting $NAME (kube $KUBE_VERSION, kwok, $NODES fake nodes of $NODE_CPU CPU, $NODE_MEMORY, $NODE_PODS pods;" \
+    "Services $SERVICE_CIDR) in $dir"
   if ! "$KWOKCTL" create cluster --name "$NAME" --runtime binary \
       --kubeconfig "$dir/kubeconfig.kwokctl" \
       --config "$HERE/stages.yaml" \
       --secure-port=true --kube-authorization=true --kube-admission=true \
+      --extra-args "kube-apiserver=service-cluster-ip-range=$SERVICE_CIDR" \
       --disable-qps-limits --quiet-pull --wait 90s >"$dir/kwokctl-create.log" 2>&1; then
     log "kwokctl create cluster failed:"; tail -40 "$dir/kwokctl-create.log" >&2
     log "component logs: $dir/clusters/$NAME/logs"; exit 1
   fi
   cp "$dir/clusters/$NAME/kubeconfig.yaml" "$KUBECONFIG_OUT"
   chmod 600 "$KUBECONFIG_OUT"
-  "$KWOKCTL" scale node --name "$NAME" --replicas "$NODES" >>"$dir/kwokctl-create.log" 2>&1
+  "$KWOKCTL" scale node --name "$NAME" --replicas "$NODES" \
+    --param ".allocatable.cpu = \"$NODE_CPU\"" --param ".allocatable.memory = \"$NODE_MEMORY\"" \
+    --param ".allocatable.pods = \"$NODE_PODS\"" --param ".podCIDRs = [\"10.128.0.0/$(pod_prefix)\"]" \
+    >>"$dir/kwokctl-create.log" 2>&1
   kc apply -f "$HERE/storageclass.yaml" >/dev/null
-  # ready = API answers, nodes Ready, controller-manager created the default ServiceAccount.
-  local i
-  for i in $(seq 1 120); do
-    if [[ "$(kc get nodes -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' 2>/dev/null | grep -c True)" -ge "$NODES" ]] \
-       && kc get serviceaccount default -n default >/dev/null 2>&1; then
-      break
-    fi
-    sleep 0.25
+  # Ready twice, a second apart: a component that dies soon after its start (a port another process
+  # holds) is caught by the second look if not by the first.
+  local i ok=0
+  for i in $(seq 1 240); do
+    if ready; then ok=$((ok + 1)); [[ $ok -ge 2 ]] && break; sleep 1; else ok=0; sleep 0.25; fi
   done
-  [[ $i -lt 120 ]] || { log "cluster did not become ready; logs in $dir/clusters/$NAME/logs"; exit 1; }
+  if [[ $ok -lt 2 ]]; then
+    log "cluster did not become ready; logs in $dir/clusters/$NAME/logs"
+    supervise ready --expect "$COMPONENTS" || true
+    exit 1
+  fi
   local ms=$((($(date +%s%N) - t0) / 1000000))
   log "ready in $((ms / 1000)).$((ms % 1000 / 100))s"
   echo "export KUBECONFIG=$KUBECONFIG_OUT"
@@ -132,7 +169,10 @@ status() {
   fi
   local rc=0
   if answers; then log "running ($NAME)"; else log "not answering ($NAME)"; rc=1; fi
-  if [[ -f "$STATE_ENV" ]]; then kwok_env; supervise status >&2; fi
+  if [[ -f "$STATE_ENV" ]]; then
+    kwok_env; supervise status >&2
+    supervise ready --expect "$COMPONENTS" || { log "not every component is ready (above)"; rc=1; }
+  fi
   if [[ $rc -eq 0 ]]; then echo "export KUBECONFIG=$KUBECONFIG_OUT"; fi
   return $rc
 }

@@ -19,6 +19,7 @@ so it is killed with its supervisor even when that is SIGKILLed (kwokctl stops c
   supervise.py kill --workdir DIR NAME [--signal KILL]            signal the component itself (a crash)
   supervise.py outage --workdir DIR NAME SECONDS                  kill it, keep it down SECONDS, start it
   supervise.py down --workdir DIR --guard TEXT                    stop all for good (cluster.sh down)
+  supervise.py ready --workdir DIR --expect A,B,...               exit 0 when every named component is ready
 
 State lives in ``<workdir>/supervise/``: ``NAME.json`` (written atomically at each transition),
 ``NAME.hold`` (an outage in progress: seconds to stay down), ``STOP``. Plain python3, standard library only.
@@ -33,9 +34,11 @@ import json
 import os
 import select
 import signal
+import ssl
 import subprocess
 import sys
 import time
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -340,6 +343,100 @@ def cmd_down(workdir: Path, guard: str, timeout: float) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------- readiness
+
+# Each component's health endpoint, from the flags kwokctl gave it: (flag whose value holds the port, scheme,
+# path). Unauthenticated: the API server lets anyone read /readyz, the controllers /healthz.
+HEALTH = {
+    "etcd": ("--listen-client-urls", "http", "/health"),
+    "kube-apiserver": ("--secure-port", "https", "/readyz"),
+    "kube-controller-manager": ("--secure-port", "https", "/healthz"),
+    "kube-scheduler": ("--secure-port", "https", "/healthz"),
+    "kwok-controller": ("--server-address", "http", "/healthz"),
+}
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+
+
+def _port_of(args: list[str], flag: str) -> int | None:
+    for arg in args:
+        if arg.startswith(flag + "="):
+            value = arg.split("=", 1)[1].split(",")[0]  # etcd: the first of its client URLs
+            with contextlib.suppress(ValueError):
+                return int(value.rstrip("/").rsplit(":", 1)[-1])
+    return None
+
+
+def _listening_inodes(port: int) -> set[str]:
+    """Inodes of the sockets listening on ``port`` (IPv4 and IPv6), from /proc/net/tcp{,6}."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                    inodes.add(fields[9])
+    return inodes
+
+
+def _holds_socket(pid: int, inodes: set[str]) -> bool:
+    with contextlib.suppress(OSError):
+        for fd in os.scandir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                link = os.readlink(fd.path)
+                if link.startswith("socket:[") and link[8:-1] in inodes:
+                    return True
+    return False
+
+
+def _answers(url: str) -> bool:
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # the cluster's own self-signed certs
+    try:
+        with urllib.request.urlopen(url, timeout=3, context=context) as response:
+            return bool(response.status == 200)
+    except (OSError, ValueError):
+        return False
+
+
+def component_problem(state: dict[str, Any] | None, name: str) -> str | None:
+    """Why ``name`` is not ready, or None: it runs under a live supervisor, the port of its health endpoint
+    is held by its own process (not by another cluster's component answering in its place, as after a port
+    clash), and the endpoint answers 200."""
+    if state is None:
+        return "not started (no supervisor state)"
+    if not state.get("supervisor_alive"):
+        return "its supervisor is gone"
+    pid = state.get("pid")
+    stat = _proc_stat(pid) if pid else None
+    if state.get("state") != "running" or stat is None or stat[1] != state["supervisor"]:
+        restarts, last = state.get("restarts", 0), state.get("last_exit")
+        return f"not running (state {state.get('state')}, {restarts} restarts, last exit {last})"
+    flag, scheme, path = HEALTH[name]
+    port = _port_of(_cmdline(pid), flag)
+    if port is None:
+        return f"no {flag} on its command line"
+    if not _holds_socket(pid, _listening_inodes(port)):
+        return f"pid {pid} does not listen on port {port}"
+    if not _answers(f"{scheme}://127.0.0.1:{port}{path}"):
+        return f"{scheme}://127.0.0.1:{port}{path} does not answer 200"
+    return None
+
+
+def cmd_ready(workdir: Path, expect: list[str], quiet: bool) -> int:
+    states = read_states(workdir)
+    problems = {name: component_problem(states.get(name), name) for name in expect}
+    for name, problem in problems.items():
+        if problem and not quiet:
+            print(f"{name}: {problem}", file=sys.stderr)
+    return 1 if any(problems.values()) else 0
+
+
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -362,6 +459,10 @@ def main(argv: list[str]) -> int:
     down.add_argument("--workdir", required=True, type=Path)
     down.add_argument("--guard", required=True, help="a pid is signalled only when its command line has this")
     down.add_argument("--timeout", type=float, default=STOP_GRACE + 7)
+    ready = sub.add_parser("ready")
+    ready.add_argument("--workdir", required=True, type=Path)
+    ready.add_argument("--expect", required=True, help="comma-separated component names")
+    ready.add_argument("--quiet", action="store_true", help="only the exit status")
     args = p.parse_args(argv)
 
     if args.cmd == "run":
@@ -376,6 +477,8 @@ def main(argv: list[str]) -> int:
         return cmd_kill(args.workdir, args.name, sig)
     if args.cmd == "outage":
         return cmd_outage(args.workdir, args.name, args.seconds)
+    if args.cmd == "ready":
+        return cmd_ready(args.workdir, args.expect.split(","), args.quiet)
     return cmd_down(args.workdir, args.guard, args.timeout)
 
 

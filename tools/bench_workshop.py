@@ -1,0 +1,251 @@
+"""Benchmark the workshop operator beside its limit (tools/limits/workshop_limit.py), in one run.
+
+    uv run --frozen python tools/bench_workshop.py [--sizes 200,1000] [--idle 300]
+
+For each size N, first the limit program, then the operator (`uv run troupe run workshop --all-namespaces
+--standalone`, a subprocess), each on a fresh namespace of the local cluster with nothing else of the
+bench running: N Workshops (the seed's example: 1 CPU, 2Gi, 10Gi home, an Ingress host) are created at
+once (50 requests in flight), and the time from the first create to all N in phase Running is taken from
+the bench's own watch, the same for both. Then, for the operator: API writes per Workshop by verb and
+reconciles per Workshop (its metrics `troupe_workshop_api_writes_total{verb}`,
+`troupe_workshop_reconciles_total`); at the largest N, the writes in an idle window (``--idle`` seconds,
+env TROUPE_BENCH_IDLE_SECONDS; the default 300 s holds every object's 300 s resync), the operator's RSS,
+and a restart: start to /readyz, start to the first reconcile, writes in the 15 s after. RSS with 0
+objects is taken before the first burst. Every figure is printed beside the machine's load average (the
+machine is shared). Everything created is deleted (the namespace; the Workshops' finalizers are removed
+first, as the operator that would remove them has stopped). Needs `make cluster-up` (or KUBECONFIG).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "limits"))
+from harness import (
+    Operator,
+    Table,
+    delete_namespace,
+    limit_program,
+    load,
+    new_namespace,
+    ratio,
+    rss_mib,
+)
+from kube import ROOT, Api
+
+GROUP = "/apis/orchestra.io/v1"
+CRD = ROOT / "charts" / "workshop-operator" / "crds" / "workshop.yaml"
+IN_FLIGHT = 50
+BURST_TIMEOUT = 900.0
+ENV = {"TROUPE_WORKSHOP_PASSWORD_KEY": "bench-only-password-key-0123456789abcdef"}
+
+
+def workshop(i: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "orchestra.io/v1",
+        "kind": "Workshop",
+        "metadata": {"name": f"w{i:04d}"},
+        "spec": {
+            "name": f"w{i:04d}",
+            "duration": "4h",
+            "image": "rocker/rstudio:latest",
+            "resources": {"cpu": "1", "memory": "2Gi"},
+            "storage": {"size": "10Gi"},
+            "ingress": {"host": f"w{i:04d}.workshops.example.org"},
+        },
+    }
+
+
+async def apply_crd(api: Api) -> None:
+    import yaml
+
+    crd = yaml.safe_load(CRD.read_text())
+    name = crd["metadata"]["name"]
+    await api.request(
+        "PATCH",
+        f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}",
+        crd,
+        content_type="application/apply-patch+yaml",
+        params={"fieldManager": "troupe-bench", "force": "true"},
+    )
+    while True:
+        got = await api.request("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
+        if any(
+            c["type"] == "Established" and c["status"] == "True"
+            for c in (got.get("status") or {}).get("conditions") or []
+        ):
+            break
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(1)  # served a moment after Established
+
+
+async def burst(api: Api, namespace: str, n: int) -> float:
+    """Create N Workshops at once; seconds from the first create until all N are seen in phase Running."""
+    path = f"{GROUP}/namespaces/{namespace}/workshops"
+    running: set[str] = set()
+    done = asyncio.Event()
+
+    async def watch() -> None:
+        async for _, ws in api.list_and_watch(path):
+            if (ws.get("status") or {}).get("phase") == "Running":
+                running.add(ws["metadata"]["name"])
+                if len(running) >= n:
+                    done.set()
+                    return
+
+    watcher = asyncio.create_task(watch())
+    await asyncio.sleep(0.5)  # the watch is open
+    sem = asyncio.Semaphore(IN_FLIGHT)
+
+    async def create(i: int) -> None:
+        async with sem:
+            await api.request("POST", path, workshop(i))
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(create(i) for i in range(n)))
+    try:
+        await asyncio.wait_for(done.wait(), BURST_TIMEOUT)
+    except TimeoutError:
+        sys.exit(f"only {len(running)} of {n} Workshops Running after {BURST_TIMEOUT:g}s ({namespace})")
+    finally:
+        watcher.cancel()
+    return time.perf_counter() - t0
+
+
+async def settle(op: Operator, quiet_for: float = 5, within: float = 120) -> None:
+    """Wait until the operator's reconcile count stops moving for ``quiet_for`` s (the burst's tail)."""
+    deadline = time.monotonic() + within
+    last, since = -1.0, time.monotonic()
+    while time.monotonic() < deadline:
+        now = await op.total("reconciles_total")
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet_for:
+            return
+        await asyncio.sleep(0.5)
+
+
+async def run_size(api: Api, n: int, table: Table, *, last: bool, idle: float, rss0: list[float]) -> None:
+    # the limit first, alone on the cluster
+    ns = await new_namespace(api, f"bench-ws-limit-{n}")
+    limit = limit_program("workshop_limit", ns)
+    limit.start()
+    await asyncio.sleep(2)  # its listings and watches are open
+    load_limit = load()
+    t_limit = await burst(api, ns, n)
+    summary = json.loads(limit.stop().strip().splitlines()[-1])
+    await delete_namespace(api, ns)
+
+    ns = await new_namespace(api, f"bench-ws-op-{n}")
+    op = Operator("workshop", ENV)
+    op.start()
+    await op.until_ready()
+    if not rss0:
+        await asyncio.sleep(3)
+        rss0.append(rss_mib(op.pid))
+        table.add("operator RSS, 0 objects", f"{rss0[0]:.0f} MiB", "-", "-")
+    load_op = load()
+    t_op = await burst(api, ns, n)
+    await settle(op)
+    writes = await op.writes_by_verb()
+    reconciles = await op.total("reconciles_total")
+    table.add(
+        f"{n} Workshops created at once -> all Running, limit run",
+        f"(load {load_limit})",
+        f"{t_limit:.1f} s",
+        "",
+        load_limit,
+    )
+    table.add(
+        f"{n} Workshops created at once -> all Running",
+        f"{t_op:.1f} s",
+        f"{t_limit:.1f} s",
+        ratio(t_op, t_limit),
+        load_op,
+    )
+    by_verb = ", ".join(f"{v / n:.2f} {k}" for k, v in sorted(writes.items()))
+    limit_writes = summary["writes"] / n
+    table.add(
+        f"API writes per Workshop, N={n}",
+        f"{sum(writes.values()) / n:.2f} ({by_verb})",
+        f"{limit_writes:.2f} (5 creates, 1 status)",
+        ratio(sum(writes.values()) / n, limit_writes),
+    )
+    table.add(
+        f"reconciles per Workshop, N={n}",
+        f"{reconciles / n:.2f}",
+        "1 (by construction)",
+        f"{reconciles / n:.2f}",
+    )
+    table.add(f"operator RSS, {n} Workshops", f"{rss_mib(op.pid):.0f} MiB")
+
+    if last:
+        before = sum((await op.writes_by_verb()).values())
+        rec_before = await op.total("reconciles_total")
+        load_idle = load()
+        await asyncio.sleep(idle)
+        after = await op.writes_by_verb()
+        rec = await op.total("reconciles_total") - rec_before
+        table.add(
+            f"writes in {idle:g} idle s, {n} Workshops",
+            f"{sum(after.values()) - before:.0f} ({rec:.0f} reconciles)",
+            "0",
+            "-",
+            load_idle,
+        )
+        table.add(f"operator RSS, {n} Workshops after {idle:g} idle s", f"{rss_mib(op.pid):.0f} MiB")
+        op.stop()
+        # a restart with N objects: start to ready, to the first reconcile, and what it writes
+        op = Operator("workshop", ENV)
+        load_restart = load()
+        op.start()
+        first = None
+        while first is None:
+            if await op.total("reconciles_total") > 0:
+                first = time.perf_counter() - op.started
+            elif time.perf_counter() - op.started > 120:
+                sys.exit("no reconcile within 120 s of the restart")
+            else:
+                await asyncio.sleep(0.02)
+        ready = await op.until_ready()
+        await asyncio.sleep(15)
+        restart_writes = sum((await op.writes_by_verb()).values())
+        table.add(
+            f"restart with {n} Workshops: start -> first reconcile", f"{first:.2f} s", "", "", load_restart
+        )
+        table.add(f"restart with {n} Workshops: start -> /readyz", f"{ready:.2f} s", "", "", load_restart)
+        table.add(f"restart with {n} Workshops: writes in its first 15 s", f"{restart_writes:.0f}", "0")
+    op.stop()
+    await delete_namespace(api, ns, strip=[f"{GROUP}/namespaces/{ns}/workshops"])
+
+
+async def main(sizes: list[int], idle: float) -> None:
+    api = await Api.connect()
+    try:
+        await apply_crd(api)
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        table = Table(f"workshop operator vs its limit ({when}, {os.cpu_count()} CPUs)")
+        rss0: list[float] = []
+        for i, n in enumerate(sizes):
+            print(f"== N = {n}", flush=True)
+            await run_size(api, n, table, last=i == len(sizes) - 1, idle=idle, rss0=rss0)
+        table.print()
+    finally:
+        await api.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default=os.environ.get("TROUPE_BENCH_WORKSHOPS", "200,1000"))
+    parser.add_argument(
+        "--idle", type=float, default=float(os.environ.get("TROUPE_BENCH_IDLE_SECONDS", "300"))
+    )
+    args = parser.parse_args()
+    asyncio.run(main([int(x) for x in args.sizes.split(",")], args.idle))
