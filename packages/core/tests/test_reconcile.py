@@ -182,10 +182,12 @@ async def test_create_only_children_are_never_updated(kube: MemoryKube, reconcil
         },
         "data": {"password": "first"},
     }
-    await reconciler.applier.ensure(ctx, child, copy.deepcopy(manifest), ApplyReport())
+    await reconciler.applier.ensure(ctx, child, copy.deepcopy(manifest), ApplyReport(), None)
     manifest["data"]["password"] = "second"
     report = ApplyReport()
-    observed = await reconciler.applier.ensure(ctx, child, copy.deepcopy(manifest), report)
+    observed = await reconciler.applier.ensure(
+        ctx, child, copy.deepcopy(manifest), report, kube.objects["configmaps", "ns", "cred"]
+    )
     assert not report.wrote and observed is not None and observed["data"]["password"] == "first"
     assert kube.objects["configmaps", "ns", "cred"]["data"]["password"] == "first"
 

@@ -98,28 +98,41 @@ class ChildApplier:
                 raise InvalidChild(str(exc)) from exc
             self.hooks_of(ctx.kind).troupe_mutate_resource(ctx=ctx, resource=manifest)
             prepared.append((child, manifest))
-        # Namespaces and cluster-scoped children first: namespaced children may live in them. Within a
-        # wave children are independent objects, applied side by side (N round trips become about one).
         slots = asyncio.Semaphore(APPLY_CONCURRENCY)
 
-        async def ensure_one(child: ChildKind, manifest: Manifest) -> Manifest | None:
-            async with slots:
-                return await self.ensure(ctx, child, manifest, report)
+        async def look(child: ChildKind, manifest: Manifest) -> Manifest | None:
+            key = ChildKey.of(manifest)
+            found = self.children.find(key)
+            if found is None:  # not on the watch (start-up, or not ours): ask, rather than write blindly
+                async with slots:
+                    found = await self.kube.get(child.api_version, child.plural, key.namespace, key.name)
+            return found
 
+        seen = await asyncio.gather(*(look(c, m) for c, m in prepared))
+        for (_, manifest), observed in zip(prepared, seen, strict=True):
+            taken_by = holder(observed, ctx.body, self.kube.field_manager) if observed is not None else None
+            if taken_by is not None:
+                report.conflicts.append(f"{ChildKey.of(manifest)} is held by {taken_by}")
+        if report.conflicts:
+            # Nothing is written while any name is held by someone else: a Deployment must not start on a
+            # user's claim that merely has the name of the one it should have had.
+            return report, ctx
+
+        async def ensure_one(
+            child: ChildKind, manifest: Manifest, observed: Manifest | None
+        ) -> Manifest | None:
+            async with slots:
+                return await self.ensure(ctx, child, manifest, report, observed)
+
+        # Namespaces and cluster-scoped children first: namespaced children may live in them. Within a
+        # wave children are independent objects, applied side by side (N round trips become about one).
         applied: dict[ChildKey, Manifest] = {}
-        not_ours: set[str] = set()  # namespaces held by someone else: nothing of ours goes into them
         for namespaced in (False, True):
-            wave = [
-                (c, m)
-                for c, m in prepared
-                if c.namespaced == namespaced and m["metadata"].get("namespace") not in not_ours
-            ]
-            results = await asyncio.gather(*(ensure_one(c, m) for c, m in wave))
-            for (_, manifest), observed in zip(wave, results, strict=True):
+            wave = [(c, m, o) for (c, m), o in zip(prepared, seen, strict=True) if c.namespaced == namespaced]
+            results = await asyncio.gather(*(ensure_one(c, m, o) for c, m, o in wave))
+            for (_, manifest, _), observed in zip(wave, results, strict=True):
                 if observed is not None:
                     applied[ChildKey.of(manifest)] = observed
-                elif manifest["kind"] == "Namespace":
-                    not_ours.add(manifest["metadata"]["name"])
         pruned = await self._prune(ctx, {ChildKey.of(m) for _, m in prepared}, report)
         children = {key: obj for key, obj in {**ctx.children, **applied}.items() if key not in pruned}
         return report, replace(ctx, children=Children(children))
@@ -164,27 +177,24 @@ class ChildApplier:
         return child
 
     async def ensure(
-        self, ctx: ReconcileContext[Any], child: ChildKind, manifest: Manifest, report: ApplyReport
+        self,
+        ctx: ReconcileContext[Any],
+        child: ChildKind,
+        manifest: Manifest,
+        report: ApplyReport,
+        observed: Manifest | None,
     ) -> Manifest | None:
-        """Bring one child to ``manifest``; returns what is observed of it (None: it is not ours).
+        """Bring one child to ``manifest`` given what is ``observed`` of it (this owner's own, or nothing);
+        returns what is observed afterwards (None: not applied).
 
-        Created when its name is free; written again only when it is this owner's own child and some
-        desired field differs (or never, for create-only children). A name held by any other object is
-        reported as a conflict and nothing is written; an API error is reported with the server's message.
+        Created when its name is free; written again only when some desired field differs (or never, for
+        create-only children). A name taken in between is a conflict; an API error is reported with the
+        server's message.
         """
         key = ChildKey.of(manifest)
-        observed = self.children.find(key)
-        if observed is None:  # not seen on the watch (start-up, or not ours): ask, rather than write blindly
-            observed = await self.kube.get(child.api_version, child.plural, key.namespace, key.name)
-        if observed is not None:
-            taken_by = holder(observed, ctx.body, self.kube.field_manager)
-            if taken_by is not None:
-                report.conflicts.append(f"{key} is held by {taken_by}")
-                return None
-            if manifest["metadata"]["annotations"].get(CREATE_ONLY_ANNOTATION) == "true" or is_subset(
-                manifest, observed
-            ):
-                return observed
+        create_only = manifest["metadata"]["annotations"].get(CREATE_ONLY_ANNOTATION) == "true"
+        if observed is not None and (create_only or is_subset(manifest, observed)):
+            return observed
         try:
             # Force only over an object that is ours; a create races nobody's fields, and a 409 means
             # someone created the name in between.
