@@ -41,6 +41,21 @@ TILE = KindSpec(
 )
 
 
+SITE = KindSpec(
+    operator="sites",
+    group="sites.example",
+    version="v1",
+    kind="Site",
+    plural="sites",
+    spec_model=TileSpec,
+    scope="Cluster",
+    children=(
+        ChildKind("v1", "Namespace", "namespaces", namespaced=False),
+        ChildKind("v1", "ConfigMap", "configmaps"),
+    ),
+)
+
+
 class Tiles:
     @hookimpl
     def troupe_kinds(self) -> list[KindSpec]:
@@ -156,22 +171,9 @@ async def test_an_optional_kind_not_served_blocks_only_what_needs_it(
 
 
 def test_a_cluster_scoped_kind_with_namespaced_children_refuses_named_namespaces() -> None:
-    site = KindSpec(
-        operator="sites",
-        group="sites.example",
-        version="v1",
-        kind="Site",
-        plural="sites",
-        spec_model=TileSpec,
-        scope="Cluster",
-        children=(
-            ChildKind("v1", "Namespace", "namespaces", namespaced=False),
-            ChildKind("v1", "Service", "services"),
-        ),
-    )
-    check_scope([site], [])  # all namespaces: fine
-    with pytest.raises(ScopeError, match=r"Site is cluster-scoped and creates Service.*--all-namespaces"):
-        check_scope([site], ["team-a"])
+    check_scope([SITE], [])  # all namespaces: fine
+    with pytest.raises(ScopeError, match=r"Site is cluster-scoped and creates ConfigMap.*--all-namespaces"):
+        check_scope([SITE], ["team-a"])
 
 
 async def test_nothing_goes_into_a_namespace_held_by_someone_else(
@@ -213,18 +215,3 @@ async def test_nothing_goes_into_a_namespace_held_by_someone_else(
         conditions["NameConflict"]["status"] == "True"
         and "Namespace site-s" in conditions["NameConflict"]["message"]
     )
-
-
-SITE = KindSpec(
-    operator="sites",
-    group="sites.example",
-    version="v1",
-    kind="Site",
-    plural="sites",
-    spec_model=TileSpec,
-    scope="Cluster",
-    children=(
-        ChildKind("v1", "Namespace", "namespaces", namespaced=False),
-        ChildKind("v1", "ConfigMap", "configmaps"),
-    ),
-)
