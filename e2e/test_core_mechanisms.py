@@ -136,11 +136,24 @@ def phase(name: str) -> str | None:
 
 
 def wait_phase(name: str, wanted: str, timeout: float = 60) -> dict[str, Any]:
-    return wait_for(lambda: get("garden", name), lambda o: phase(name) == wanted, timeout, f"{name} {wanted}")
+    """The garden as it is once in phase ``wanted`` (the very object the phase was read from)."""
+    return wait_for(
+        lambda: get("garden", name),
+        lambda o: ((o or {}).get("status") or {}).get("phase") == wanted,
+        timeout,
+        f"{name} {wanted}",
+    )
 
 
 def at(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def ready_since(obj: dict[str, Any]) -> datetime:
+    """When a garden became Ready: its readyAt, else its Ready condition's last transition."""
+    status = obj["status"]
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready" and c["status"] == "True")
+    return at(status.get("readyAt") or ready["lastTransitionTime"])
 
 
 def test_namespace_first_related_palette_and_cleanup(gardens: GardenOperator, palettes: str) -> None:
@@ -170,7 +183,7 @@ def test_namespace_first_related_palette_and_cleanup(gardens: GardenOperator, pa
 
 def test_admission_one_at_a_time_then_a_limit_raised_live(gardens: GardenOperator, palettes: str) -> None:
     set_policy(palettes, concurrency=1)
-    apply(garden("a1", palettes, survey="birds", surveySeconds=3))
+    apply(garden("a1", palettes, survey="birds", surveySeconds=10))  # long enough to queue a2 behind it
     wait_phase("a1", "Provisioning")
     apply(garden("a2", palettes, survey="bees", surveySeconds=3))
     queued = wait_phase("a2", "Queued")
@@ -178,8 +191,8 @@ def test_admission_one_at_a_time_then_a_limit_raised_live(gardens: GardenOperato
         "number 1 in line (limit 1)"
         in next(c for c in queued["status"]["conditions"] if c["type"] == "Ready")["message"]
     )
-    first, second = wait_phase("a1", "Ready"), wait_phase("a2", "Ready", timeout=60)
-    assert at(second["status"]["provisioningSince"]) >= at(first["status"]["readyAt"])
+    first, second = wait_phase("a1", "Ready"), wait_phase("a2", "Ready", timeout=90)
+    assert at(second["status"]["provisioningSince"]) >= ready_since(first)
 
     apply(garden("a3", palettes, survey="moths", surveySeconds=60))
     wait_phase("a3", "Provisioning")
