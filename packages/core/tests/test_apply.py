@@ -77,6 +77,19 @@ def test_cluster_scoped_child_of_namespaced_owner_has_no_owner_reference() -> No
     assert child["metadata"]["annotations"][OWNER_ANNOTATION] == "Greeting.example.troupe.dev/ns/hi"
 
 
+def test_child_in_another_namespace_has_no_owner_reference() -> None:
+    """GC would take a reference to an owner in another namespace for a missing owner and delete the child."""
+    child = complete_child(
+        GREETING,
+        OWNER,
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "elsewhere"}},
+        GREETING.children[0],
+    )
+    assert "ownerReferences" not in child["metadata"]
+    assert child["metadata"]["namespace"] == "elsewhere"
+    assert child["metadata"]["annotations"][OWNER_ANNOTATION] == "Greeting.example.troupe.dev/ns/hi"
+
+
 def test_retained_child_gets_an_empty_owner_list_so_apply_releases_it() -> None:
     manifest = {
         "apiVersion": "v1",

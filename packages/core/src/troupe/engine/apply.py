@@ -70,9 +70,12 @@ def complete_child(kind: KindSpec, owner: Manifest, manifest: Manifest, child: C
     if metadata["annotations"].get(RETAIN_ANNOTATION) == "true":
         # An explicit empty list, so server-side apply drops a reference this manager set before.
         metadata["ownerReferences"] = []
-    elif child.namespaced or not kind.namespaced:
-        # Cluster-scoped children of namespaced owners cannot carry an owner reference (GC would
-        # delete them at once); the plugin's finalizer cleans those up.
+    elif not kind.namespaced or (
+        child.namespaced and metadata.get("namespace", meta.get("namespace")) == meta.get("namespace")
+    ):
+        # A namespaced owner can own only what lives in its own namespace: GC treats a reference from a
+        # cluster-scoped child or from another namespace as a missing owner and deletes the child at
+        # once. Those children carry the owner annotations only; the plugin's finalizer cleans them up.
         kopf.adopt(manifest, owner=owner)  # type: ignore[arg-type]
         for ref in metadata.get("ownerReferences", []):
             ref.setdefault("controller", True)
