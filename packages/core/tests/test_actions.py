@@ -117,3 +117,13 @@ async def test_a_stale_running_record_after_the_end_does_not_rerun(
     assert actions.plan("key", TARGET, {"survey": {"what": "tag"}}, {"actions": started}) == {}
     await settle()
     assert RUNS == [{"what": "tag"}]
+
+
+async def test_a_record_says_which_inputs_it_is_of(kube: MemoryKube, clock: FrozenClock) -> None:
+    """ActionRecord.matches: a status hook tells a failed run of its current inputs from an older one."""
+    from troupe import ActionRecord
+
+    record = ActionRecord(digest=digest({"what": "moss", "attempt": 1}), phase="Failed", message="no")
+    assert record.matches({"attempt": 1, "what": "moss"})  # key order does not matter
+    assert not record.matches({"what": "moss", "attempt": 2})
+    assert not record.matches({"what": "fern", "attempt": 1})

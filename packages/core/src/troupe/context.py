@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -69,6 +71,11 @@ class Children(Mapping[ChildKey, Manifest]):
         )
 
 
+def action_digest(inputs: dict[str, Any]) -> str:
+    """The digest of an action's inputs, as recorded in ``status.actions[name].digest``."""
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 class ActionRecord(BaseModel):
     """What is known of one long-running step of an object: kept in ``status.actions[name]``."""
 
@@ -82,6 +89,10 @@ class ActionRecord(BaseModel):
     @property
     def done(self) -> bool:
         return self.phase != "Running"
+
+    def matches(self, inputs: dict[str, Any]) -> bool:
+        """Whether this record is of a run with ``inputs`` (a failed run is only retried on new inputs)."""
+        return self.digest == action_digest(inputs)
 
 
 @dataclass(frozen=True)

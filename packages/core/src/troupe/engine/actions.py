@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 from collections.abc import Callable, Hashable
 from typing import Any
 
 from troupe.clock import Clock, isoformat
-from troupe.context import ActionRecord, Manifest
+from troupe.context import ActionRecord, Manifest, action_digest
 from troupe.engine.client import Kube, NotFound, resource_path
 from troupe.kinds import Action, KindSpec
 
@@ -19,8 +17,7 @@ logger = logging.getLogger(__name__)
 Target = tuple[KindSpec, str | None, str]  # the object's kind, namespace, name
 
 
-def digest(inputs: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()[:16]
+digest = action_digest
 
 
 class ActionRunner:
