@@ -1,0 +1,242 @@
+"""The long-running steps of an Environment, run by the core as actions: the image check and the deploy.
+
+Both are idempotent and safe to run again after an operator restart: the image check only reads, the
+deploy fetches the commit into a temporary directory and then ``ensure_release`` (pyhelm3) upgrades the
+release only when chart or values differ from the deployed revision (it also repairs a release left
+pending by a killed helm), or server-side applies the manifests. Neither ever deletes or uninstalls
+anything: an error raises, the core records it, and the status hook decides when to retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+import pathlib
+import tempfile
+import time
+from typing import Any
+
+from troupe import OperatorHandle
+from troupe_catalyst import registry
+from troupe_catalyst.config import Settings
+
+logger = logging.getLogger(__name__)
+
+HELM_RELEASE_ANNOTATION = "meta.helm.sh/release-name"
+
+
+class DeployError(Exception):
+    """A deploy step failed; ``reason`` is a short CamelCase cause (metrics label and condition reason)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+
+
+async def read_secret(handle: OperatorHandle, ref: list[str] | None) -> dict[str, str]:
+    if not ref:
+        return {}
+    secret = await handle.kube.get("v1", "secrets", ref[0], ref[1])
+    if secret is None:
+        raise DeployError("SecretMissing", f"Secret {ref[0]}/{ref[1]} does not exist")
+    return dict(secret.get("data") or {})
+
+
+async def check_image(inputs: dict[str, Any], handle: OperatorHandle) -> dict[str, Any]:
+    """The ``image`` action: whether ``inputs['image']`` exists in its registry."""
+    image = registry.parse_repository(inputs["repository"], inputs["tag"])
+    data = await read_secret(handle, inputs.get("secret"))
+    credentials = registry.credentials_from_secret(data, image.registry) if data else None
+    digest = await registry.image_exists(image, credentials, insecure=bool(inputs.get("insecure")))
+    return {"exists": digest is not None, "digest": digest or ""}
+
+
+async def run(*args: str, cwd: str | None = None, stdin: bytes | None = None, what: str = "") -> bytes:
+    proc = await asyncio.create_subprocess_exec(
+        *args,
+        cwd=cwd,
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+    )
+    out, err = await proc.communicate(stdin)
+    if proc.returncode != 0:
+        raise DeployError(what or "CommandFailed", f"{args[0]} {args[1]}: {err.decode().strip()[-500:]}")
+    return out
+
+
+def git_auth(data: dict[str, str]) -> list[str]:
+    """``-c http.extraHeader=...`` for the repository's Secret: never on the command line as a URL."""
+    if not data:
+        return []
+
+    def text(key: str) -> str:
+        return base64.b64decode(data[key]).decode() if data.get(key) else ""
+
+    user = text("username") or "git"
+    password = text("password") or text("token")
+    basic = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return ["-c", f"http.extraHeader=Authorization: Basic {basic}"]
+
+
+async def fetch(settings: Settings, url: str, commit: str, auth: list[str], into: str) -> None:
+    """The repository at ``commit`` in ``into``: a shallow fetch of the commit, else of every branch."""
+    git = settings.git
+    await run(git, "init", "-q", into, what="GitFailed")
+    try:
+        await run(git, *auth, "-C", into, "fetch", "-q", "--depth=1", url, commit, what="GitFailed")
+    except DeployError:  # a server refusing to serve a commit by id: fetch the branches, find it there
+        await run(git, *auth, "-C", into, "fetch", "-q", url, "+refs/heads/*:refs/remotes/origin/*")
+    await run(git, "-C", into, "checkout", "-q", "--detach", commit, what="GitFailed")
+
+
+_helm_clients: dict[str, Any] = {}
+
+
+def helm_client(executable: str) -> Any:
+    from pyhelm3 import Client
+
+    if executable not in _helm_clients:
+        _helm_clients[executable] = Client(executable=executable)
+    return _helm_clients[executable]
+
+
+def helm_reason(exc: Exception) -> str:
+    """A short, bounded cause of a helm failure (the metrics label)."""
+    from pyhelm3 import errors
+
+    for cls in (
+        errors.ConnectionError,
+        errors.ChartNotFoundError,
+        errors.FailedToRenderChartError,
+        errors.ResourceAlreadyExistsError,
+        errors.InvalidResourceError,
+        errors.ReleaseNotFoundError,
+    ):
+        if isinstance(exc, cls):
+            return str(cls.__name__).removesuffix("Error")
+    return "Other"
+
+
+async def helm_deploy(settings: Settings, chart_dir: pathlib.Path, inputs: dict[str, Any]) -> int:
+    from pyhelm3 import errors
+
+    client = helm_client(settings.helm)
+    try:
+        chart = await client.get_chart(chart_dir)
+        revision = await client.ensure_release(
+            inputs["release"],
+            chart,
+            inputs["values"],
+            namespace=inputs["namespace"],
+            # the namespace is the operator's own child: helm never creates one
+            create_namespace=False,
+            timeout="5m",
+        )
+    except errors.Error as exc:
+        raise DeployError(f"Helm{helm_reason(exc)}", f"helm: {str(exc).strip()[-600:]}") from exc
+    return int(revision.revision)
+
+
+async def apply_manifests(settings: Settings, source: pathlib.Path, inputs: dict[str, Any]) -> None:
+    """Server-side apply of a plain YAML directory or a rendered kustomization, into the namespace."""
+    kubectl, namespace = settings.kubectl, inputs["namespace"]
+    if inputs["type"] == "kustomize":
+        rendered = await run(kubectl, "kustomize", str(source), what="KustomizeFailed")
+        args = ["-f", "-"]
+    else:
+        rendered, args = None, ["-R", "-f", str(source)]
+    await run(
+        kubectl,
+        "apply",
+        "--server-side",
+        "--field-manager=troupe-catalyst-deploy",
+        "--namespace",
+        namespace,
+        *args,
+        stdin=rendered,
+        what="ApplyFailed",
+    )
+
+
+async def workloads(handle: OperatorHandle, namespace: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for plural in ("deployments", "statefulsets"):
+        listing = await handle.kube.request("GET", f"/apis/apps/v1/namespaces/{namespace}/{plural}")
+        found += [{**item, "kind": plural} for item in listing.get("items") or []]
+    return found
+
+
+def not_ready(items: list[dict[str, Any]]) -> list[str]:
+    """Workloads whose ready replicas are fewer than wanted (or whose controller has not caught up)."""
+    waiting = []
+    for item in items:
+        spec, status = item.get("spec") or {}, item.get("status") or {}
+        wanted = spec.get("replicas", 1)
+        caught_up = status.get("observedGeneration", 0) >= item["metadata"].get("generation", 0)
+        if not caught_up or (status.get("readyReplicas") or 0) < wanted:
+            waiting.append(
+                f"{item['kind'][:-1]} {item['metadata']['name']} {status.get('readyReplicas') or 0}/{wanted}"
+            )
+    return waiting
+
+
+async def wait_ready(handle: OperatorHandle, namespace: str, seconds: float) -> int:
+    deadline = time.monotonic() + seconds
+    while True:
+        items = await workloads(handle, namespace)
+        waiting = not_ready(items)
+        if not waiting:
+            return len(items)
+        if time.monotonic() > deadline:
+            raise DeployError("NotReady", "workloads not ready: " + ", ".join(waiting))
+        await asyncio.sleep(2)
+
+
+async def scale_to_zero(handle: OperatorHandle, namespace: str) -> int:
+    """Suspend: every Deployment and StatefulSet of the namespace (the environment's own) to 0 replicas."""
+    items = await workloads(handle, namespace)
+    for item in items:
+        if (item.get("spec") or {}).get("replicas") == 0:
+            continue
+        path = f"/apis/apps/v1/namespaces/{namespace}/{item['kind']}/{item['metadata']['name']}/scale"
+        await handle.kube.request(
+            "PATCH", path, body={"spec": {"replicas": 0}}, content_type="application/merge-patch+json"
+        )
+    return len(items)
+
+
+async def deploy(inputs: dict[str, Any], handle: OperatorHandle, settings: Settings) -> dict[str, Any]:
+    """The ``deploy`` action: fetch the commit, deploy it, wait for the workloads (or suspend them)."""
+    namespace = inputs["namespace"]
+    if inputs.get("suspend"):
+        return {"suspended": await scale_to_zero(handle, namespace)}
+    auth = git_auth(await read_secret(handle, inputs.get("secret")))
+    with tempfile.TemporaryDirectory(prefix="catalyst-") as tmp:
+        checkout = os.path.join(tmp, "src")
+        await fetch(settings, inputs["repositoryUrl"], inputs["commit"], auth, checkout)
+        source = (pathlib.Path(checkout) / inputs["path"]).resolve()
+        if not source.is_relative_to(pathlib.Path(checkout).resolve()) or not source.exists():
+            raise DeployError("PathMissing", f"{inputs['path']} does not exist at commit {inputs['commit']}")
+        revision = 0
+        if inputs["type"] == "helm":
+            revision = await helm_deploy(settings, source, inputs)
+        else:
+            await apply_manifests(settings, source, inputs)
+    ready = await wait_ready(handle, namespace, settings.ready_timeout)
+    return {"revision": revision, "workloads": ready}
+
+
+async def uninstall(settings: Settings, release: str, namespace: str) -> None:
+    """Uninstall the release (finalizer): a release already gone is fine."""
+    from pyhelm3 import errors
+
+    try:
+        await helm_client(settings.helm).uninstall_release(
+            release, namespace=namespace, wait=True, timeout="2m"
+        )
+    except errors.Error as exc:
+        raise DeployError(f"Helm{helm_reason(exc)}", f"helm uninstall: {str(exc).strip()[-400:]}") from exc

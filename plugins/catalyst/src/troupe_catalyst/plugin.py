@@ -1,0 +1,269 @@
+"""Hook implementations of the catalyst operator: the Project and Environment kinds, children, status."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+
+from troupe import (
+    Action,
+    ChildKind,
+    KindSpec,
+    Manifest,
+    OperatorHandle,
+    PrinterColumn,
+    ReconcileContext,
+    RelatedKind,
+    StatusUpdate,
+    hookimpl,
+)
+from troupe_catalyst import config, deploy
+from troupe_catalyst.builders import (
+    build_job,
+    ingress,
+    namespace,
+    network_policy,
+    project_namespace,
+    quota_of,
+    resource_quota,
+    target,
+)
+from troupe_catalyst.metrics import CatalystMetrics
+from troupe_catalyst.models import EnvironmentSpec, EnvironmentStatus, ProjectSpec, ProjectStatus
+from troupe_catalyst.projects import project_counts
+from troupe_catalyst.status import environment_status, wants_build_job
+from troupe_catalyst.teardown import Uninstaller, needs_uninstall
+
+logger = logging.getLogger(__name__)
+
+GROUP, VERSION = "catalyst.catalyst.dev", "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+_settings: config.Settings | None = None
+_metrics: CatalystMetrics | None = None
+
+
+def settings() -> config.Settings:
+    global _settings
+    if _settings is None:
+        _settings = config.from_env()
+    return _settings
+
+
+async def check_image(inputs: dict[str, Any], handle: OperatorHandle) -> dict[str, Any]:
+    return await deploy.check_image(inputs, handle)
+
+
+async def deploy_environment(inputs: dict[str, Any], handle: OperatorHandle) -> dict[str, Any]:
+    return await deploy.deploy(inputs, handle, settings())
+
+
+def project_of(body: Manifest) -> list[tuple[str | None, str]]:
+    ref = (body.get("spec") or {}).get("projectRef") or {}
+    return [(project_namespace(body), str(ref["name"]))] if ref.get("name") else []
+
+
+PROJECT = KindSpec(
+    operator="catalyst",
+    group=GROUP,
+    version=VERSION,
+    kind="Project",
+    plural="projects",
+    singular="project",
+    spec_model=ProjectSpec,
+    status_model=ProjectStatus,
+    short_names=("cproj",),
+    categories=("troupe", "catalyst"),
+    printer_columns=(
+        PrinterColumn("Repository", ".spec.source.repositoryUrl"),
+        PrinterColumn("Type", ".spec.deployment.type"),
+        PrinterColumn("Environments", ".status.environments", type="integer"),
+        PrinterColumn("Phase", ".status.phase"),
+        PrinterColumn("Age", ".metadata.creationTimestamp", type="date"),
+    ),
+    description="A deployable application: its repository, how it deploys, each environment's limits.",
+)
+
+ENVIRONMENT = KindSpec(
+    operator="catalyst",
+    group=GROUP,
+    version=VERSION,
+    kind="Environment",
+    plural="environments",
+    singular="environment",
+    spec_model=EnvironmentSpec,
+    status_model=EnvironmentStatus,
+    short_names=("cenv",),
+    categories=("troupe", "catalyst"),
+    printer_columns=(
+        PrinterColumn("Project", ".spec.projectRef.name"),
+        PrinterColumn("Type", ".spec.type"),
+        PrinterColumn("Phase", ".status.phase"),
+        PrinterColumn("URL", ".status.url"),
+        PrinterColumn("Age", ".metadata.creationTimestamp", type="date"),
+        PrinterColumn("Namespace", ".status.namespace", priority=1),
+        PrinterColumn("Revision", ".status.revision", type="integer", priority=1),
+    ),
+    children=(
+        ChildKind("v1", "Namespace", "namespaces", namespaced=False),
+        ChildKind("v1", "ResourceQuota", "resourcequotas"),
+        ChildKind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
+        ChildKind("networking.k8s.io/v1", "Ingress", "ingresses"),
+        # never deleted by the operator: a finished Job keeps its logs until ttlSecondsAfterFinished
+        ChildKind("batch/v1", "Job", "jobs", prune=False),
+    ),
+    related=(
+        RelatedKind(
+            API_VERSION,
+            "Project",
+            "projects",
+            references=project_of,
+            missing_hint="create the Project named in spec.projectRef",
+        ),
+    ),
+    actions=(
+        Action("image", check_image, timeout=60),
+        Action("deploy", deploy_environment, timeout=900),
+    ),
+    description="One instance of a Project (a PR preview, staging, production): namespace, build, deploy.",
+    # its Namespace cannot be owned by it (cluster-scoped): the finalizer uninstalls and deletes it
+    finalize=True,
+)
+
+
+def project_spec(ctx: ReconcileContext[EnvironmentSpec]) -> ProjectSpec | None:
+    ref = project_of(ctx.body)
+    if not ref:
+        return None
+    body = ctx.related.named("Project", ref[0][1], namespace=ref[0][0])
+    if body is None:
+        return None
+    try:
+        return ProjectSpec.model_validate(body.get("spec") or {})
+    except ValueError:
+        return None
+
+
+@hookimpl
+def troupe_kinds() -> list[KindSpec]:
+    return [PROJECT, ENVIRONMENT]
+
+
+@hookimpl
+def troupe_build_resources(ctx: ReconcileContext[Any]) -> list[Manifest] | None:
+    if ctx.kind is PROJECT:
+        return []
+    env: ReconcileContext[EnvironmentSpec] = ctx
+    t = target(env.body, env.spec, settings())
+    own_ns = env.children.named("Namespace", t.namespace)
+    if env.deleting:
+        # the namespace stays until the release is uninstalled; then it goes, with all it holds
+        return [namespace(t)] if own_ns is not None and needs_uninstall(env.body) else []
+    project = project_spec(env)
+    if project is None:
+        # the Project is missing: create nothing new, keep what exists exactly as it is (fail safe)
+        if own_ns is None:
+            return []
+        kept = [namespace(t), network_policy(t, settings())]
+        quota = env.children.named("ResourceQuota", "catalyst-quota", namespace=t.namespace)
+        if quota is not None:
+            kept.append(resource_quota(t, dict((quota.get("spec") or {}).get("hard") or {})) or {})
+        existing = env.children.named("Ingress", t.release, namespace=t.namespace)
+        if existing is not None:
+            kept.append(
+                {k: existing[k] for k in ("apiVersion", "kind", "spec")}
+                | {"metadata": ingress_meta(existing)}
+            )
+        return [m for m in kept if m]
+    built = [namespace(t), network_policy(t, settings()), ingress(t, project, settings())]
+    quota = resource_quota(t, quota_of(project.resources.default_quota, env.spec.resources.quota))
+    if quota is not None:
+        built.append(quota)
+    if wants_build_job(env, project, settings()):
+        built.append(build_job(t, project, env.spec, settings()))
+    return built
+
+
+def ingress_meta(existing: Manifest) -> dict[str, Any]:
+    meta = existing["metadata"]
+    return {k: meta[k] for k in ("name", "namespace", "labels", "annotations") if k in meta}
+
+
+@hookimpl
+def troupe_aggregate_status(ctx: ReconcileContext[Any]) -> StatusUpdate | None:
+    if ctx.kind is PROJECT:
+        return StatusUpdate(phase="Ready", conditions=[])
+    env: ReconcileContext[EnvironmentSpec] = ctx
+    return environment_status(env, project_spec(env), target(env.body, env.spec, settings()), settings())
+
+
+@hookimpl
+def troupe_finalize(ctx: ReconcileContext[Any]) -> None:
+    if ctx.kind is PROJECT:
+        return
+    status = ctx.status
+    if needs_uninstall(ctx.body):
+        raise kopf.TemporaryError(f"uninstalling release {status.get('release')}", delay=5)
+    ns = status.get("namespace")
+    if ns and ctx.children.named("Namespace", ns) is not None:
+        raise kopf.TemporaryError(f"waiting for namespace {ns} to be deleted", delay=3)
+
+
+@hookimpl
+def troupe_status_changed(ctx: ReconcileContext[Any], old: dict[str, Any], new: dict[str, Any]) -> None:
+    if _metrics is not None and ctx.kind is ENVIRONMENT:
+        _metrics.observe(ctx.body, old, new)
+
+
+@hookimpl
+def troupe_register_handlers(handle: OperatorHandle) -> None:
+    global _metrics
+    if "catalyst" not in handle.operators:
+        return
+    _metrics = CatalystMetrics(handle.metrics("catalyst"))
+    uninstaller = Uninstaller(handle, settings)
+
+    @kopf.on.event(GROUP, VERSION, "environments", registry=handle.kopf, id="catalyst-environments")
+    async def environment_event(event: kopf.RawEvent, **_: Any) -> None:
+        body = dict(event["object"])
+        uninstaller.consider(body, event["type"])
+        await count_environments(handle, body, event["type"])
+
+    @kopf.on.event(GROUP, VERSION, "projects", registry=handle.kopf, id="catalyst-projects")
+    async def project_event(event: kopf.RawEvent, **_: Any) -> None:
+        if event["type"] != "DELETED":
+            await count_environments(handle, None, None)
+
+
+async def count_environments(
+    handle: OperatorHandle, event_body: Manifest | None, event_type: str | None
+) -> None:
+    """Write each Project's ``status.environments`` when it differs (the count of Environments naming it)."""
+    envs = {(b["metadata"].get("namespace"), b["metadata"]["name"]): b for b in handle.objects(ENVIRONMENT)}
+    if event_body is not None:
+        key = (event_body["metadata"].get("namespace"), event_body["metadata"]["name"])
+        if event_type == "DELETED":
+            envs.pop(key, None)
+        else:
+            envs[key] = event_body
+    counts = project_counts(r for b in envs.values() for r in project_of(b))
+    for project in handle.objects(PROJECT):
+        meta = project["metadata"]
+        wanted = counts.get((meta.get("namespace"), meta["name"]), 0)
+        if (project.get("status") or {}).get("environments") == wanted:
+            continue
+        try:
+            await handle.kube.patch_status(
+                API_VERSION, "projects", meta.get("namespace"), meta["name"], {"environments": wanted}
+            )
+        except Exception as exc:  # a count is a courtesy: the next event writes it
+            logger.warning(
+                "Project %s/%s: could not write its environment count: %s",
+                meta.get("namespace"),
+                meta["name"],
+                exc,
+            )
+        await asyncio.sleep(0)
