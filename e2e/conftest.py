@@ -1,4 +1,5 @@
-"""e2e fixtures: see e2e/harness.py (cluster, namespace, helm, run_operator) and docs/cluster.md."""
+"""e2e fixtures: see e2e/harness.py (cluster, namespace, helm, run_operator), e2e/catalyst_fixtures.py
+(registry, git_server) and docs/cluster.md."""
 
 from __future__ import annotations
 
@@ -20,3 +21,8 @@ def pytest_configure(config: pytest.Config) -> None:
         import harness
 
         config.pluginmanager.register(harness, "harness")
+    # the loopback registry and git server of the catalyst tests (no cluster needed)
+    if not config.pluginmanager.has_plugin("catalyst_fixtures"):
+        import catalyst_fixtures
+
+        config.pluginmanager.register(catalyst_fixtures, "catalyst_fixtures")

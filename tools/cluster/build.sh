@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the local control plane's binaries from pinned Go modules, only what is missing.
 #
-#   tools/cluster/build.sh [kubernetes|etcd|kwok|helm|tilt ...]   build (default: all but tilt)
+#   tools/cluster/build.sh [kubernetes|etcd|kwok|helm|registry|tilt ...]   build (default: all but tilt)
 #   tools/cluster/build.sh --env                                  print KEY=path lines, build nothing
 #
 # Binaries land in ~/.cache/troupe/bin/<tool>-<version>/ (TROUPE_CACHE overrides ~/.cache/troupe);
@@ -23,6 +23,7 @@ ETCD_DIR="$CACHE/bin/etcd-$ETCD_VERSION"
 KWOK_DIR="$CACHE/bin/kwok-$KWOK_VERSION"
 HELM_DIR="$CACHE/bin/helm-$HELM_VERSION-r2"  # -rN: the build recipe changed, rebuild
 TILT_DIR="$CACHE/bin/tilt-$TILT_VERSION"
+REGISTRY_DIR="$CACHE/bin/registry-$REGISTRY_VERSION"
 
 asset() { # asset NAME DEFAULT_DIR -> path (KUBEBUILDER_ASSETS wins when it has the binary)
   if [[ -n "${KUBEBUILDER_ASSETS:-}" && -x "$KUBEBUILDER_ASSETS/$1" ]]; then echo "$KUBEBUILDER_ASSETS/$1"; else echo "$2/$1"; fi
@@ -40,6 +41,7 @@ KWOK=$KWOK_DIR/kwok
 KWOKCTL=$KWOK_DIR/kwokctl
 HELM=$HELM_DIR/helm
 TILT=$TILT_DIR/tilt
+REGISTRY=$REGISTRY_DIR/registry
 ENV
 }
 
@@ -103,6 +105,12 @@ build_helm() {
   build_one helm "$HELM_DIR/helm" helm.sh/helm/v3/cmd/helm "$ld"
 }
 
+build_registry() {
+  # The reference OCI distribution registry (CNCF distribution), for the catalyst e2e tests only.
+  build_one registry "$REGISTRY_DIR/registry" github.com/distribution/distribution/v3/cmd/registry \
+    "-s -w -X github.com/distribution/distribution/v3/version.version=$REGISTRY_VERSION"
+}
+
 build_tilt() {
   # Tilt's Starlark language server parses with tree-sitter (cgo). Two tilt-dev pseudo-versions are
   # missing from the public checksum database; the committed go.sum pins their hashes instead.
@@ -112,7 +120,7 @@ build_tilt() {
 }
 
 if [[ "${1:-}" == "--env" ]]; then print_env; exit 0; fi
-targets=("$@"); [[ ${#targets[@]} -gt 0 ]] || targets=(kubernetes etcd kwok helm)
+targets=("$@"); [[ ${#targets[@]} -gt 0 ]] || targets=(kubernetes etcd kwok helm registry)
 t0=$SECONDS
 for t in "${targets[@]}"; do "build_$t"; done
 log "done in $((SECONDS - t0))s; binaries under $CACHE/bin"
