@@ -236,13 +236,28 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
-def helm_values(t: Target, project: ProjectSpec, spec: EnvironmentSpec) -> dict[str, Any]:
-    """The Project's values with what the operator injects: image tag, ingress host, env vars."""
+def ingress_by(project: ProjectSpec) -> str:
+    """``chart``, ``operator`` or ``none``: who makes the Environment's Ingress."""
+    mode = project.deployment.ingress
+    if mode == "auto":
+        return "chart" if project.deployment.type == "helm" else "operator"
+    return mode
+
+
+def helm_values(t: Target, project: ProjectSpec, spec: EnvironmentSpec, settings: Settings) -> dict[str, Any]:
+    """The Project's values with what the operator injects: image tag, ingress host and TLS, env vars."""
     injected: dict[str, Any] = {
         "image": {"repository": image_repository(project), "tag": spec.source.commit_sha},
-        "ingress": {"host": t.host},
         "env": [{"name": v.name, "value": v.value} for v in spec.config.env_vars],
     }
     if not injected["image"]["repository"]:
         del injected["image"]["repository"]
+    if ingress_by(project) == "chart":
+        injected["ingress"] = {
+            "host": t.host,
+            "tls": True,
+            "annotations": {ISSUER_ANNOTATION: settings.cluster_issuer},
+        }
+        if settings.ingress_class:
+            injected["ingress"]["className"] = settings.ingress_class
     return deep_merge(project.deployment.values, injected)

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import os
 import pathlib
 import tempfile
 import time
 from typing import Any
+
+import yaml
 
 from troupe import OperatorHandle
 from troupe_catalyst import registry
@@ -141,23 +144,62 @@ async def helm_deploy(settings: Settings, chart_dir: pathlib.Path, inputs: dict[
     return int(revision.revision)
 
 
+WORKLOADS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "Job", "ReplicaSet"})
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def read_manifests(source: pathlib.Path) -> list[dict[str, Any]]:
+    """Every object in the YAML/JSON files under ``source`` (a file or a directory), in path order."""
+    files = (
+        [source]
+        if source.is_file()
+        else sorted(p for p in source.rglob("*") if p.suffix in MANIFEST_SUFFIXES)
+    )
+    docs: list[dict[str, Any]] = []
+    for path in files:
+        docs += [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
+    return docs
+
+
+def inject(docs: list[dict[str, Any]], image: str, env: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """The first container of each workload's pod template runs ``image`` with ``env`` added (pure)."""
+    out = []
+    for doc in docs:
+        doc = json.loads(json.dumps(doc))
+        template = (doc.get("spec") or {}).get("template") or {}
+        containers = (template.get("spec") or {}).get("containers") or []
+        if doc.get("kind") in WORKLOADS and containers:
+            first = containers[0]
+            if image:
+                first["image"] = image
+            names = {e["name"] for e in env}
+            first["env"] = [e for e in first.get("env") or [] if e.get("name") not in names] + env
+        out.append(doc)
+    return out
+
+
 async def apply_manifests(settings: Settings, source: pathlib.Path, inputs: dict[str, Any]) -> None:
     """Server-side apply of a plain YAML directory or a rendered kustomization, into the namespace."""
     kubectl, namespace = settings.kubectl, inputs["namespace"]
     if inputs["type"] == "kustomize":
         rendered = await run(kubectl, "kustomize", str(source), what="KustomizeFailed")
-        args = ["-f", "-"]
+        docs = [d for d in yaml.safe_load_all(rendered) if isinstance(d, dict)]
     else:
-        rendered, args = None, ["-R", "-f", str(source)]
+        docs = read_manifests(source)
+    if not docs:
+        raise DeployError("NothingToApply", f"no objects in {inputs['path']}")
+    docs = inject(docs, inputs.get("image", ""), inputs.get("env") or [])
     await run(
         kubectl,
         "apply",
         "--server-side",
+        "--force-conflicts",
         "--field-manager=troupe-catalyst-deploy",
         "--namespace",
         namespace,
-        *args,
-        stdin=rendered,
+        "-f",
+        "-",
+        stdin=yaml.safe_dump_all(docs).encode(),
         what="ApplyFailed",
     )
 

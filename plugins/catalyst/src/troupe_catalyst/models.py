@@ -74,7 +74,11 @@ class Deployment(SpecModel):
     """Helm values. ``image.repository`` is the image built and deployed for each commit; the operator
     injects ``image.tag``, ``ingress.host`` and ``env``."""
     service: ServicePort = Field(default_factory=ServicePort)
-    """The Service the Environment's Ingress points at."""
+    """The Service the Environment's Ingress points at (when the operator makes the Ingress)."""
+    ingress: Literal["auto", "chart", "operator", "none"] = "auto"
+    """Who makes the Ingress: ``chart`` (the operator injects ``ingress.host``, ``ingress.tls: true``,
+    ``ingress.className`` and the cert-manager annotation into the chart's values), ``operator`` (an
+    Ingress of its own to ``service``), ``none``; ``auto``: ``chart`` for helm, else ``operator``."""
 
 
 class Quota(SpecModel):

@@ -24,6 +24,7 @@ from troupe_catalyst import config, deploy
 from troupe_catalyst.builders import (
     build_job,
     ingress,
+    ingress_by,
     namespace,
     network_policy,
     project_namespace,
@@ -178,7 +179,9 @@ def troupe_build_resources(ctx: ReconcileContext[Any]) -> list[Manifest] | None:
                 | {"metadata": ingress_meta(existing)}
             )
         return [m for m in kept if m]
-    built = [namespace(t), network_policy(t, settings()), ingress(t, project, settings())]
+    built = [namespace(t), network_policy(t, settings())]
+    if ingress_by(project) == "operator":
+        built.append(ingress(t, project, settings()))
     quota = resource_quota(t, quota_of(project.resources.default_quota, env.spec.resources.quota))
     if quota is not None:
         built.append(quota)

@@ -145,9 +145,12 @@ def wants_build_job(ctx: ReconcileContext[EnvironmentSpec], project: ProjectSpec
     return s.succeeded and s.inputs["stage"] == "check" and not s.result.get("exists")
 
 
-def deploy_inputs(t: Target, project: ProjectSpec, spec: EnvironmentSpec, project_ns: str) -> dict[str, Any]:
+def deploy_inputs(
+    t: Target, project: ProjectSpec, spec: EnvironmentSpec, project_ns: str, settings: Settings
+) -> dict[str, Any]:
     secret = project.source.secret_ref
-    return {
+    repository = image_repository(project)
+    inputs: dict[str, Any] = {
         "type": project.deployment.type,
         "repositoryUrl": project.source.repository_url,
         "commit": spec.source.commit_sha,
@@ -155,9 +158,14 @@ def deploy_inputs(t: Target, project: ProjectSpec, spec: EnvironmentSpec, projec
         "secret": [project_ns, secret.name] if secret else None,
         "namespace": t.namespace,
         "release": t.release,
-        "values": helm_values(t, project, spec),
         "suspend": spec.suspend,
     }
+    if project.deployment.type == "helm":
+        inputs["values"] = helm_values(t, project, spec, settings)
+    else:  # plain manifests: the first container of each workload gets the image and the env vars
+        inputs["image"] = f"{repository}:{spec.source.commit_sha}" if repository else ""
+        inputs["env"] = [{"name": v.name, "value": v.value} for v in spec.config.env_vars]
+    return inputs
 
 
 def job_state(job: Manifest) -> tuple[str, str]:
@@ -265,7 +273,7 @@ def _progress(
         conditions.append(
             _cond("BuildReady", True, "NotRequired", "deployment environments use an existing image")
         )
-    _deploy(ctx, project, t, progress, update)
+    _deploy(ctx, project, t, settings, progress, update)
     return update
 
 
@@ -345,10 +353,11 @@ def _deploy(
     ctx: ReconcileContext[EnvironmentSpec],
     project: ProjectSpec,
     t: Target,
+    settings: Settings,
     progress: Progress,
     update: StatusUpdate,
 ) -> None:
-    s = step(ctx, "deploy", deploy_inputs(t, project, ctx.spec, project_namespace(ctx.body)))
+    s = step(ctx, "deploy", deploy_inputs(t, project, ctx.spec, project_namespace(ctx.body), settings))
     progress.ask(s)
     update.fields["deployType"] = project.deployment.type
     what = "suspending" if ctx.spec.suspend else f"deploying {ctx.spec.source.commit_sha}"
