@@ -13,6 +13,10 @@
   value: {{ .Values.environments.readyTimeoutSeconds | quote }}
 - name: TROUPE_CATALYST_INSECURE_REGISTRIES
   value: {{ join "," .Values.environments.insecureRegistries | quote }}
+- name: TROUPE_CATALYST_DEFAULT_REQUESTS
+  value: {{ .Values.environments.containerDefaults.requests | toJson | quote }}
+- name: TROUPE_CATALYST_DEFAULT_LIMITS
+  value: {{ .Values.environments.containerDefaults.limits | toJson | quote }}
 - name: TROUPE_CATALYST_BUILDER
   value: {{ .Values.build.builder | quote }}
 - name: TROUPE_CATALYST_BUILDER_IMAGE

@@ -12,6 +12,7 @@ from troupe_catalyst.builders import (
     deep_merge,
     helm_values,
     ingress,
+    limit_range,
     namespace,
     network_policy,
     quota_of,
@@ -187,3 +188,14 @@ def test_settings_from_the_environment() -> None:
     )
     with pytest.raises(ValueError, match="kaniko or buildkit"):
         config.from_env({"TROUPE_CATALYST_BUILDER": "docker"})
+
+
+def test_a_quota_brings_container_defaults_for_what_it_limits() -> None:
+    body, spec = env()
+    t = target(body, spec, SETTINGS)
+    limits = limit_range(t, quota_of(Quota(cpu="1"), None), SETTINGS)
+    assert limits is not None
+    assert limits["spec"]["limits"] == [
+        {"type": "Container", "defaultRequest": {"cpu": "50m"}, "default": {"cpu": "500m"}}
+    ]
+    assert limit_range(t, quota_of(Quota(pods=3), None), SETTINGS) is None

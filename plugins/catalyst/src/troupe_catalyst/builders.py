@@ -19,6 +19,7 @@ PROJECT_LABEL = "catalyst.dev/project"
 ENVIRONMENT_LABEL = "catalyst.dev/environment"
 BRANCH_LABEL = "catalyst.dev/branch"
 QUOTA_NAME = "catalyst-quota"
+LIMITS_NAME = "catalyst-defaults"
 POLICY_NAME = "catalyst-default-deny"
 ISSUER_ANNOTATION = "cert-manager.io/cluster-issuer"
 NAME_LABEL = "kubernetes.io/metadata.name"
@@ -105,6 +106,27 @@ def resource_quota(t: Target, hard: dict[str, Any]) -> Manifest | None:
         "kind": "ResourceQuota",
         "metadata": {"name": QUOTA_NAME, "namespace": t.namespace, "labels": t.labels()},
         "spec": {"hard": hard},
+    }
+
+
+def limit_range(t: Target, hard: dict[str, Any], settings: Settings) -> Manifest | None:
+    """Container defaults, so pods that name no resources still start under the quota (which demands them)."""
+    kinds = {key.split(".")[-1] for key in hard if key.startswith(("requests.", "limits."))}
+    if not kinds:
+        return None
+    return {
+        "apiVersion": "v1",
+        "kind": "LimitRange",
+        "metadata": {"name": LIMITS_NAME, "namespace": t.namespace, "labels": t.labels()},
+        "spec": {
+            "limits": [
+                {
+                    "type": "Container",
+                    "defaultRequest": {k: v for k, v in settings.default_requests.items() if k in kinds},
+                    "default": {k: v for k, v in settings.default_limits.items() if k in kinds},
+                }
+            ]
+        },
     }
 
 

@@ -34,6 +34,9 @@ class Settings:
     git: str = "git"
     #: How long the deploy step waits for the workloads to become ready.
     ready_timeout: float = 300.0
+    #: The LimitRange defaults of containers that name no resources (a quota makes them mandatory).
+    default_requests: dict[str, str] = field(default_factory=lambda: {"cpu": "50m", "memory": "64Mi"})
+    default_limits: dict[str, str] = field(default_factory=lambda: {"cpu": "500m", "memory": "512Mi"})
 
     @property
     def image_of_builder(self) -> str:
@@ -64,4 +67,6 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         kubectl=get("KUBECTL", "kubectl"),
         git=get("GIT", "git"),
         ready_timeout=float(get("READY_TIMEOUT_SECONDS", "300")),
+        default_requests=json.loads(get("DEFAULT_REQUESTS", '{"cpu": "50m", "memory": "64Mi"}')),
+        default_limits=json.loads(get("DEFAULT_LIMITS", '{"cpu": "500m", "memory": "512Mi"}')),
     )

@@ -25,6 +25,7 @@ from troupe_catalyst.builders import (
     build_job,
     ingress,
     ingress_by,
+    limit_range,
     namespace,
     network_policy,
     project_namespace,
@@ -83,7 +84,6 @@ PROJECT = KindSpec(
         PrinterColumn("Type", ".spec.deployment.type"),
         PrinterColumn("Environments", ".status.environments", type="integer"),
         PrinterColumn("Phase", ".status.phase"),
-        PrinterColumn("Age", ".metadata.creationTimestamp", type="date"),
     ),
     description="A deployable application: its repository, how it deploys, each environment's limits.",
 )
@@ -104,13 +104,13 @@ ENVIRONMENT = KindSpec(
         PrinterColumn("Type", ".spec.type"),
         PrinterColumn("Phase", ".status.phase"),
         PrinterColumn("URL", ".status.url"),
-        PrinterColumn("Age", ".metadata.creationTimestamp", type="date"),
         PrinterColumn("Namespace", ".status.namespace", priority=1),
         PrinterColumn("Revision", ".status.revision", type="integer", priority=1),
     ),
     children=(
         ChildKind("v1", "Namespace", "namespaces", namespaced=False),
         ChildKind("v1", "ResourceQuota", "resourcequotas"),
+        ChildKind("v1", "LimitRange", "limitranges"),
         ChildKind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
         ChildKind("networking.k8s.io/v1", "Ingress", "ingresses"),
         # never deleted by the operator: a finished Job keeps its logs until ttlSecondsAfterFinished
@@ -169,30 +169,31 @@ def troupe_build_resources(ctx: ReconcileContext[Any]) -> list[Manifest] | None:
         if own_ns is None:
             return []
         kept = [namespace(t), network_policy(t, settings())]
-        quota = env.children.named("ResourceQuota", "catalyst-quota", namespace=t.namespace)
-        if quota is not None:
-            kept.append(resource_quota(t, dict((quota.get("spec") or {}).get("hard") or {})) or {})
-        existing = env.children.named("Ingress", t.release, namespace=t.namespace)
-        if existing is not None:
-            kept.append(
-                {k: existing[k] for k in ("apiVersion", "kind", "spec")}
-                | {"metadata": ingress_meta(existing)}
-            )
-        return [m for m in kept if m]
+        kept += [as_built(c) for kind in KEPT_AS_IS for c in env.children.of_kind(kind)]
+        return kept
     built = [namespace(t), network_policy(t, settings())]
     if ingress_by(project) == "operator":
         built.append(ingress(t, project, settings()))
-    quota = resource_quota(t, quota_of(project.resources.default_quota, env.spec.resources.quota))
-    if quota is not None:
-        built.append(quota)
+    hard = quota_of(project.resources.default_quota, env.spec.resources.quota)
+    built += [m for m in (resource_quota(t, hard), limit_range(t, hard, settings())) if m is not None]
     if wants_build_job(env, project, settings()):
         built.append(build_job(t, project, env.spec, settings()))
     return built
 
 
-def ingress_meta(existing: Manifest) -> dict[str, Any]:
-    meta = existing["metadata"]
-    return {k: meta[k] for k in ("name", "namespace", "labels", "annotations") if k in meta}
+#: Children built from the Project: kept exactly as observed while it is missing.
+KEPT_AS_IS = ("ResourceQuota", "LimitRange", "Ingress")
+
+
+def as_built(observed: Manifest) -> Manifest:
+    """An observed child as a builder would return it (what the API server added left out)."""
+    meta = observed["metadata"]
+    return {
+        "apiVersion": observed["apiVersion"],
+        "kind": observed["kind"],
+        "metadata": {k: meta[k] for k in ("name", "namespace", "labels", "annotations") if k in meta},
+        "spec": observed.get("spec") or {},
+    }
 
 
 @hookimpl
