@@ -110,11 +110,13 @@ async def test_an_undeclared_action_is_an_error(kube: MemoryKube, clock: FrozenC
 async def test_a_stale_running_record_after_the_end_does_not_rerun(
     kube: MemoryKube, clock: FrozenClock
 ) -> None:
-    """The watch shows "Running" for a moment after the step ended: no second run from that."""
+    """The watch shows "Running" for a moment after the step ended: no second run from that (the
+    finished record is handed back to be written, which is what a lagging watch already holds)."""
     actions = runner(kube, clock, [])
     started = actions.plan("key", TARGET, {"survey": {"what": "tag"}}, {})
     await settle()
-    assert actions.plan("key", TARGET, {"survey": {"what": "tag"}}, {"actions": started}) == {}
+    again = actions.plan("key", TARGET, {"survey": {"what": "tag"}}, {"actions": started})
+    assert again["survey"]["phase"] == "Succeeded"
     await settle()
     assert RUNS == [{"what": "tag"}]
 
@@ -127,3 +129,21 @@ async def test_a_record_says_which_inputs_it_is_of(kube: MemoryKube, clock: Froz
     assert record.matches({"attempt": 1, "what": "moss"})  # key order does not matter
     assert not record.matches({"what": "moss", "attempt": 2})
     assert not record.matches({"what": "fern", "attempt": 1})
+
+
+async def test_a_step_that_ends_before_its_running_record_is_written_is_recorded_again(
+    kube: MemoryKube, clock: FrozenClock
+) -> None:
+    """The reconcile that starts a step writes "Running" after ``plan``; a step quicker than that write
+    (a DNS failure) had already recorded its end, and the "Running" overwrote it. The next plan sees
+    "Running" for a digest this process finished, and hands the finished record back to be written."""
+    actions = runner(kube, clock, [])
+    started = actions.plan("key", TARGET, {"survey": {"what": "x", "fail": True}}, {})
+    await settle()  # the step failed and wrote its record...
+    finished = kube.bodies[-1]["status"]["actions"]["survey"]
+    assert finished["phase"] == "Failed"
+    # ...and then the reconcile's write of "Running" landed on top of it
+    again = actions.plan("key", TARGET, {"survey": {"what": "x", "fail": True}}, {"actions": started})
+    assert again == {"survey": finished}
+    assert len(RUNS) == 1  # not run again
+    assert actions.plan("key", TARGET, {"survey": {"what": "x", "fail": True}}, {"actions": again}) == {}

@@ -29,13 +29,16 @@ class ActionRunner:
         self.done = done
         self.handle: Any = None  # the OperatorHandle handed to ``Action.run``; set by the runtime
         self._tasks: dict[tuple[Hashable, str], tuple[str, asyncio.Task[None]]] = {}
-        # Digests finished in this process: the watch may still show "Running" for a moment after.
-        self._finished: dict[tuple[Hashable, str], str] = {}
+        # Records of steps finished in this process, by digest: the watch may still show "Running" for a
+        # moment after, and a step that ends before its reconcile wrote "Running" is overwritten by it.
+        self._finished: dict[tuple[Hashable, str], tuple[str, dict[str, Any]]] = {}
 
     def plan(
         self, key: Hashable, target: Target, requests: dict[str, dict[str, Any]], status: Manifest
     ) -> dict[str, Any]:
-        """Start what is asked for and not done for these inputs; returns records to write (new Running)."""
+        """Start what is asked for and not done for these inputs; returns records to write: new Running
+        ones, and a finished one again where the status shows it Running (the reconcile that started it
+        wrote "Running" after the step had already recorded its end)."""
         kind = target[0]
         recorded = status.get("actions") or {}
         started: dict[str, Any] = {}
@@ -47,8 +50,13 @@ class ActionRunner:
             record = recorded.get(name) or {}
             running = self._tasks.get((key, name))
             done = record.get("digest") == wanted and record.get("phase") in ("Succeeded", "Failed")
-            if done or self._finished.get((key, name)) == wanted:
+            finished = self._finished.get((key, name))
+            if finished is not None and finished[0] == wanted and not done:
+                if record.get("digest") == wanted and record.get("phase") == "Running":
+                    started[name] = finished[1]
                 continue  # done for these inputs: never run again
+            if done:
+                continue
             if running is not None and running[0] == wanted:
                 continue  # in flight in this process
             self.cancel(key, name)
@@ -111,5 +119,5 @@ class ActionRunner:
             return
         finally:
             self._tasks.pop((key, action.name), None)
-        self._finished[key, action.name] = wanted
+        self._finished[key, action.name] = (wanted, record.model_dump())
         self.done(key)
