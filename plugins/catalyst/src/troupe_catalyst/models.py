@@ -205,3 +205,5 @@ class EnvironmentStatus(StatusModel):
     """When ``ttl`` deletes the Environment."""
     uninstalled: bool | None = None
     """The release was uninstalled (the Environment is being deleted)."""
+    namespace_deleted: bool | None = None
+    """Its namespace is gone (the finalizer lets go then)."""

@@ -37,7 +37,7 @@ from troupe_catalyst.metrics import CatalystMetrics
 from troupe_catalyst.models import EnvironmentSpec, EnvironmentStatus, ProjectSpec, ProjectStatus
 from troupe_catalyst.projects import project_counts
 from troupe_catalyst.status import environment_status, wants_build_job
-from troupe_catalyst.teardown import Uninstaller, needs_uninstall
+from troupe_catalyst.teardown import Uninstaller, namespace_pending, needs_uninstall
 
 logger = logging.getLogger(__name__)
 
@@ -211,9 +211,8 @@ def troupe_finalize(ctx: ReconcileContext[Any]) -> None:
     status = ctx.status
     if needs_uninstall(ctx.body):
         raise kopf.TemporaryError(f"uninstalling release {status.get('release')}", delay=5)
-    ns = status.get("namespace")
-    if ns and ctx.children.named("Namespace", ns) is not None:
-        raise kopf.TemporaryError(f"waiting for namespace {ns} to be deleted", delay=3)
+    if namespace_pending(ctx.body):
+        raise kopf.TemporaryError(f"waiting for namespace {status.get('namespace')} to be deleted", delay=5)
 
 
 @hookimpl

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from troupe import Manifest, OperatorHandle
 from troupe_catalyst import deploy
@@ -38,7 +39,15 @@ def needs_uninstall(body: Manifest) -> bool:
     )
 
 
+def namespace_pending(body: Manifest) -> bool:
+    """The operator's own namespace of this Environment is not yet known to be gone."""
+    status = body.get("status") or {}
+    return bool(status.get("namespace")) and not status.get("namespaceDeleted")
+
+
 class Uninstaller:
+    """One teardown task per deleting Environment: uninstall, then watch its namespace go."""
+
     def __init__(self, handle: OperatorHandle, settings: Callable[[], Settings]) -> None:
         self.handle = handle
         self.settings = settings
@@ -49,42 +58,48 @@ class Uninstaller:
         key = (str(meta.get("namespace")), str(meta.get("name")))
         if event_type == "DELETED" or not meta.get("deletionTimestamp"):
             return
-        if FINALIZER not in (meta.get("finalizers") or []) or not needs_uninstall(body):
+        if FINALIZER not in (meta.get("finalizers") or []) or not namespace_pending(body):
             return
         if key in self.tasks and not self.tasks[key].done():
             return
-        self.tasks[key] = asyncio.create_task(self.uninstall(body), name=f"uninstall {key[0]}/{key[1]}")
+        self.tasks[key] = asyncio.create_task(self.tear_down(body), name=f"teardown {key[0]}/{key[1]}")
 
-    async def uninstall(self, body: Manifest) -> None:
+    async def tear_down(self, body: Manifest) -> None:
         meta, status = body["metadata"], body.get("status") or {}
-        release, namespace = str(status["release"]), str(status["namespace"])
-        note = ""
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            try:
-                await deploy.uninstall(self.settings(), release, namespace)
+        where = f"Environment {meta.get('namespace')}/{meta['name']}"
+        namespace = str(status["namespace"])
+        if needs_uninstall(body):
+            note = ""
+            for attempt in range(1, MAX_ATTEMPTS + 1):
+                try:
+                    await deploy.uninstall(self.settings(), str(status["release"]), namespace)
+                    note = ""
+                    break
+                except Exception as exc:  # helm away: again; the namespace goes after the last attempt
+                    note = str(exc)
+                    logger.warning("%s: %s (attempt %d)", where, exc, attempt)
+                    await asyncio.sleep(5 * attempt)
+            if note:
+                logger.warning("%s: deleting namespace %s although: %s", where, namespace, note)
+            await self.record(meta, {"uninstalled": True})
+        # the builders stop returning the namespace now; the finalizer waits until it is really gone
+        uid = None
+        while True:
+            current = await self.handle.kube.get("v1", "namespaces", None, namespace)
+            if current is None or (uid and current["metadata"].get("uid") != uid):
                 break
-            except Exception as exc:  # helm away: try again; the namespace goes after the last attempt
-                note = str(exc)
-                logger.warning(
-                    "Environment %s/%s: %s (attempt %d)", meta.get("namespace"), meta["name"], exc, attempt
-                )
-                await asyncio.sleep(5 * attempt)
+            uid = uid or current["metadata"].get("uid")
+            await asyncio.sleep(2)
+        await self.record(meta, {"namespaceDeleted": True})
+
+    async def record(self, meta: dict[str, Any], fields: dict[str, Any]) -> None:
         try:
             await self.handle.kube.patch_status(
-                GROUP_VERSION, "environments", meta.get("namespace"), meta["name"], {"uninstalled": True}
+                GROUP_VERSION, "environments", meta.get("namespace"), meta["name"], fields
             )
-        except Exception as exc:
+        except (
+            Exception
+        ) as exc:  # the Environment is gone already, or the API is away: the next event retries
             logger.warning(
-                "Environment %s/%s: could not record the uninstall: %s",
-                meta.get("namespace"),
-                meta["name"],
-                exc,
-            )
-        if note:
-            logger.warning(
-                "Environment %s/%s: deleting namespace %s although: %s",
-                meta.get("namespace"),
-                meta["name"],
-                namespace,
-                note,
+                "Environment %s/%s: could not record %s: %s", meta.get("namespace"), meta["name"], fields, exc
             )
