@@ -65,6 +65,18 @@ class Uninstaller:
         self.tasks[key] = asyncio.create_task(self.tear_down(body), name=f"teardown {key[0]}/{key[1]}")
 
     async def tear_down(self, body: Manifest) -> None:
+        try:
+            await self._tear_down(body)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the next event of the Environment starts another task
+            logger.exception(
+                "Environment %s/%s: teardown step failed",
+                body["metadata"].get("namespace"),
+                body["metadata"]["name"],
+            )
+
+    async def _tear_down(self, body: Manifest) -> None:
         meta, status = body["metadata"], body.get("status") or {}
         where = f"Environment {meta.get('namespace')}/{meta['name']}"
         namespace = str(status["namespace"])
