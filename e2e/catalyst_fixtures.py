@@ -28,7 +28,7 @@ The API below is stable (the catalyst e2e tests build on it):
 ``e2e/fixtures/catalyst-app`` (see its README: ``charts/app``, ``Dockerfile``, ``deploy/``,
 ``kustomize/``) on branch ``main``.
   - ``url`` ``"http://127.0.0.1:<port>/app.git"``, ``username``, ``password``, ``branch`` (``"main"``),
-    ``first_commit`` (its sha), ``url_with_credentials()``;
+    ``first_commit`` (its sha), ``url_with_credentials()``, ``basic_auth()`` (the header value);
   - ``commit(message, changes, branch=None) -> sha``: writes ``changes`` (path relative to the
     repository root -> ``str``/``bytes`` content, or ``None`` to delete) as a new commit on ``branch``
     (default ``main``; a new branch starts from ``main``'s head) and publishes it;
@@ -554,6 +554,10 @@ class GitServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/app.git"
+
+    def basic_auth(self) -> str:
+        """The ``Authorization`` header value (e.g. for ``git -c http.extraHeader=...``)."""
+        return _basic(self.username, self.password)
 
     def url_with_credentials(self) -> str:
         user, password = (urllib.parse.quote(s, safe="") for s in (self.username, self.password))

@@ -164,3 +164,20 @@ def test_app_chart_lints_and_renders_the_injected_values(git_server: GitServer) 
     assert docs["Ingress"]["metadata"]["annotations"] == {"cert-manager.io/cluster-issuer": "letsencrypt"}
     plain = subprocess.run([HELM, "template", "pr-1", str(chart)], capture_output=True, text=True, check=True)
     assert "kind: Ingress" not in plain.stdout  # no host, no Ingress
+
+
+def test_shallow_fetch_of_a_commit_with_an_authorization_header(
+    git_server: GitServer, tmp_path: Path
+) -> None:
+    """The operator's way: an empty repository, a commit fetched by sha at depth 1, auth in a header."""
+    second = git_server.commit("second", {"NOTES": "second commit\n"})
+    work = tmp_path / "checkout"
+    git("init", "-q", str(work))
+    header = f"http.extraHeader=Authorization: {git_server.basic_auth()}"
+    for sha in (git_server.first_commit, second):
+        git("-c", header, "-C", str(work), "fetch", "-q", "--depth=1", git_server.url, sha)
+        git("-C", str(work), "checkout", "-q", "--detach", sha)
+        assert git("-C", str(work), "rev-parse", "HEAD").stdout.strip() == sha
+    assert (work / "NOTES").read_text() == "second commit\n"
+    refused = git("-C", str(work), "fetch", "-q", "--depth=1", git_server.url, second, check=False)
+    assert refused.returncode != 0

@@ -4,7 +4,7 @@ CLUSTER_DIR := tools/cluster
 
 .PHONY: cluster-binaries cluster-up cluster-down cluster-status e2e tilt-binary
 
-cluster-binaries: ## build kube-apiserver/controller-manager/scheduler, kubectl, etcd, kwok, helm (only what is missing)
+cluster-binaries: ## build kube-apiserver/controller-manager/scheduler, kubectl, etcd, kwok, helm, registry (only what is missing)
 	@bash $(CLUSTER_DIR)/build.sh
 
 cluster-up: cluster-binaries ## start the local cluster (no-op when running); prints export KUBECONFIG=...

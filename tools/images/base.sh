@@ -3,6 +3,8 @@
 # since no registry is reachable here. Users of Docker keep python:3.12-slim (the Dockerfiles' default).
 #
 #   tools/images/base.sh          print the base image's name, building it first when it is missing
+#   tools/images/base.sh --apt    the same Debian before trimming, apt included: the stage of an operator
+#                                 image that installs Debian packages (git) to copy into the final stage
 #
 # The rootfs tarball is cached in ~/.cache/troupe/images/ (TROUPE_CACHE overrides ~/.cache/troupe), so a
 # wiped container store re-imports it in seconds instead of bootstrapping again.
@@ -11,6 +13,8 @@ CACHE="${TROUPE_CACHE:-$HOME/.cache/troupe}/images"
 SUITE=bookworm
 # -rN: bump when the recipe below changes, so a stale base is rebuilt.
 NAME="localhost/troupe-base:$SUITE-python3-r2"
+APT=0
+if [[ "${1:-}" == "--apt" ]]; then APT=1; NAME="localhost/troupe-base:$SUITE-python3-apt-r1"; fi
 # The debootstrap output, before trimming (so a change to the trimming needs no new bootstrap).
 TARBALL="$CACHE/troupe-base-$SUITE-python3-r1.tar"
 # What neither stage of an operator image needs, removed by their dpkg file lists: the package
@@ -40,17 +44,22 @@ if [[ ! -s "$TARBALL" ]]; then
 else
   tar -C "$root" --numeric-owner -xf "$TARBALL"
 fi
-for pkg in "${TRIM[@]}"; do
-  list="$root/var/lib/dpkg/info/$pkg.list"
-  [[ -f "$list" ]] || list="$root/var/lib/dpkg/info/$pkg:amd64.list"
-  [[ -f "$list" ]] || { log "trim: $pkg not installed"; continue; }
-  while IFS= read -r f; do  # files only: a directory (or usr-merge symlink like /lib) is shared
-    if [[ ( -f "$root$f" || -L "$root$f" ) && ! -d "$root$f" ]]; then rm -f "$root$f"; fi
-  done <"$list"
-done
-# What an image never needs: docs, man pages, locales, the package databases and caches.
-rm -rf "$root"/usr/share/{doc,man,info,locale,lintian,bash-completion}/* "$root"/var/lib/apt "$root"/var/cache/* \
-  "$root"/var/lib/dpkg "$root"/var/log/* "$root"/etc/apt "$root"/etc/dpkg
+if [[ $APT == 1 ]]; then
+  # untrimmed: apt, dpkg and their databases stay (only a build stage uses this image)
+  chroot "$root" apt-get --version >/dev/null || { log "no apt in $TARBALL"; exit 1; }
+else
+  for pkg in "${TRIM[@]}"; do
+    list="$root/var/lib/dpkg/info/$pkg.list"
+    [[ -f "$list" ]] || list="$root/var/lib/dpkg/info/$pkg:amd64.list"
+    [[ -f "$list" ]] || { log "trim: $pkg not installed"; continue; }
+    while IFS= read -r f; do  # files only: a directory (or usr-merge symlink like /lib) is shared
+      if [[ ( -f "$root$f" || -L "$root$f" ) && ! -d "$root$f" ]]; then rm -f "$root$f"; fi
+    done <"$list"
+  done
+  # What an image never needs: docs, man pages, locales, the package databases and caches.
+  rm -rf "$root"/usr/share/{doc,man,info,locale,lintian,bash-completion}/* "$root"/var/lib/apt "$root"/var/cache/* \
+    "$root"/var/lib/dpkg "$root"/var/log/* "$root"/etc/apt "$root"/etc/dpkg
+fi
 # The result must still run python3 with its C modules and pip (the build stage installs uv with it).
 chroot "$root" /usr/bin/python3 -c 'import ssl, sqlite3, ctypes, zoneinfo, lzma, bz2, uuid, asyncio, pip' || {
   log "the trimmed rootfs lost something python3 needs; fix TRIM in $0"; exit 1; }

@@ -7,6 +7,12 @@
 # Tags: localhost/troupe/<name>-operator:<plugin version> and :dev. Prints one line per image:
 #   <name> <image> <size MB> <seconds>
 # TROUPE_IMAGE_BASE=<image> builds from another base (e.g. python:3.12-slim where a registry answers).
+#
+# A Dockerfile's `# image-tools: helm git` line names programs its image carries besides the operator:
+#   helm  the build context `helm`: the directory of the helm binary tools/cluster/build.sh builds
+#         (`COPY --from=helm helm ...`; no download site is needed)
+#   git   the build arg APT_IMAGE: a Debian with apt to install git in (the local base before trimming,
+#         tools/images/base.sh --apt; with TROUPE_IMAGE_BASE, that image itself or TROUPE_IMAGE_APT_BASE)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
@@ -26,13 +32,26 @@ ca=()
 
 for op in "${ops[@]}"; do
   [[ -f "plugins/$op/Dockerfile" ]] || { log "no plugins/$op/Dockerfile"; exit 1; }
+  extra=()
+  for tool in $(sed -n 's/^# image-tools://p' "plugins/$op/Dockerfile"); do
+    case "$tool" in
+      helm)
+        bash tools/cluster/build.sh helm  # a no-op when built
+        helm="$(bash tools/cluster/build.sh --env | sed -n 's/^HELM=//p')"
+        extra+=(--build-context "helm=$(dirname "$helm")") ;;
+      git)
+        apt_base="${TROUPE_IMAGE_APT_BASE:-${TROUPE_IMAGE_BASE:-$(bash tools/images/base.sh --apt)}}"
+        extra+=(--build-arg "APT_IMAGE=$apt_base") ;;
+      *) log "plugins/$op/Dockerfile: unknown image tool $tool (known: helm git)"; exit 1 ;;
+    esac
+  done
   version="$(python3 -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["project"]["version"])' \
     "plugins/$op/pyproject.toml")"
   image="localhost/troupe/$op-operator"
   t0=$SECONDS
   log "build $image:$version from $BASE"
   podman build --isolation chroot --network host "${ca[@]}" --layers \
-    --build-arg "BASE_IMAGE=$BASE" --build-arg "VERSION=$version" --build-arg "REVISION=$revision" \
+    --build-arg "BASE_IMAGE=$BASE" --build-arg "VERSION=$version" --build-arg "REVISION=$revision" "${extra[@]}" \
     -f "plugins/$op/Dockerfile" -t "$image:$version" -t "$image:dev" . >&2
   size="$(podman image inspect --format '{{.Size}}' "$image:$version")"
   echo "$op $image:$version $((size / 1000000)) $((SECONDS - t0))"
