@@ -8,7 +8,9 @@ ready; helm installs the app's chart from the git repository into the generated 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -403,6 +405,38 @@ def test_sigkill_during_helm_does_not_install_twice(
     assert [h["status"] for h in history] == ["deployed"] and history[0]["revision"] == 1, history
     delete_environment("kill", team)
     wait_gone("namespace", target_ns)
+
+
+def test_suspend_scales_to_zero_and_ttl_deletes_with_a_warning_first(
+    operator: Operator, team: str, registry: Registry, git_server: GitServer
+) -> None:
+    apply(project("app", registry, git_server), team)
+    sha = git_server.first_commit
+    registry.push_image("org/app", sha)
+    apply(environment("nap", "app", sha, type="deployment"), team)
+    env = wait_phase("nap", team, "Ready")
+    target_ns = status(env)["namespace"]
+    kubectl("patch", "environment", "nap", "-n", team, "--type=merge", "-p", '{"spec": {"suspend": true}}')
+    wait_phase("nap", team, "Suspended")
+    assert get("deployment", "nap", target_ns)["spec"]["replicas"] == 0  # type: ignore[index]
+    assert helm_json("status", "nap", "-n", target_ns)["version"] == 1  # the release stays
+    kubectl("patch", "environment", "nap", "-n", team, "--type=merge", "-p", '{"spec": {"suspend": false}}')
+    wait_phase("nap", team, "Ready")
+    assert get("deployment", "nap", target_ns)["spec"]["replicas"] == 1  # type: ignore[index]
+    # a TTL: a Warning Event a quarter of it before the end, then the Environment deletes itself
+    kubectl("patch", "environment", "nap", "-n", team, "--type=merge", "-p", '{"spec": {"ttl": "20s"}}')
+    wait_env(
+        "nap", team, lambda o: cond(o, "ExpiringSoon").get("status") == "True", "ExpiringSoon", timeout=40
+    )
+    events = kubectl_json("get", "events", "-n", team, "--field-selector", "involvedObject.name=nap")["items"]
+    assert any(e["type"] == "Warning" and e["reason"] == "TTLExpiring" for e in events), events
+    wait_gone("environment", "nap", team, timeout=60)
+    wait_gone("namespace", target_ns)
+    metrics = (
+        urllib.request.urlopen(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=5).read().decode()
+    )
+    assert re.search(r'troupe_catalyst_deploy_duration_seconds_count\{result="success"\} [1-9]', metrics)
+    assert 'troupe_catalyst_objects{kind="Project",phase="Ready"}' in metrics
 
 
 def test_bad_input_is_refused_with_the_field(operator: Operator, team: str) -> None:

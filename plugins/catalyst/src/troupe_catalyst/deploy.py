@@ -178,30 +178,64 @@ def inject(docs: list[dict[str, Any]], image: str, env: list[dict[str, str]]) ->
     return out
 
 
-async def apply_manifests(settings: Settings, source: pathlib.Path, inputs: dict[str, Any]) -> None:
-    """Server-side apply of a plain YAML directory or a rendered kustomization, into the namespace."""
-    kubectl, namespace = settings.kubectl, inputs["namespace"]
+async def apply_manifests(
+    handle: OperatorHandle, settings: Settings, source: pathlib.Path, inputs: dict[str, Any]
+) -> int:
+    """Server-side apply of a plain YAML directory or a rendered kustomization, into the namespace.
+
+    Through the API (no kubectl needed): each object's kind is looked up in the API's discovery, and a
+    cluster-scoped one is refused (an environment's deploy stays in its namespace).
+    """
+    namespace = inputs["namespace"]
     if inputs["type"] == "kustomize":
-        rendered = await run(kubectl, "kustomize", str(source), what="KustomizeFailed")
+        rendered = await run(settings.kubectl, "kustomize", str(source), what="KustomizeFailed")
         docs = [d for d in yaml.safe_load_all(rendered) if isinstance(d, dict)]
     else:
         docs = read_manifests(source)
     if not docs:
         raise DeployError("NothingToApply", f"no objects in {inputs['path']}")
     docs = inject(docs, inputs.get("image", ""), inputs.get("env") or [])
-    await run(
-        kubectl,
-        "apply",
-        "--server-side",
-        "--force-conflicts",
-        "--field-manager=troupe-catalyst-deploy",
-        "--namespace",
-        namespace,
-        "-f",
-        "-",
-        stdin=yaml.safe_dump_all(docs).encode(),
-        what="ApplyFailed",
-    )
+    discovered: dict[str, dict[str, tuple[str, bool]]] = {}
+    for doc in docs:
+        api_version, kind = str(doc.get("apiVersion", "")), str(doc.get("kind", ""))
+        name = str((doc.get("metadata") or {}).get("name", ""))
+        if api_version not in discovered:
+            discovered[api_version] = await resources_of(handle, api_version)
+        plural, namespaced = discovered[api_version].get(kind, ("", False))
+        if not plural:
+            raise DeployError("UnknownKind", f"{api_version} {kind} {name}: the API server does not serve it")
+        if not namespaced:
+            raise DeployError(
+                "ClusterScoped",
+                f"{kind} {name} is cluster-scoped: an environment deploys into its namespace only",
+            )
+        doc.setdefault("metadata", {})["namespace"] = namespace
+        prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        try:
+            await handle.kube.request(
+                "PATCH",
+                f"{prefix}/namespaces/{namespace}/{plural}/{name}",
+                body=doc,
+                query={"fieldManager": "troupe-catalyst-deploy", "force": "true"},
+                content_type="application/apply-patch+yaml",
+            )
+        except Exception as exc:  # the manifest is wrong, or RBAC refuses: say which object
+            raise DeployError("ApplyFailed", f"{kind} {name}: {getattr(exc, 'body', None) or exc}") from exc
+    return len(docs)
+
+
+async def resources_of(handle: OperatorHandle, api_version: str) -> dict[str, tuple[str, bool]]:
+    """kind -> (plural, namespaced) of one group version, from the API's discovery."""
+    path = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    try:
+        listing = await handle.kube.request("GET", path)
+    except Exception as exc:
+        raise DeployError("UnknownKind", f"{api_version}: {exc}") from exc
+    return {
+        r["kind"]: (r["name"], bool(r.get("namespaced")))
+        for r in listing.get("resources") or []
+        if "/" not in r["name"]
+    }
 
 
 async def workloads(handle: OperatorHandle, namespace: str) -> list[dict[str, Any]]:
@@ -238,17 +272,35 @@ async def wait_ready(handle: OperatorHandle, namespace: str, seconds: float) -> 
         await asyncio.sleep(2)
 
 
+#: On a suspended workload: its replicas before, given back on resume (helm sees no change to redo).
+SUSPENDED_ANNOTATION = "catalyst.dev/replicas-before-suspend"
+
+
 async def scale_to_zero(handle: OperatorHandle, namespace: str) -> int:
     """Suspend: every Deployment and StatefulSet of the namespace (the environment's own) to 0 replicas."""
     items = await workloads(handle, namespace)
     for item in items:
-        if (item.get("spec") or {}).get("replicas") == 0:
+        replicas = (item.get("spec") or {}).get("replicas", 1)
+        if replicas == 0:
             continue
-        path = f"/apis/apps/v1/namespaces/{namespace}/{item['kind']}/{item['metadata']['name']}/scale"
-        await handle.kube.request(
-            "PATCH", path, body={"spec": {"replicas": 0}}, content_type="application/merge-patch+json"
-        )
+        patch = {"metadata": {"annotations": {SUSPENDED_ANNOTATION: str(replicas)}}, "spec": {"replicas": 0}}
+        await _patch_workload(handle, namespace, item, patch)
     return len(items)
+
+
+async def resume(handle: OperatorHandle, namespace: str) -> None:
+    """Give suspended workloads their replicas back (a helm upgrade without changes would not)."""
+    for item in await workloads(handle, namespace):
+        before = (item["metadata"].get("annotations") or {}).get(SUSPENDED_ANNOTATION)
+        if before is None:
+            continue
+        patch = {"metadata": {"annotations": {SUSPENDED_ANNOTATION: None}}, "spec": {"replicas": int(before)}}
+        await _patch_workload(handle, namespace, item, patch)
+
+
+async def _patch_workload(handle: OperatorHandle, namespace: str, item: dict[str, Any], patch: Any) -> None:
+    path = f"/apis/apps/v1/namespaces/{namespace}/{item['kind']}/{item['metadata']['name']}"
+    await handle.kube.request("PATCH", path, body=patch, content_type="application/merge-patch+json")
 
 
 async def deploy(inputs: dict[str, Any], handle: OperatorHandle, settings: Settings) -> dict[str, Any]:
@@ -267,7 +319,8 @@ async def deploy(inputs: dict[str, Any], handle: OperatorHandle, settings: Setti
         if inputs["type"] == "helm":
             revision = await helm_deploy(settings, source, inputs)
         else:
-            await apply_manifests(settings, source, inputs)
+            await apply_manifests(handle, settings, source, inputs)
+    await resume(handle, namespace)
     ready = await wait_ready(handle, namespace, settings.ready_timeout)
     return {"revision": revision, "workloads": ready}
 
