@@ -65,7 +65,7 @@ tilt-ci: sync cluster-binaries tilt-binary ## `tilt ci` in local mode: every ope
 unit: sync ## unit tests (no cluster)
 	$(PYTEST) packages plugins tools/tests
 
-test: lint check-crds check-versions unit e2e tilt-ci ## everything CI runs (e2e includes the workshop image's smoke test)
+test: lint check-crds check-versions unit e2e tilt-ci ## everything CI runs (e2e includes the workshop and catalyst images' smoke tests)
 
 bench: sync cluster-up ## benchmarks beside their limits (tools/bench_*.py; TROUPE_BENCH_IDLE_SECONDS=30 TROUPE_BENCH_WORKSHOPS=200 for a quick run)
 	@for b in tools/bench_*.py; do echo "== $$b"; $(UV) run --frozen python $$b || exit 1; done

@@ -1,6 +1,6 @@
 """The image smoke test: each operator's image, built here without Docker, runs its operator.
 
-For each image (``TROUPE_E2E_IMAGES``: ``workshop`` by default, as in ``make test``; ``all`` or a comma
+For each image (``TROUPE_E2E_IMAGES``: ``workshop,catalyst`` by default, as in ``make test``; ``all`` or a comma
 list, as ``make images-test`` passes):
 
 - it is built from ``plugins/<name>/Dockerfile`` by ``tools/images/build.sh`` (podman, chroot isolation),
@@ -51,14 +51,15 @@ import chart_run
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
 MAX_MB = 150
-# What a program a Dockerfile's `# image-tools:` line names may add (helm: one 61 MB static binary; git:
+# What a program a Dockerfile's `# image-tools:` line names may add (helm and kubectl: one static binary each; git:
 # the binary, its http(s) helper and the libraries they link), how to ask its version and how that starts.
 TOOLS = {
     "helm": (65, ["helm", "version", "--short"], "v3."),
+    "kubectl": (60, ["kubectl", "version", "--client"], "Client Version: v1."),
     "git": (15, ["git", "--version"], "git version 2."),
 }
 ALL = sorted(p.parent.name for p in ROOT.glob("plugins/*/Dockerfile"))
-_wanted = os.environ.get("TROUPE_E2E_IMAGES", "workshop")
+_wanted = os.environ.get("TROUPE_E2E_IMAGES", "workshop,catalyst")
 OPERATORS = ALL if _wanted == "all" else [o for o in _wanted.split(",") if o in ALL]
 BUILT: dict[str, tuple[str, int, int]] = {}  # operator -> (image, MB, seconds)
 
@@ -147,10 +148,12 @@ def test_image_holds_that_operator_only(container: str, request: pytest.FixtureR
 
 
 def example(operator: str, kinds: set[str]) -> dict[str, Any]:
-    """The first namespaced example object of one of the operator's kinds."""
+    """The first example object of one of the operator's kinds, to be applied in the test's namespace."""
     for path in sorted((ROOT / "plugins" / operator / "examples").glob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
-            if doc and doc.get("kind") in kinds and "namespace" not in doc.get("metadata", {}):
+            if doc and doc.get("kind") in kinds:
+                doc["metadata"].pop("namespace", None)
+                doc.pop("status", None)
                 return dict(doc)
     pytest.fail(f"plugins/{operator}/examples holds no object of {kinds}")
 
@@ -177,9 +180,13 @@ def test_operator_from_image_takes_lease_and_reconciles(
     try:
         # the chart as users install it, scoped to this namespace, with its Deployment scaled to 0: the
         # operator runs from the image here instead (this cluster has no container runtime)
-        helm.install(
-            chart, ns, release=f"img-{operator}", values={"watchNamespaces": [ns], "replicaCount": 0}
+        # an operator that creates namespaces watches all of them (its chart refuses watchNamespaces)
+        schema = json.loads((chart / "values.schema.json").read_text())
+        cluster_wide = schema["properties"]["watchNamespaces"].get("maxItems") == 0
+        values: dict[str, Any] = (
+            {"replicaCount": 0} if cluster_wide else {"watchNamespaces": [ns], "replicaCount": 0}
         )
+        helm.install(chart, ns, release=f"img-{operator}", values=values)
         monkeypatch.setenv("KUBECONFIG", cluster)  # chart_run reads the chart's Deployment with it
         monkeypatch.setenv("KUBECTL", KUBECTL)
         pod = chart_run.chart_pod(f"img-{operator}", ns, f"img-{operator}-0")
@@ -195,7 +202,10 @@ def test_operator_from_image_takes_lease_and_reconciles(
         def lease_holders() -> dict[str, Any]:
             alive = proc is not None and proc.poll() is None
             assert alive, f"the operator exited:\n{log_path.read_text()[-3000:]}"
-            peerings = kubectl_json("get", "kopfpeerings", "-n", ns)["items"]
+            if cluster_wide:
+                peerings = [kubectl_json("get", "clusterkopfpeering", f"troupe-{operator}")]
+            else:
+                peerings = kubectl_json("get", "kopfpeerings", "-n", ns)["items"]
             return {k: v for p in peerings for k, v in (p.get("status") or {}).items()}
 
         wait_for(lease_holders, timeout=120, describe=f"the {operator} operator to take its peering lease")

@@ -76,9 +76,9 @@ def chart_pod(release: str, namespace: str, pod_name: str) -> ChartPod:
 
 
 def env_value(var: dict[str, Any], namespace: str, pod_name: str) -> str:
-    if "value" in var:
-        return str(var["value"])
-    source = var.get("valueFrom", {})
+    if "valueFrom" not in var:  # the API server stores an empty value as no value at all
+        return str(var.get("value", ""))
+    source = var["valueFrom"]
     if "fieldRef" in source:
         field = source["fieldRef"]["fieldPath"]
         return {"metadata.name": pod_name, "metadata.namespace": namespace}.get(field, "")

@@ -11,6 +11,7 @@
 # A Dockerfile's `# image-tools: helm git` line names programs its image carries besides the operator:
 #   helm  the build context `helm`: the directory of the helm binary tools/cluster/build.sh builds
 #         (`COPY --from=helm helm ...`; no download site is needed)
+#   kubectl  the build context `kubectl`: the directory of the kubectl tools/cluster/build.sh builds
 #   git   the build arg APT_IMAGE: a Debian with apt to install git in (the local base before trimming,
 #         tools/images/base.sh --apt; with TROUPE_IMAGE_BASE, that image itself or TROUPE_IMAGE_APT_BASE)
 set -euo pipefail
@@ -39,10 +40,14 @@ for op in "${ops[@]}"; do
         bash tools/cluster/build.sh helm  # a no-op when built
         helm="$(bash tools/cluster/build.sh --env | sed -n 's/^HELM=//p')"
         extra+=(--build-context "helm=$(dirname "$helm")") ;;
+      kubectl)
+        bash tools/cluster/build.sh kubernetes  # a no-op when built
+        kubectl="$(bash tools/cluster/build.sh --env | sed -n 's/^KUBECTL=//p')"
+        extra+=(--build-context "kubectl=$(dirname "$kubectl")") ;;
       git)
         apt_base="${TROUPE_IMAGE_APT_BASE:-${TROUPE_IMAGE_BASE:-$(bash tools/images/base.sh --apt)}}"
         extra+=(--build-arg "APT_IMAGE=$apt_base") ;;
-      *) log "plugins/$op/Dockerfile: unknown image tool $tool (known: helm git)"; exit 1 ;;
+      *) log "plugins/$op/Dockerfile: unknown image tool $tool (known: helm kubectl git)"; exit 1 ;;
     esac
   done
   version="$(python3 -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["project"]["version"])' \
