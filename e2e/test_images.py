@@ -1,7 +1,7 @@
 """The image smoke test: each operator's image, built here without Docker, runs its operator.
 
-For each image (``TROUPE_E2E_IMAGES``: ``workshop,catalyst`` by default, as in ``make test``; ``all`` or a comma
-list, as ``make images-test`` passes):
+For each image (``TROUPE_E2E_IMAGES``: ``workshop,catalyst`` by default, as in ``make test``; ``all`` or a
+comma list, as ``make images-test`` passes):
 
 - it is built from ``plugins/<name>/Dockerfile`` by ``tools/images/build.sh`` (podman, chroot isolation),
   is at most 150 MB (plus the size of the programs its ``# image-tools:`` line names), carries its OCI
@@ -51,8 +51,9 @@ import chart_run
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
 MAX_MB = 150
-# What a program a Dockerfile's `# image-tools:` line names may add (helm and kubectl: one static binary each; git:
-# the binary, its http(s) helper and the libraries they link), how to ask its version and how that starts.
+# What a program a Dockerfile's `# image-tools:` line names may add (helm and kubectl: one static binary
+# each; git: the binary, its http(s) helper and the libraries they link), how to ask its version and how
+# that starts.
 TOOLS = {
     "helm": (65, ["helm", "version", "--short"], "v3."),
     "kubectl": (60, ["kubectl", "version", "--client"], "Client Version: v1."),

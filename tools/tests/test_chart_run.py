@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tools/ is scripts, not a package
 
-import chart_run  # noqa: E402
+import chart_run
 
 
 def test_an_empty_env_value_is_stored_as_none_and_read_as_empty() -> None:
