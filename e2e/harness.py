@@ -495,8 +495,9 @@ class Operator:
 
     def stop(self, grace: float = 10) -> int | None:
         if self.process.poll() is None:
+            # to `uv run` only: it forwards the signal, and kopf's second SIGTERM was a traceback
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
+                self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(grace)
             except subprocess.TimeoutExpired:
