@@ -366,3 +366,21 @@ async def test_a_child_refused_because_its_namespace_is_going_is_no_failure(
     )
     await reconciler.reconcile(key)
     assert kube.objects["greetings", "ns", "hi"]["status"]["phase"] != "Failed"
+
+
+async def test_the_echoes_of_our_own_writes_ask_for_no_reconcile(
+    kube: MemoryKube, reconciler: Reconciler
+) -> None:
+    # The watch brings back every write of ours (finalizer, child, status) as an event; the cache holds
+    # their responses already, so none of them is news, while a change by anyone else is.
+    key = add_greeting(kube, reconciler, {"name": "Ada"})
+    await reconciler.reconcile(key)
+    assert not reconciler.put(key, copy.deepcopy(kube.objects["greetings", "ns", "hi"]))
+    echo = copy.deepcopy(kube.objects["configmaps", "ns", "hi-greeting"])
+    assert reconciler.children.put(echo) == set()
+    edited = copy.deepcopy(kube.objects["greetings", "ns", "hi"])
+    edited["metadata"]["resourceVersion"] = str(int(edited["metadata"]["resourceVersion"]) + 1)
+    edited["metadata"]["generation"] = 2
+    assert reconciler.put(key, edited)
+    echo["metadata"]["resourceVersion"] = str(int(echo["metadata"]["resourceVersion"]) + 1)
+    assert reconciler.children.put(echo) == {key.owner}

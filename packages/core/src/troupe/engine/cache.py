@@ -22,15 +22,54 @@ def newer(candidate: Manifest, current: Manifest | None) -> bool:
     return current is None or _version(candidate) >= _version(current)
 
 
+def unseen(candidate: Manifest, current: Manifest | None) -> bool:
+    """``candidate`` is a version not seen before: not the one cached (the watch's echo of our own write,
+    whose response we cached already, or a re-listing after a reconnect), nor an older one arriving late."""
+    if current is None:
+        return True
+    version = candidate.get("metadata", {}).get("resourceVersion")
+    if version == current.get("metadata", {}).get("resourceVersion"):
+        return False
+    return _version(candidate) > _version(current) or _version(current) == 0
+
+
+#: Per-field detail of each manager's fields (``fieldsV1``) is most of an object's size and nothing the
+#: core or a hook reads: the managers' names stay (a NameConflict names them).
+_MANAGER_KEYS = ("manager", "operation", "subresource")
+_HEAVY_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
+
+
+def trimmed(body: Manifest) -> Manifest:
+    """``body`` as kept in the caches: without the field managers' field sets and kubectl's copy of the
+    last applied object, which no hook reads and which doubled the memory of every cached object."""
+    meta = body.get("metadata")
+    if not isinstance(meta, dict):
+        return body
+    managed = meta.get("managedFields")
+    annotations = meta.get("annotations") or {}
+    heavy = [a for a in _HEAVY_ANNOTATIONS if a in annotations]
+    if not managed and not heavy:
+        return body
+    meta = dict(meta)
+    if managed:
+        meta["managedFields"] = [{k: m[k] for k in _MANAGER_KEYS if k in m} for m in managed]
+    if heavy:
+        meta["annotations"] = {k: v for k, v in annotations.items() if k not in heavy}
+    return {**body, "metadata": meta}
+
+
 class ObjectCache:
     """Latest known body per key, never replaced by an older version arriving late."""
 
     def __init__(self) -> None:
         self._objects: dict[Any, Manifest] = {}
 
-    def put(self, key: Any, body: Manifest) -> None:
-        if newer(body, self._objects.get(key)):
-            self._objects[key] = body
+    def put(self, key: Any, body: Manifest) -> bool:
+        """Keep ``body`` unless an as new one is cached; True when it is a version not seen before."""
+        current = self._objects.get(key)
+        if newer(body, current):
+            self._objects[key] = trimmed(body)
+        return unseen(body, current)
 
     def pop(self, key: Any) -> None:
         self._objects.pop(key, None)
@@ -59,21 +98,23 @@ class ChildIndex:
         return str(owner) if owner else None
 
     def put(self, child: Manifest) -> set[str]:
-        """Record ``child``; returns the owners whose children changed (the old one too, on a move)."""
+        """Record ``child``; returns the owners whose children changed (the old one too, on a move).
+
+        A version seen before (the echo of our own apply, whose response is recorded already) or older
+        than the one recorded changes nothing.
+        """
         key = ChildKey.of(child)
         owner = self.owner_of(child)
         before = self._owner_of.get(key)
+        current = self._by_owner.get(before, {}).get(key) if before is not None else None
+        if not unseen(child, current):
+            return set()
         if before is not None and before != owner:
-            current = self._by_owner.get(before, {}).get(key)
-            if current is not None and not newer(child, current):
-                return set()
             self._drop(before, key)
         if owner is None:
             return {before} if before else set()
-        children = self._by_owner.setdefault(owner, {})
-        if newer(child, children.get(key)):
-            children[key] = child
-            self._owner_of[key] = owner
+        self._by_owner.setdefault(owner, {})[key] = trimmed(child)
+        self._owner_of[key] = owner
         return {o for o in (before, owner) if o}
 
     def remove(self, child: Manifest) -> str | None:
@@ -118,8 +159,10 @@ class RelatedIndex:
     def put(self, obj: Manifest) -> set[Hashable]:
         """Record a related object; returns its dependents."""
         key = ChildKey.of(obj)
-        if newer(obj, self._objects.get(key)):
-            self._objects[key] = obj
+        current = self._objects.get(key)
+        if not unseen(obj, current):
+            return set()
+        self._objects[key] = trimmed(obj)
         return set(self._users.get(key, ()))
 
     def remove(self, obj: Manifest) -> set[Hashable]:

@@ -91,9 +91,10 @@ class Reconciler:
 
     # -- contexts -------------------------------------------------------------------------------
 
-    def put(self, key: ObjectKey, body: Manifest) -> None:
-        """An object's latest body from its watch, and the related objects it references now."""
-        self.objects.put(key, body)
+    def put(self, key: ObjectKey, body: Manifest) -> bool:
+        """An object's latest body from its watch, and the related objects it references now; True when
+        it is a version not seen before (not the echo of our own status or finalizer write)."""
+        fresh = self.objects.put(key, body)
         uses: set[ChildKey] = set()
         for rel in key.kind.related:
             try:
@@ -103,6 +104,7 @@ class Reconciler:
                 refs = []
             uses |= {ChildKey(rel.group, rel.kind, ns if rel.namespaced else None, name) for ns, name in refs}
         self.related.track(key, uses)
+        return fresh
 
     def forget(self, key: ObjectKey) -> None:
         self.actions.cancel(key)

@@ -6,7 +6,7 @@ import asyncio
 import functools
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,7 +100,9 @@ class HandlerRegistry:
     metrics: dict[str, OperatorMetrics]
 
     def enqueue(self, kind: KindSpec, namespace: str | None, name: str, delay: float = 0.0) -> None:
-        self.queue.enqueue(ObjectKey(kind, namespace if kind.namespaced else None, name), delay)
+        self.queue.enqueue(
+            ObjectKey(kind, namespace if kind.namespaced else None, name), delay, reason="plugin"
+        )
 
     def objects(self, kind: KindSpec) -> list[dict[str, Any]]:
         return [body for key, body in self.reconciler.objects.items() if key.kind is kind]
@@ -158,7 +160,7 @@ def _register_related(
         obj.setdefault("kind", related.kind)
         users = reconciler.related.remove(obj) if event["type"] == "DELETED" else reconciler.related.put(obj)
         for user in users:
-            queue.enqueue(user)
+            queue.enqueue(user, reason="related")
 
 
 def _register_crd_watch(
@@ -185,7 +187,7 @@ def _register_crd_watch(
             return
         for key, _body in reconciler.objects.items():
             if dep in key.kind.watched:
-                queue.enqueue(key)
+                queue.enqueue(key, reason="api")
 
 
 def check_scope(kinds: Sequence[KindSpec], namespaces: Sequence[str]) -> None:
@@ -214,11 +216,12 @@ def _register_kind(
         if event["type"] == "DELETED":
             reconciler.forget(key)
             queue.forget(key)
-        else:
-            reconciler.put(key, dict(event["object"]))
-            queue.enqueue(key)
+        elif reconciler.put(key, dict(event["object"])):
+            queue.enqueue(key, reason="object")
+        else:  # our own status or finalizer write coming back: the cache has it, nothing is new
+            queue.note(key, "object", "ignored")
         for admitted in reconciler.admission_changes(kind):
-            queue.enqueue(admitted)
+            queue.enqueue(admitted, reason="admission")
 
 
 def _register_child(
@@ -248,7 +251,7 @@ def _register_child(
             kind_ref, namespace, name = owner.split("/", 2)
             kind = owners.get(kind_ref)
             if kind is not None:
-                queue.enqueue(ObjectKey(kind, namespace or None, name))
+                queue.enqueue(ObjectKey(kind, namespace or None, name), reason="child")
 
 
 async def run(
@@ -271,7 +274,16 @@ async def run(
         pm=pm, kube=kube, clock=clock, metrics=metrics, activity=activity, finalizer=run_settings.finalizer
     )
     await reconciler.availability.discover(kube, optional_kinds(kinds))
-    queue = WorkQueue(reconciler.reconcile, concurrency=run_settings.concurrency)  # type: ignore[arg-type]
+
+    def observe(key: Hashable, reason: str, outcome: str) -> None:
+        if isinstance(key, ObjectKey):
+            metrics[key.kind.operator].enqueues.labels(reason=reason, outcome=outcome).inc()
+
+    queue = WorkQueue(
+        reconciler.reconcile,  # type: ignore[arg-type]
+        concurrency=run_settings.concurrency,
+        observe=observe,
+    )
     registry = HandlerRegistry(
         kopf=kopf.OperatorRegistry(),
         reconciler=reconciler,
@@ -282,7 +294,7 @@ async def run(
     )
     for op in run_settings.operators:
         prom.register(PhaseCollector(op, functools.partial(reconciler.phase_counts, op)))
-    reconciler.actions.done = queue.enqueue
+    reconciler.actions.done = functools.partial(queue.enqueue, reason="action")
     reconciler.actions.handle = registry.handle()
     register(registry, pm)
     if ready is not None:
