@@ -15,10 +15,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from troupe.crd import build_crd
-from troupe.engine.client import Kube
+from troupe.engine.client import ApiException, Kube
 from troupe.engine.runtime import HandlerRegistry, RunSettings, run
 from troupe.plugins import get_plugin_manager
 from troupe_example import greeting

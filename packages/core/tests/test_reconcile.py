@@ -7,12 +7,12 @@ from typing import Any
 
 import kopf
 import pytest
-from kubernetes_asyncio.client.exceptions import ApiException
 from prometheus_client import CollectorRegistry
 
 from troupe.clock import FrozenClock
 from troupe.engine.cache import ObjectKey
 from troupe.engine.children import ApplyReport
+from troupe.engine.client import ApiException
 from troupe.engine.health import WatchActivity
 from troupe.engine.metrics import OperatorMetrics
 from troupe.engine.reconcile import Reconciler

@@ -10,7 +10,6 @@ from typing import Any
 import aiohttp
 import kopf
 import pluggy
-from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from troupe.clock import Clock
@@ -20,7 +19,7 @@ from troupe.engine.admission import line_up, newly_admitted
 from troupe.engine.availability import Availability, missing_message
 from troupe.engine.cache import ChildIndex, ObjectCache, ObjectKey, RelatedIndex
 from troupe.engine.children import ChildApplier, InvalidChild, api_message
-from troupe.engine.client import Kube, NotFound
+from troupe.engine.client import ApiException, Kube, NotFound
 from troupe.engine.health import WatchActivity
 from troupe.engine.metrics import OperatorMetrics
 from troupe.engine.reporting import StatusWriter, with_blockers

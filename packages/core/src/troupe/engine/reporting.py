@@ -7,13 +7,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from kubernetes_asyncio.client.exceptions import ApiException
-
 from troupe.clock import Clock, isoformat
 from troupe.conditions import Condition
 from troupe.context import Manifest, ReconcileContext, StatusUpdate
 from troupe.engine.cache import ObjectCache, ObjectKey
-from troupe.engine.client import Kube, NotFound
+from troupe.engine.client import ApiException, Kube, NotFound
 from troupe.engine.metrics import OperatorMetrics
 from troupe.engine.status import desired_status, events_for, status_patch
 from troupe.kinds import KindSpec
