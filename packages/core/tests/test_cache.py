@@ -76,3 +76,19 @@ def test_cached_bodies_keep_the_managers_names_but_not_their_field_sets() -> Non
     cache = ObjectCache()
     cache.put("k", body)
     assert "fieldsV1" not in (cache.get("k") or {})["metadata"]["managedFields"][0]
+
+
+def test_the_versions_of_our_own_writes_are_remembered_per_object() -> None:
+    cache = ObjectCache()
+    cache.put("k", {"metadata": {"resourceVersion": "1"}})
+    cache.put("k", {"metadata": {"resourceVersion": "2"}}, ours=True)  # the finalizer
+    cache.put("k", {"metadata": {"resourceVersion": "3"}}, ours=True)  # the status
+    assert ("k", "2") in cache.ours and ("k", "3") in cache.ours
+    assert ("k", "1") not in cache.ours and ("j", "2") not in cache.ours
+    index = ChildIndex()
+    index.put(child("5"), ours=True)
+    index.put(child("6"))
+    key = next(iter(index.children(OWNER, "")))
+    assert (key, "5") in index.ours and (key, "6") not in index.ours
+    cache.pop("k")
+    assert ("k", "3") not in cache.ours

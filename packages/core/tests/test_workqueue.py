@@ -144,3 +144,27 @@ async def test_a_delay_asked_from_outside_is_kept_across_runs() -> None:
     await asyncio.sleep(0.4)
     assert runs == 2
     queue.close()
+
+
+async def test_an_echo_that_beat_the_response_of_its_write_needs_no_rerun() -> None:
+    # The watch may bring a write of the running reconcile back before the write's response: whether it
+    # was an echo is known once the run is over.
+    runs = 0
+    written: set[str] = set()
+    outcomes: list[str] = []
+
+    async def worker(key: Hashable) -> None:
+        nonlocal runs
+        runs += 1
+        queue.enqueue(key, reason="object", echo=lambda: "v2" in written)  # the echo of the write below
+        await asyncio.sleep(0.01)
+        written.add("v2")  # the response of the write arrives
+        if runs == 1:
+            queue.enqueue(key, reason="child", echo=lambda: "v9" in written)  # somebody else's change
+
+    queue = WorkQueue(worker, observe=lambda key, reason, outcome: outcomes.append(f"{reason}/{outcome}"))
+    queue.enqueue("a", reason="object")
+    await asyncio.sleep(0)
+    await queue.drain()
+    assert runs == 2
+    assert outcomes == ["object/run", "object/ignored", "child/rerun", "object/ignored"]

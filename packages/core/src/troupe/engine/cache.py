@@ -58,21 +58,56 @@ def trimmed(body: Manifest) -> Manifest:
     return {**body, "metadata": meta}
 
 
+def version_of(body: Manifest) -> str:
+    return str(body.get("metadata", {}).get("resourceVersion", ""))
+
+
+class OwnWrites:
+    """The versions our own last writes of each object produced.
+
+    The watch may bring a write of ours back before its response did (two connections): while the
+    object's reconcile still runs, such an event looks new. Once the run is over, its version is here,
+    and it needs no rerun.
+    """
+
+    KEEP = 4  # the writes of one reconcile: a finalizer, children, a status
+
+    def __init__(self) -> None:
+        self._versions: dict[Any, list[str]] = {}
+
+    def add(self, key: Any, body: Manifest) -> None:
+        versions = self._versions.setdefault(key, [])
+        versions.append(version_of(body))
+        del versions[: -self.KEEP]
+
+    def __contains__(self, item: tuple[Any, str]) -> bool:
+        key, version = item
+        return version in self._versions.get(key, ())
+
+    def forget(self, key: Any) -> None:
+        self._versions.pop(key, None)
+
+
 class ObjectCache:
     """Latest known body per key, never replaced by an older version arriving late."""
 
     def __init__(self) -> None:
         self._objects: dict[Any, Manifest] = {}
+        self.ours = OwnWrites()
 
-    def put(self, key: Any, body: Manifest) -> bool:
-        """Keep ``body`` unless an as new one is cached; True when it is a version not seen before."""
+    def put(self, key: Any, body: Manifest, *, ours: bool = False) -> bool:
+        """Keep ``body`` unless an as new one is cached; True when it is a version not seen before.
+        ``ours``: the response to a write of ours."""
         current = self._objects.get(key)
         if newer(body, current):
             self._objects[key] = trimmed(body)
+        if ours:
+            self.ours.add(key, body)
         return unseen(body, current)
 
     def pop(self, key: Any) -> None:
         self._objects.pop(key, None)
+        self.ours.forget(key)
 
     def get(self, key: Any) -> Manifest | None:
         return self._objects.get(key)
@@ -90,6 +125,7 @@ class ChildIndex:
     def __init__(self) -> None:
         self._by_owner: dict[str, dict[ChildKey, Manifest]] = {}
         self._owner_of: dict[ChildKey, str] = {}
+        self.ours = OwnWrites()
 
     @staticmethod
     def owner_of(child: Manifest) -> str | None:
@@ -97,13 +133,18 @@ class ChildIndex:
         owner = annotations.get(OWNER_ANNOTATION)
         return str(owner) if owner else None
 
-    def put(self, child: Manifest) -> set[str]:
+    def put(self, child: Manifest, *, ours: bool = False) -> set[str]:
         """Record ``child``; returns the owners whose children changed (the old one too, on a move).
 
         A version seen before (the echo of our own apply, whose response is recorded already) or older
-        than the one recorded changes nothing.
+        than the one recorded changes nothing. ``ours``: the response to an apply of ours.
         """
-        key = ChildKey.of(child)
+        changed = self._put(ChildKey.of(child), child)
+        if ours:
+            self.ours.add(ChildKey.of(child), child)
+        return changed
+
+    def _put(self, key: ChildKey, child: Manifest) -> set[str]:
         owner = self.owner_of(child)
         before = self._owner_of.get(key)
         current = self._by_owner.get(before, {}).get(key) if before is not None else None
@@ -127,6 +168,7 @@ class ChildIndex:
     def _drop(self, owner: str, key: ChildKey) -> None:
         self._by_owner.get(owner, {}).pop(key, None)
         self._owner_of.pop(key, None)
+        self.ours.forget(key)
 
     def find(self, key: ChildKey) -> Manifest | None:
         """The child at ``key``, whoever it belongs to."""
@@ -146,6 +188,7 @@ class ChildIndex:
     def forget(self, owner: str) -> None:
         for key in self._by_owner.pop(owner, {}):
             self._owner_of.pop(key, None)
+            self.ours.forget(key)
 
 
 class RelatedIndex:

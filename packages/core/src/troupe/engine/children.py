@@ -207,7 +207,7 @@ class ChildApplier:
                 report.refusals.append(Refusal(key, exc.status or 0, api_message(exc)))
             return None
         self.metrics[ctx.kind.operator].writes.labels(verb="apply").inc()
-        self.children.put(result)
+        self.children.put(result, ours=True)
         report.wrote = True
         return result
 

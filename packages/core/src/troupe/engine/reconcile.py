@@ -90,10 +90,11 @@ class Reconciler:
 
     # -- contexts -------------------------------------------------------------------------------
 
-    def put(self, key: ObjectKey, body: Manifest) -> bool:
-        """An object's latest body from its watch, and the related objects it references now; True when
-        it is a version not seen before (not the echo of our own status or finalizer write)."""
-        fresh = self.objects.put(key, body)
+    def put(self, key: ObjectKey, body: Manifest, *, ours: bool = False) -> bool:
+        """An object's latest body (from its watch, or the response to a write of ours), and the related
+        objects it references now; True when it is a version not seen before (not the echo of our own
+        status or finalizer write)."""
+        fresh = self.objects.put(key, body, ours=ours)
         uses: set[ChildKey] = set()
         for rel in key.kind.related:
             try:
@@ -284,7 +285,7 @@ class Reconciler:
             key.kind.api_version, key.kind.plural, key.namespace, key.name, test + ops
         )
         self.metrics[key.kind.operator].writes.labels(verb="finalizer").inc()
-        self.put(key, held)
+        self.put(key, held, ours=True)
         return held
 
     async def _tear_down(self, key: ObjectKey, body: Manifest) -> float | None:

@@ -120,7 +120,7 @@ class StatusWriter:
         except NotFound:  # deleted meanwhile: nothing left to report on
             return False
         metrics.writes.labels(verb="status").inc()
-        self.objects.put(key, result)
+        self.objects.put(key, result, ours=True)
         for type_, reason, message in worth_posting(events_for(observed, desired), observed, desired):
             await self.post_event(key, result, type_, reason, message, now=isoformat(now))
         if ctx is not None:

@@ -15,8 +15,9 @@ import pluggy
 from prometheus_client import CollectorRegistry
 
 from troupe.clock import Clock, utcnow
+from troupe.context import ChildKey
 from troupe.engine.availability import crd_name, crd_serves, optional_kinds
-from troupe.engine.cache import ObjectKey
+from troupe.engine.cache import ObjectKey, version_of
 from troupe.engine.client import Kube
 from troupe.engine.health import WatchActivity, install_watch_probe, make_app, serve
 from troupe.engine.metrics import OperatorMetrics, PhaseCollector
@@ -216,8 +217,9 @@ def _register_kind(
         if event["type"] == "DELETED":
             reconciler.forget(key)
             queue.forget(key)
-        elif reconciler.put(key, dict(event["object"])):
-            queue.enqueue(key, reason="object")
+        elif reconciler.put(key, body := dict(event["object"])):
+            mine = (key, version_of(body))
+            queue.enqueue(key, reason="object", echo=lambda: mine in reconciler.objects.ours)
         else:  # our own status or finalizer write coming back: the cache has it, nothing is new
             queue.note(key, "object", "ignored")
         for admitted in reconciler.admission_changes(kind):
@@ -245,13 +247,16 @@ def _register_child(
         if event["type"] == "DELETED":
             removed = reconciler.children.remove(obj)
             affected = {removed} if removed else set()
+            echo = None
         else:
             affected = reconciler.children.put(obj)
+            mine = (ChildKey.of(obj), version_of(obj))
+            echo = lambda: mine in reconciler.children.ours  # noqa: E731
         for owner in affected:
             kind_ref, namespace, name = owner.split("/", 2)
             kind = owners.get(kind_ref)
             if kind is not None:
-                queue.enqueue(ObjectKey(kind, namespace or None, name), reason="child")
+                queue.enqueue(ObjectKey(kind, namespace or None, name), reason="child", echo=echo)
 
 
 async def run(

@@ -11,6 +11,7 @@ logger = logging.getLogger(__name__)
 Worker = Callable[[Hashable], Awaitable[float | None]]
 #: ``observe(key, reason, outcome)``: why a key was queued and what came of it (metrics).
 Observer = Callable[[Hashable, str, str], None]
+Echo = Callable[[], bool]
 
 
 class WorkQueue:
@@ -43,13 +44,24 @@ class WorkQueue:
         self._running: dict[Hashable, asyncio.Task[None]] = {}
         self._busy: set[Hashable] = set()  # keys whose worker is running now (not waiting for a slot)
         self._dirty: set[Hashable] = set()
+        self._maybe: dict[Hashable, list[tuple[str, Echo]]] = {}  # events to a busy key, perhaps echoes
         # (key, requeue): the worker's own requeue (True) or a delay asked for from outside (False)
         self._timers: dict[tuple[Hashable, bool], tuple[float, asyncio.TimerHandle]] = {}
         self._failures: dict[Hashable, int] = {}
 
-    def enqueue(self, key: Hashable, delay: float = 0.0, *, reason: str = "event") -> None:
+    def enqueue(
+        self, key: Hashable, delay: float = 0.0, *, reason: str = "event", echo: Echo | None = None
+    ) -> None:
+        """Run ``key`` now, or once more when it runs, or after ``delay`` seconds.
+
+        ``echo``: asked when the run that is busy now is over, True if this event only brought back a write
+        of that run (whose response may come after the event): then no rerun is needed for it.
+        """
         if delay > 0:
             self._later(key, delay, requeue=False)
+            return
+        if key in self._busy and echo is not None and key not in self._dirty:
+            self._maybe.setdefault(key, []).append((reason, echo))
             return
         if key in self._busy:
             outcome = "folded" if key in self._dirty else "rerun"
@@ -103,12 +115,24 @@ class WorkQueue:
                         delay = await self._attempt(key)
                     finally:
                         self._busy.discard(key)
+                        self._settle(key)
                 if delay is not None:
                     self._later(key, delay, requeue=True)
                 if key not in self._dirty:
                     return
         finally:
             self._running.pop(key, None)
+
+    def _settle(self, key: Hashable) -> None:
+        """After a run: the events it got that were not echoes of its own writes make it run again."""
+        for reason, echo in self._maybe.pop(key, ()):
+            if key in self._dirty:
+                self.note(key, reason, "folded")
+            elif echo():
+                self.note(key, reason, "ignored")
+            else:
+                self._dirty.add(key)
+                self.note(key, reason, "rerun")
 
     async def _attempt(self, key: Hashable) -> float | None:
         try:
