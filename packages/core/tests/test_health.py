@@ -61,3 +61,24 @@ async def test_endpoints() -> None:
         assert (await client.get("/metrics")).status == 200
     finally:
         await client.close()
+
+
+def test_kopf_logs_no_line_per_handler_call_unless_verbose() -> None:
+    import logging
+
+    from troupe.engine.runtime import quiet_kopf_objects
+
+    root, objects = logging.getLogger(), logging.getLogger("kopf.objects")
+    level, objects_level = root.level, objects.level
+    try:
+        root.setLevel(logging.INFO)
+        objects.setLevel(logging.NOTSET)
+        quiet_kopf_objects()
+        assert not objects.isEnabledFor(logging.INFO) and objects.isEnabledFor(logging.WARNING)
+        root.setLevel(logging.DEBUG)
+        objects.setLevel(logging.NOTSET)
+        quiet_kopf_objects()
+        assert objects.isEnabledFor(logging.DEBUG)
+    finally:
+        root.setLevel(level)
+        objects.setLevel(objects_level)
