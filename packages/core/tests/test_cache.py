@@ -92,3 +92,15 @@ def test_the_versions_of_our_own_writes_are_remembered_per_object() -> None:
     assert (key, "5") in index.ours and (key, "6") not in index.ours
     cache.pop("k")
     assert ("k", "3") not in cache.ours
+
+
+def test_cached_bodies_share_their_keys_and_short_strings() -> None:
+    import json
+
+    text = json.dumps(child("5", greeting="hi", phase="Running"))
+    first, second = trimmed(json.loads(text)), trimmed(json.loads(text))
+    (k1,) = [k for k in first["data"] if k == "greeting"]
+    (k2,) = [k for k in second["data"] if k == "greeting"]
+    assert k1 is k2  # one string for every cached object's key, not one per parsed body
+    assert first["data"]["phase"] is second["data"]["phase"]
+    assert first == json.loads(text) | {"metadata": first["metadata"]}

@@ -117,7 +117,9 @@ class Kube:
     @staticmethod
     def _session(info: kopf.ConnectionInfo) -> aiohttp.ClientSession:
         return aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(ssl=info.as_ssl_context(), limit=0),
+            # Each open TLS connection holds a 128 KiB buffer: unbounded, a burst left 130 of them (16 MiB).
+            # 32 requests in flight are more than two cores' API server answers at once.
+            connector=aiohttp.TCPConnector(ssl=info.as_ssl_context(), limit=32),
             headers={**info.as_http_headers(), "Accept": "application/json"},
             timeout=aiohttp.ClientTimeout(total=60, sock_connect=10),
         )
