@@ -310,9 +310,14 @@ async def test_prune_deletes_only_its_own_object_by_uid(kube: MemoryKube, reconc
 async def test_no_reconcile_before_the_children_are_listed(kube: MemoryKube, reconciler: Reconciler) -> None:
     reconciler.activity = WatchActivity(stale_after=600)
     key = add_greeting(kube, reconciler, {"name": "Ada"})
+    arrived: list[str] = []
+    reconciler.activity.on_listed = arrived.append
     assert await reconciler.reconcile(key) == 0.5
     assert kube.writes == []  # nothing built from a child index that may still be empty
+    assert reconciler.gated == {key}  # to be run as soon as a listing arrives, not at the next recheck
     reconciler.activity.seen("configmaps@ns", listed=True)
+    reconciler.activity.seen("configmaps@ns", listed=True)  # a relisting after a reconnect: nothing new
+    assert arrived == ["configmaps@ns"]
     await reconciler.reconcile(key)
     assert "apply ConfigMap/hi-greeting" in kube.writes
 

@@ -25,11 +25,14 @@ class WatchActivity:
         self._clock = clock
         self.last_seen: dict[str, float] = {}
         self.listed: set[str] = set()
+        #: Called with a stream's name when its initial listing has arrived (objects waiting for it go on).
+        self.on_listed: Callable[[str], None] = lambda stream: None
 
     def seen(self, stream: str, *, listed: bool = False) -> None:
         self.last_seen[stream] = self._clock()
-        if listed:
+        if listed and stream not in self.listed:
             self.listed.add(stream)
+            self.on_listed(stream)
 
     def stale(self) -> list[str]:
         now = self._clock()

@@ -31,7 +31,8 @@ logger = logging.getLogger(__name__)
 
 #: Re-reconcile after a TemporaryError without its own delay.
 DEFAULT_RETRY = 10.0
-#: Look again this soon when a child kind's initial listing has not arrived yet (start-up).
+#: Look again this soon when a child kind's initial listing has not arrived yet (start-up); the arrival
+#: of a listing runs the objects that waited for it at once, this is only the fallback.
 LISTING_RECHECK = 0.5
 #: While a child's name is held by someone else, look again this often (their object is not watched).
 CONFLICT_RECHECK = 15.0
@@ -83,6 +84,8 @@ class Reconciler:
             kube=kube, clock=clock, objects=self.objects, metrics=metrics, hooks_of=self.hooks_of
         )
         self._failures: dict[ObjectKey, int] = {}
+        #: Objects that waited for a listing: run again as soon as one arrives, not at the next recheck.
+        self.gated: set[ObjectKey] = set()
         self._lines: dict[KindSpec, dict[object, AdmissionState]] = {}
 
     def hooks_of(self, kind: KindSpec) -> KindHooks:
@@ -185,6 +188,7 @@ class Reconciler:
         if deleting and self.finalizer not in (body["metadata"].get("finalizers") or []):
             return None
         if not self.listed(key):
+            self.gated.add(key)
             return LISTING_RECHECK
         metrics = self.metrics[key.kind.operator]
         started = time.perf_counter()

@@ -309,6 +309,13 @@ async def run(
     for op in run_settings.operators:
         prom.register(PhaseCollector(op, functools.partial(reconciler.phase_counts, op)))
     reconciler.actions.done = functools.partial(queue.enqueue, reason="action")
+
+    def listed(stream: str) -> None:
+        waiting, reconciler.gated = reconciler.gated, set()
+        for key in waiting:
+            queue.enqueue(key, reason="listed")
+
+    activity.on_listed = listed
     reconciler.actions.handle = registry.handle()
     register(registry, pm)
     if ready is not None:
