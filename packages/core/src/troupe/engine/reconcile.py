@@ -151,6 +151,12 @@ class Reconciler:
         before, self._lines[kind] = self._lines.get(kind, {}), after
         return newly_admitted(before, after)
 
+    def took(self, plural: str, event: kopf.RawEvent) -> None:
+        """A watch handler took ``event`` in: one object of a listing fewer to wait for."""
+        if self.activity is not None and event.get("type") is None:
+            meta: Manifest = dict(event["object"].get("metadata", {}))
+            self.activity.took(plural, meta.get("namespace"), str(meta.get("uid", "")))
+
     def listed(self, key: ObjectKey) -> bool:
         """Every child and related kind's watch has delivered its initial listing for this object.
 

@@ -157,6 +157,7 @@ def _register_related(
     )
     async def on_related(event: kopf.RawEvent, **_: Any) -> None:
         obj = dict(event["object"])
+        reconciler.took(related.plural, event)
         obj.setdefault("apiVersion", related.api_version)
         obj.setdefault("kind", related.kind)
         users = reconciler.related.remove(obj) if event["type"] == "DELETED" else reconciler.related.put(obj)
@@ -213,6 +214,7 @@ def _register_kind(
 ) -> None:
     @kopf.on.event(kind.group, kind.version, kind.plural, registry=reg, id=f"troupe-{kind.kind}")
     async def on_object(event: kopf.RawEvent, name: str, namespace: str | None, **_: Any) -> None:
+        reconciler.took(kind.plural, event)
         key = ObjectKey(kind, namespace, name)
         if event["type"] == "DELETED":
             reconciler.forget(key)
@@ -236,13 +238,13 @@ def _register_child(
 ) -> None:
     owners = {f"{k.kind}.{k.group}": k for k in kinds}
 
-    def ours(labels: kopf.Labels, **_: Any) -> bool:
-        return labels.get(MANAGED_BY) in managers
-
-    @kopf.on.event(
-        child.group, child.version, child.plural, registry=reg, when=ours, id=f"troupe-child-{child.kind}"
-    )
-    async def on_child(event: kopf.RawEvent, **_: Any) -> None:
+    # Every object of the kind comes here, not only ours (no kopf ``when`` filter): the start-up gate
+    # counts each object of the listing in, and kopf would evaluate a filter for each of them anyway.
+    @kopf.on.event(child.group, child.version, child.plural, registry=reg, id=f"troupe-child-{child.kind}")
+    async def on_child(event: kopf.RawEvent, labels: kopf.Labels, **_: Any) -> None:
+        reconciler.took(child.plural, event)
+        if labels.get(MANAGED_BY) not in managers:
+            return
         obj = dict(event["object"])
         if event["type"] == "DELETED":
             removed = reconciler.children.remove(obj)
@@ -316,6 +318,8 @@ async def run(
             queue.enqueue(key, reason="listed")
 
     activity.on_listed = listed
+    served = [k for k in kinds if k.reconcile]
+    activity.counted = {k.plural for k in served} | {d.plural for k in served for d in k.watched}
     reconciler.actions.handle = registry.handle()
     register(registry, pm)
     if ready is not None:
