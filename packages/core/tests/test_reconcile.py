@@ -15,7 +15,7 @@ from troupe.engine.children import ApplyReport
 from troupe.engine.client import ApiException
 from troupe.engine.health import WatchActivity
 from troupe.engine.metrics import OperatorMetrics
-from troupe.engine.reconcile import Reconciler
+from troupe.engine.reconcile import LISTING_RECHECK, Reconciler
 from troupe.kinds import ChildKind
 from troupe.plugins import get_plugin_manager
 from troupe.testing import Manifest, MemoryKube
@@ -312,7 +312,7 @@ async def test_no_reconcile_before_the_children_are_listed(kube: MemoryKube, rec
     key = add_greeting(kube, reconciler, {"name": "Ada"})
     arrived: list[str] = []
     reconciler.activity.on_listed = arrived.append
-    assert await reconciler.reconcile(key) == 0.5
+    assert await reconciler.reconcile(key) == LISTING_RECHECK
     assert kube.writes == []  # nothing built from a child index that may still be empty
     assert reconciler.gated == {key}  # to be run as soon as a listing arrives, not at the next recheck
     reconciler.activity.seen("configmaps@ns", listed=True)

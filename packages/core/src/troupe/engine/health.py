@@ -33,8 +33,8 @@ class WatchActivity:
         self.listed: set[str] = set()
         self.counted: set[str] = set()
         self._ended: set[str] = set()  # the listing's end came through the stream
-        self._expected: dict[str, set[str]] = {}  # the uids of the objects the initial listing yielded
-        self._taken: dict[str, set[str]] = {}  # of those, the ones our handlers took in
+        # the uids of the objects the initial listing yielded that our handlers have not taken in yet
+        self._expected: dict[str, set[str]] = {}
         #: Called with a stream's name when its initial listing has arrived (objects waiting for it go on).
         self.on_listed: Callable[[str], None] = lambda stream: None
 
@@ -50,14 +50,14 @@ class WatchActivity:
     def took(self, plural: str, namespace: str | None, uid: str) -> None:
         """A handler took in an object of a listing."""
         stream = f"{plural}@*" if f"{plural}@*" in self.last_seen else f"{plural}@{namespace or '*'}"
-        if stream not in self.listed:
-            self._taken.setdefault(stream, set()).add(uid)
+        expected = self._expected.get(stream)
+        if expected is not None and stream not in self.listed:
+            expected.discard(uid)  # the stream yields an object before kopf's task hands it to us
             self._finish(stream)
 
     def _finish(self, stream: str) -> None:
-        if stream in self._ended and self._expected.get(stream, set()) <= self._taken.get(stream, set()):
+        if stream in self._ended and not self._expected.get(stream):
             self.listed.add(stream)
-            self._taken.pop(stream, None)
             self._expected.pop(stream, None)
             self.on_listed(stream)
 

@@ -31,9 +31,10 @@ logger = logging.getLogger(__name__)
 
 #: Re-reconcile after a TemporaryError without its own delay.
 DEFAULT_RETRY = 10.0
-#: Look again this soon when a child kind's initial listing has not arrived yet (start-up); the arrival
-#: of a listing runs the objects that waited for it at once, this is only the fallback.
-LISTING_RECHECK = 0.5
+#: Look again this soon when a child kind's initial listing has not arrived yet (start-up). The arrival
+#: of a listing runs the objects that waited for it at once: this is only the fallback, and a short one
+#: woke 1,000 waiting objects twice a second while a restart's listings took the CPU.
+LISTING_RECHECK = 10.0
 #: While a child's name is held by someone else, look again this often (their object is not watched).
 CONFLICT_RECHECK = 15.0
 #: Retries of an object whose children the API server refused with a status that may pass (5xx, 429,
