@@ -111,4 +111,3 @@ def test_a_listing_is_finished_once_the_handlers_took_in_each_of_its_objects() -
     named.seen("pods@ns2", listed=True)
     named.took("pods", "ns2", "x")
     assert named.has_listed("pods@ns2")
-
