@@ -8,9 +8,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from kubernetes_asyncio.client.exceptions import ApiException
-
-from troupe.engine.client import NotFound
+from troupe.engine.client import ApiException, NotFound
 
 Manifest = dict[str, Any]
 

@@ -7,13 +7,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from kubernetes_asyncio.client.exceptions import ApiException
-
 from troupe.clock import Clock, isoformat
 from troupe.conditions import Condition
 from troupe.context import Manifest, ReconcileContext, StatusUpdate
 from troupe.engine.cache import ObjectCache, ObjectKey
-from troupe.engine.client import Kube, NotFound
+from troupe.engine.client import ApiException, Kube, NotFound
 from troupe.engine.metrics import OperatorMetrics
 from troupe.engine.status import desired_status, events_for, status_patch
 from troupe.kinds import KindSpec
@@ -61,6 +59,24 @@ def with_blockers(update: StatusUpdate, blockers: dict[str, list[str]], observed
     return replace(update, conditions=conditions, delete=update.delete and not blocking)
 
 
+def worth_posting(
+    events: list[tuple[str, str, str]], observed: Manifest, desired: Manifest
+) -> list[tuple[str, str, str]]:
+    """The Events worth a write: every Warning, and Ready turning True (the object is done).
+
+    The steps in between (Creating, waiting for this, then that) are in the status already; an Event for
+    each was a write per step and per object, for nothing a user reads in ``kubectl describe``.
+    """
+    ready = next((c for c in desired.get("conditions") or [] if c.get("type") == "Ready"), None)
+    was: Manifest = next((c for c in observed.get("conditions") or [] if c.get("type") == "Ready"), {})
+    arrived = ready is not None and ready.get("status") == "True" and was.get("status") != "True"
+    final = (ready["reason"], ready["message"] or "Ready") if arrived and ready else None
+    posted = [e for e in events if e[0] == "Warning"]
+    # events_for says (type, reason, message): Ready's own is the first Normal one saying what it says
+    posted += [e for e in events if e[0] == "Normal" and e[1:] == final][:1]
+    return posted
+
+
 class StatusWriter:
     """Writes status only when it changes, posts the Events its transitions deserve, tells the hooks."""
 
@@ -104,8 +120,8 @@ class StatusWriter:
         except NotFound:  # deleted meanwhile: nothing left to report on
             return False
         metrics.writes.labels(verb="status").inc()
-        self.objects.put(key, result)
-        for type_, reason, message in events_for(observed, desired):
+        self.objects.put(key, result, ours=True)
+        for type_, reason, message in worth_posting(events_for(observed, desired), observed, desired):
             await self.post_event(key, result, type_, reason, message, now=isoformat(now))
         if ctx is not None:
             try:
