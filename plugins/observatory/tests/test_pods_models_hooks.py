@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 import pytest
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
-from troupe import ReconcileContext
+from troupe import ChildKey, Children, ReconcileContext
 from troupe.crd import build_crd
 from troupe.engine.metrics import OperatorMetrics
-from troupe_observatory import plugin
+from troupe_observatory import plugin, workflow
 from troupe_observatory.metrics import TaskMetrics, observe
 from troupe_observatory.models import OBSERVATORY, ObservatorySpec, Task
-from troupe_observatory.pods import build_pod, outcome, pod_name
+from troupe_observatory.pods import build_pod, keep, outcome, pod_name
 
 
 def test_pod_defaults():
@@ -203,6 +204,36 @@ def test_build_and_status_hooks_agree():
     assert update.phase == "Running", "the status pass records what the build pass started"
     assert update.fields["tasks"][0]["podName"] == "wf-1-a-1"
     assert plugin.troupe_kinds() == [OBSERVATORY]
+
+
+def _observed(manifest: dict) -> dict:
+    """``manifest`` as the API server returns it: server metadata, a defaulted spec, a status."""
+    meta = {**manifest["metadata"], "uid": "u1", "resourceVersion": "7", "managedFields": [{"manager": "x"}]}
+    return {**manifest, "metadata": meta, "status": {"phase": "Running"}}
+
+
+def test_keep_copies_the_metadata_the_core_completes_and_shares_the_immutable_spec():
+    observed = _observed(build_pod("wf", "ns", 1, Task(name="a", image="i"), 1))
+    kept = keep(observed)
+    assert "status" not in kept and {"uid", "resourceVersion", "managedFields"}.isdisjoint(kept["metadata"])
+    kept["metadata"]["labels"]["extra"] = "x"  # what the core's completion of a child does
+    kept["metadata"].setdefault("ownerReferences", []).append({"uid": "o"})
+    assert "extra" not in observed["metadata"]["labels"] and "ownerReferences" not in observed["metadata"]
+    assert kept["spec"] is observed["spec"], "a pod's spec is immutable: not deep-copied on every reconcile"
+
+
+def test_the_status_pass_makes_no_keep_manifests(monkeypatch):
+    status = plugin.troupe_aggregate_status(ctx({"tasks": [{"name": "a", "image": "i"}]}))
+    c = ctx({"tasks": [{"name": "a", "image": "i"}]}, {**status.fields, "phase": status.phase})
+    pod = _observed(build_pod("wf", "ns", 1, Task(name="a", image="i"), 1))
+    c = dataclasses.replace(c, children=Children({ChildKey.of(pod): pod}))
+    assert [p["metadata"]["name"] for p in plugin.troupe_build_resources(c)] == ["wf-1-a-1"]
+
+    def no_keep(pod: dict) -> dict:
+        raise AssertionError("the status pass copied a pod it only reads")
+
+    monkeypatch.setattr(workflow, "keep", no_keep)
+    assert plugin.troupe_aggregate_status(c).fields["tasks"][0]["phase"] == "Running"
 
 
 def test_metrics_from_status_transitions():

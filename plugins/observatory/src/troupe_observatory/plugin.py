@@ -47,7 +47,7 @@ def troupe_validate(ctx: ReconcileContext[ObservatorySpec]) -> list[str] | None:
     return messages
 
 
-def _plan(ctx: ReconcileContext[ObservatorySpec]) -> Plan:
+def _plan(ctx: ReconcileContext[ObservatorySpec], *, keep_pods: bool = True) -> Plan:
     meta = ctx.body["metadata"]
     return plan(
         ctx.spec,
@@ -57,6 +57,7 @@ def _plan(ctx: ReconcileContext[ObservatorySpec]) -> Plan:
         status=ctx.status,
         pods=ctx.children.of_kind("Pod"),
         now=ctx.now,
+        keep_pods=keep_pods,
     )
 
 
@@ -67,7 +68,7 @@ def troupe_build_resources(ctx: ReconcileContext[ObservatorySpec]) -> list[Manif
 
 @hookimpl
 def troupe_aggregate_status(ctx: ReconcileContext[ObservatorySpec]) -> StatusUpdate | None:
-    return _plan(ctx).status
+    return _plan(ctx, keep_pods=False).status
 
 
 @hookimpl
