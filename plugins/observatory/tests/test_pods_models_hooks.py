@@ -259,3 +259,16 @@ def test_metrics_from_status_transitions():
     assert get("troupe_observatory_task_failures_total", {"reason": "DeadlineExceeded"}) == 1
     observe(metrics, new, new, {"a": [], "b": ["a"], "c": []})
     assert get("troupe_observatory_task_failures_total", {"reason": "DeadlineExceeded"}) == 1, "counted once"
+
+
+def test_metrics_of_a_task_that_started_and_ended_between_two_status_writes():
+    registry = CollectorRegistry()
+    metrics = TaskMetrics.create(OperatorMetrics("observatory", registry))
+    run = {"run": 1, "startTime": "2030-01-01T00:00:00.000Z"}
+    old = {**run, "tasks": [{"name": "a", "phase": "Pending"}]}
+    times = {"startedAt": "2030-01-01T00:00:00.300Z", "finishedAt": "2030-01-01T00:00:01Z"}
+    new = {**run, "tasks": [{"name": "a", "phase": "Succeeded", "attempts": 1, **times}]}
+    observe(metrics, old, new, {"a": []})
+    get = registry.get_sample_value
+    assert get("troupe_observatory_scheduling_latency_seconds_sum") == pytest.approx(0.3)
+    assert get("troupe_observatory_task_duration_seconds_count", {"result": "Succeeded"}) == 1
