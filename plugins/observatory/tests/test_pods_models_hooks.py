@@ -236,6 +236,36 @@ def test_the_status_pass_makes_no_keep_manifests(monkeypatch):
     assert plugin.troupe_aggregate_status(c).fields["tasks"][0]["phase"] == "Running"
 
 
+def test_the_status_pass_reuses_the_build_pass_plan_which_it_would_decide_anyway(monkeypatch):
+    c_after_a = {"name": "c", "image": "i", "dependencies": ["a"]}
+    spec = {"tasks": [{"name": "a", "image": "i"}, {"name": "b", "image": "i"}, c_after_a]}
+    c = ctx(spec)
+    pods = plugin.troupe_build_resources(c)
+    assert [p["metadata"]["name"] for p in pods] == ["wf-1-a-1", "wf-1-b-1"]
+    created = {}
+    for pod in pods:  # as the API server returns a create: its own creationTimestamp, phase Pending
+        meta = {
+            **pod["metadata"],
+            "uid": pod["metadata"]["name"],
+            "creationTimestamp": "2030-01-01T00:00:00Z",
+        }
+        created[ChildKey.of(pod)] = {**pod, "metadata": meta, "status": {"phase": "Pending"}}
+    after = dataclasses.replace(c, children=Children(created))
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return workflow.plan(*args, **kwargs)
+
+    monkeypatch.setattr(plugin, "plan", counted)
+    reused = plugin.troupe_aggregate_status(after)
+    assert calls == [], "the status pass of the same reconcile plans nothing again"
+    fresh = plugin.troupe_aggregate_status(after)  # its build pass's plan is used once only
+    assert calls == [1]
+    assert reused == fresh
+    assert [t["phase"] for t in reused.fields["tasks"]] == ["Running", "Running", "Pending"]
+
+
 def test_metrics_from_status_transitions():
     registry = CollectorRegistry()
     metrics = TaskMetrics.create(OperatorMetrics("observatory", registry))
