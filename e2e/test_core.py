@@ -15,10 +15,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from troupe.crd import build_crd
-from troupe.engine.client import Kube
+from troupe.engine.client import ApiException, Kube
 from troupe.engine.runtime import HandlerRegistry, RunSettings, run
 from troupe.plugins import get_plugin_manager
 from troupe_example import greeting
@@ -222,3 +221,11 @@ async def test_a_spec_of_300_kb_is_stored_and_reconciled(
     assert not any("kopf" in key for key in obj["metadata"].get("annotations") or {})
     cm = await kube.request("GET", f"/api/v1/namespaces/{namespace}/configmaps/big-greeting")
     assert len(cm["data"]) == 1001
+
+    # Deleted while the operator runs, so its finalizer goes (the namespace stayed Terminating otherwise).
+    await kube.request("DELETE", f"{base}/big")
+
+    async def gone() -> bool:
+        return await kube.get(API, "greetings", namespace, "big") is None
+
+    await eventually(gone, "Greeting big to be deleted")

@@ -184,6 +184,11 @@ async def run_size(api: Api, n: int, table: Table, *, last: bool, idle: float, r
         "1 (by construction)",
         f"{reconciles / n:.2f}",
     )
+    enqueues = await op.enqueues()
+    table.add(
+        f"reconcile requests per Workshop by reason/outcome, N={n}",
+        ", ".join(f"{v / n:.2f} {k}" for k, v in sorted(enqueues.items(), key=lambda kv: -kv[1]) if v),
+    )
     table.add(f"operator RSS, {n} Workshops", f"{rss_mib(op.pid):.0f} MiB")
 
     if last:

@@ -157,6 +157,16 @@ class Operator(Proc):
         prefix = f"troupe_{self.operator}_api_writes_total{{verb="
         return {k[len(prefix) : -1]: v for k, v in (await self.metrics()).items() if k.startswith(prefix)}
 
+    async def enqueues(self) -> dict[str, float]:
+        """Requests for a reconcile by ``reason/outcome`` (object/run, child/rerun, object/ignored...)."""
+        prefix = f"troupe_{self.operator}_enqueues_total{{"
+        out: dict[str, float] = {}
+        for key, value in (await self.metrics()).items():
+            if key.startswith(prefix):
+                labels = dict(kv.split("=", 1) for kv in key[len(prefix) : -1].split(","))
+                out[f"{labels.get('reason')}/{labels.get('outcome')}"] = value
+        return out
+
     async def until_ready(self, within: float = 60) -> float:
         """Seconds from the start until /readyz answers 200."""
         deadline = time.perf_counter() + within

@@ -61,3 +61,53 @@ async def test_endpoints() -> None:
         assert (await client.get("/metrics")).status == 200
     finally:
         await client.close()
+
+
+def test_kopf_logs_no_line_per_handler_call_unless_verbose() -> None:
+    import logging
+
+    from troupe.engine.runtime import quiet_kopf_objects
+
+    root, objects = logging.getLogger(), logging.getLogger("kopf.objects")
+    level, objects_level = root.level, objects.level
+    try:
+        root.setLevel(logging.INFO)
+        objects.setLevel(logging.NOTSET)
+        quiet_kopf_objects()
+        assert not objects.isEnabledFor(logging.INFO) and objects.isEnabledFor(logging.WARNING)
+        root.setLevel(logging.DEBUG)
+        objects.setLevel(logging.NOTSET)
+        quiet_kopf_objects()
+        assert objects.isEnabledFor(logging.DEBUG)
+    finally:
+        root.setLevel(level)
+        objects.setLevel(objects_level)
+
+
+def test_a_listing_is_finished_once_the_handlers_took_in_each_of_its_objects() -> None:
+    # kopf's stream ends a listing before its per-object tasks hand the objects to our handlers: until
+    # they did, a listed child would look absent to a reconcile.
+    activity = WatchActivity(stale_after=60)
+    activity.counted = {"pods"}
+    arrived: list[str] = []
+    activity.on_listed = arrived.append
+    activity.seen("pods@*", uid="a")
+    activity.seen("pods@*", uid="b")
+    activity.seen("pods@*", uid="a")  # the listing restarted after a dropped connection
+    activity.seen("pods@*", listed=True)
+    assert not activity.has_listed("pods@*") and not activity.ready()
+    activity.took("pods", "ns", "a")
+    assert not activity.has_listed("pods@*")
+    activity.took("pods", "ns", "b")
+    assert activity.has_listed("pods@*") and arrived == ["pods@*"]
+    activity.took("pods", "ns", "c")  # a relisting later changes nothing
+    assert arrived == ["pods@*"]
+    activity.seen("kopfpeerings@*", uid="p")  # a stream no handler of ours counts: its end is enough
+    activity.seen("kopfpeerings@*", listed=True)
+    assert activity.has_listed("kopfpeerings@*") and activity.ready()
+    named = WatchActivity(stale_after=60)  # watching named namespaces: one stream per namespace
+    named.counted = {"pods"}
+    named.seen("pods@ns2", uid="x")
+    named.seen("pods@ns2", listed=True)
+    named.took("pods", "ns2", "x")
+    assert named.has_listed("pods@ns2")

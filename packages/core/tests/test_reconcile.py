@@ -7,16 +7,16 @@ from typing import Any
 
 import kopf
 import pytest
-from kubernetes_asyncio.client.exceptions import ApiException
 from prometheus_client import CollectorRegistry
 
 from troupe.clock import FrozenClock
 from troupe.engine import reporting
 from troupe.engine.cache import ObjectKey
 from troupe.engine.children import ApplyReport
+from troupe.engine.client import ApiException
 from troupe.engine.health import WatchActivity
 from troupe.engine.metrics import OperatorMetrics
-from troupe.engine.reconcile import Reconciler
+from troupe.engine.reconcile import LISTING_RECHECK, Reconciler
 from troupe.kinds import ChildKind
 from troupe.plugins import get_plugin_manager
 from troupe.testing import Manifest, MemoryKube, reconcile
@@ -114,12 +114,12 @@ async def test_a_child_is_pruned_only_once_the_status_deciding_it_is_written(
 
     monkeypatch.setattr(kube, "patch_status", unavailable)
     key = add_greeting(kube, reconciler, {"name": "Ada"})
-    await reconciler.reconcile(key)  # its status is decided, not written
+    await reconcile(reconciler, key)  # its status is decided, not written
     body = copy.deepcopy(kube.objects["greetings", "ns", "hi"])
     body["spec"]["delivery"] = {"channel": "log"}
     body["metadata"]["resourceVersion"] = "999"
     reconciler.objects.put(key, body)
-    await reconciler.reconcile(key)
+    await reconcile(reconciler, key)
     assert ("configmaps", "ns", "hi-greeting") in kube.objects, "kept while its status is not on record"
     monkeypatch.setattr(kube, "patch_status", write)
     await reconcile(reconciler, key)
@@ -335,9 +335,14 @@ async def test_prune_deletes_only_its_own_object_by_uid(kube: MemoryKube, reconc
 async def test_no_reconcile_before_the_children_are_listed(kube: MemoryKube, reconciler: Reconciler) -> None:
     reconciler.activity = WatchActivity(stale_after=600)
     key = add_greeting(kube, reconciler, {"name": "Ada"})
-    assert await reconcile(reconciler, key) == 0.5
+    arrived: list[str] = []
+    reconciler.activity.on_listed = arrived.append
+    assert await reconcile(reconciler, key) == LISTING_RECHECK
     assert kube.writes == []  # nothing built from a child index that may still be empty
+    assert reconciler.gated == {key}  # to be run as soon as a listing arrives, not at the next recheck
     reconciler.activity.seen("configmaps@ns", listed=True)
+    reconciler.activity.seen("configmaps@ns", listed=True)  # a relisting after a reconnect: nothing new
+    assert arrived == ["configmaps@ns"]
     await reconcile(reconciler, key)
     assert "apply ConfigMap/hi-greeting" in kube.writes
 
@@ -391,3 +396,21 @@ async def test_a_child_refused_because_its_namespace_is_going_is_no_failure(
     )
     await reconcile(reconciler, key)
     assert kube.objects["greetings", "ns", "hi"]["status"]["phase"] != "Failed"
+
+
+async def test_the_echoes_of_our_own_writes_ask_for_no_reconcile(
+    kube: MemoryKube, reconciler: Reconciler
+) -> None:
+    # The watch brings back every write of ours (finalizer, child, status) as an event; the cache holds
+    # their responses already, so none of them is news, while a change by anyone else is.
+    key = add_greeting(kube, reconciler, {"name": "Ada"})
+    await reconcile(reconciler, key)
+    assert not reconciler.put(key, copy.deepcopy(kube.objects["greetings", "ns", "hi"]))
+    echo = copy.deepcopy(kube.objects["configmaps", "ns", "hi-greeting"])
+    assert reconciler.children.put(echo) == set()
+    edited = copy.deepcopy(kube.objects["greetings", "ns", "hi"])
+    edited["metadata"]["resourceVersion"] = str(int(edited["metadata"]["resourceVersion"]) + 1)
+    edited["metadata"]["generation"] = 2
+    assert reconciler.put(key, edited)
+    echo["metadata"]["resourceVersion"] = str(int(echo["metadata"]["resourceVersion"]) + 1)
+    assert reconciler.children.put(echo) == {key.owner}

@@ -1,4 +1,5 @@
-"""The status writer: off the reconcile's path, coalesced, a small merge patch, deletions only on record."""
+"""The status writer: off the reconcile's path, coalesced, a small merge patch, deletions only on record;
+which transitions become Events: Warnings and the arrival at Ready, not every step between."""
 
 from __future__ import annotations
 
@@ -8,15 +9,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from kubernetes_asyncio.client.exceptions import ApiException
 from prometheus_client import CollectorRegistry
 
 from troupe.clock import FrozenClock
+from troupe.conditions import Condition
 from troupe.context import Manifest, StatusUpdate
 from troupe.engine import reporting
 from troupe.engine.cache import ObjectCache, ObjectKey
+from troupe.engine.client import ApiException
 from troupe.engine.metrics import OperatorMetrics
-from troupe.engine.reporting import StatusWriter
+from troupe.engine.reporting import StatusWriter, worth_posting
+from troupe.engine.status import desired_status, events_for, failed
 from troupe.testing import MemoryKube
 from troupe_example import greeting
 
@@ -145,3 +148,32 @@ async def test_nested_keys_removed_are_removed_on_the_server(kube: GatedKube) ->
     assert kube.status_patches[-1] == {"actions": {"restore": None}}
     assert kube.objects["greetings", "ns", "hi"]["status"]["actions"] == {"backup": {"state": "Done"}}
     assert await w.write(KEY, w.objects.get(KEY), one) is False, "read back, it is what was wanted"
+
+
+def step(clock: FrozenClock, observed: dict, update: StatusUpdate) -> tuple[dict, list[tuple[str, str, str]]]:
+    desired = desired_status(observed, update, now=clock(), generation=1)
+    return desired, worth_posting(events_for(observed, desired), observed, desired)
+
+
+def ready(status: str, reason: str, message: str = "") -> StatusUpdate:
+    return StatusUpdate(
+        phase=reason,
+        conditions=[
+            Condition(type="Ready", status=status, reason=reason, message=message),  # type: ignore[arg-type]
+            Condition(type="Available", status=status, reason=reason, message=message),  # type: ignore[arg-type]
+        ],
+    )
+
+
+def test_only_warnings_and_the_arrival_at_ready_are_posted(clock: FrozenClock) -> None:
+    status, posted = step(clock, {}, ready("False", "Creating", "waiting for claim w-home to bind"))
+    assert posted == []  # the first step is in the status; an Event per step was a write per step
+    status, posted = step(clock, status, ready("False", "Starting", "waiting for RStudio to be ready"))
+    assert posted == []
+    status, posted = step(clock, status, ready("True", "Running", "open until 18:00"))
+    assert posted == [("Normal", "Running", "open until 18:00")]  # Ready's own, not Available's too
+    status, posted = step(clock, status, failed("ImagePullFailed", "fix spec.image"))
+    assert posted == [("Warning", "ImagePullFailed", "fix spec.image")]
+    warn = StatusUpdate(conditions=[Condition(type="ExpiringSoon", status="True", reason="Soon")])
+    _, posted = step(clock, status, warn)
+    assert posted == [("Warning", "Soon", "ExpiringSoon")]

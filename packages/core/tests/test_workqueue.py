@@ -70,3 +70,101 @@ async def test_worker_delay_requeues() -> None:
     queue.enqueue("a")
     await asyncio.sleep(0.2)
     assert count == 3
+
+
+async def test_events_while_waiting_for_a_slot_need_no_rerun() -> None:
+    # Under a burst every slot is busy: the events of a key that waits for one are all seen by its run.
+    runs: list[Hashable] = []
+    gate = asyncio.Event()
+    outcomes: list[tuple[Hashable, str, str]] = []
+
+    async def worker(key: Hashable) -> None:
+        runs.append(key)
+        if key == "a":
+            await gate.wait()
+
+    queue = WorkQueue(worker, concurrency=1, observe=lambda *seen: outcomes.append(seen))
+    queue.enqueue("a", reason="object")
+    await asyncio.sleep(0)
+    for _ in range(5):
+        queue.enqueue("b", reason="child")
+    await asyncio.sleep(0)
+    gate.set()
+    await queue.drain()
+    assert runs == ["a", "b"]
+    assert outcomes == [("a", "object", "run"), ("b", "child", "run")] + [("b", "child", "pending")] * 4
+
+
+async def test_events_while_running_fold_into_one_rerun_and_are_counted() -> None:
+    gate = asyncio.Event()
+    outcomes: list[str] = []
+
+    async def worker(key: Hashable) -> None:
+        await gate.wait()
+
+    queue = WorkQueue(worker, observe=lambda key, reason, outcome: outcomes.append(outcome))
+    queue.enqueue("a")
+    await asyncio.sleep(0)
+    queue.enqueue("a")
+    queue.enqueue("a")
+    gate.set()
+    await queue.drain()
+    assert outcomes == ["run", "rerun", "folded"]
+
+
+async def test_a_run_replaces_the_requeue_of_the_run_before() -> None:
+    # A run asks to look again in 0.3 s; an event runs it at once, and that run asks for nothing: the
+    # earlier timer must not add a run of its own (it looked at everything anew).
+    runs = 0
+
+    async def worker(key: Hashable) -> float | None:
+        nonlocal runs
+        runs += 1
+        return 0.3 if runs == 1 else None
+
+    queue = WorkQueue(worker)
+    queue.enqueue("a")
+    await asyncio.sleep(0.05)
+    queue.enqueue("a")
+    await asyncio.sleep(0.5)
+    assert runs == 2
+    queue.close()
+
+
+async def test_a_delay_asked_from_outside_is_kept_across_runs() -> None:
+    runs = 0
+
+    async def worker(key: Hashable) -> None:
+        nonlocal runs
+        runs += 1
+
+    queue = WorkQueue(worker)
+    queue.enqueue("a", delay=0.2)  # a plugin's or an action's "look again then"
+    queue.enqueue("a")
+    await asyncio.sleep(0.4)
+    assert runs == 2
+    queue.close()
+
+
+async def test_an_echo_that_beat_the_response_of_its_write_needs_no_rerun() -> None:
+    # The watch may bring a write of the running reconcile back before the write's response: whether it
+    # was an echo is known once the run is over.
+    runs = 0
+    written: set[str] = set()
+    outcomes: list[str] = []
+
+    async def worker(key: Hashable) -> None:
+        nonlocal runs
+        runs += 1
+        queue.enqueue(key, reason="object", echo=lambda: "v2" in written)  # the echo of the write below
+        await asyncio.sleep(0.01)
+        written.add("v2")  # the response of the write arrives
+        if runs == 1:
+            queue.enqueue(key, reason="child", echo=lambda: "v9" in written)  # somebody else's change
+
+    queue = WorkQueue(worker, observe=lambda key, reason, outcome: outcomes.append(f"{reason}/{outcome}"))
+    queue.enqueue("a", reason="object")
+    await asyncio.sleep(0)
+    await queue.drain()
+    assert runs == 2
+    assert outcomes == ["object/run", "object/ignored", "child/rerun", "object/ignored"]

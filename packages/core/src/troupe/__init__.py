@@ -5,6 +5,10 @@ A plugin imports only what this module exports (a test fails on an import of any
     from troupe import hookimpl, KindSpec, ChildKind, PrinterColumn, StatusUpdate, Condition
 """
 
+# isort: off
+import troupe._kopf_alone  # noqa: F401  # first: kopf is imported without the client libraries it probes
+
+# isort: on
 import pluggy
 
 from troupe.clock import isoformat, parse_time

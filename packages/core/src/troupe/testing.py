@@ -8,9 +8,7 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
-from kubernetes_asyncio.client.exceptions import ApiException
-
-from troupe.engine.client import NotFound
+from troupe.engine.client import ApiException, NotFound
 from troupe.engine.status import apply_merge_patch
 
 if TYPE_CHECKING:

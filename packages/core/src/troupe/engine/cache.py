@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -22,18 +23,108 @@ def newer(candidate: Manifest, current: Manifest | None) -> bool:
     return current is None or _version(candidate) >= _version(current)
 
 
+def unseen(candidate: Manifest, current: Manifest | None) -> bool:
+    """``candidate`` is a version not seen before: not the one cached (the watch's echo of our own write,
+    whose response we cached already, or a re-listing after a reconnect), nor an older one arriving late."""
+    if current is None:
+        return True
+    version = candidate.get("metadata", {}).get("resourceVersion")
+    if version == current.get("metadata", {}).get("resourceVersion"):
+        return False
+    return _version(candidate) > _version(current) or _version(current) == 0
+
+
+#: Per-field detail of each manager's fields (``fieldsV1``) is most of an object's size and nothing the
+#: core or a hook reads: the managers' names stay (a NameConflict names them).
+_MANAGER_KEYS = ("manager", "operation", "subresource")
+_HEAVY_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
+
+
+#: Strings up to this long are shared between cached objects (keys, "True", "Running", image names...).
+_SHARED_UP_TO = 64
+
+
+def _shared(value: Any) -> Any:
+    """``value`` with its keys and short strings interned: each parsed body has its own copy of every
+    key ("metadata", "lastTransitionTime"...), a third of a cached object's memory; the copy is cheap."""
+    if isinstance(value, dict):
+        return {sys.intern(k) if isinstance(k, str) else k: _shared(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shared(v) for v in value]
+    if isinstance(value, str) and len(value) <= _SHARED_UP_TO:
+        return sys.intern(value)
+    return value
+
+
+def trimmed(body: Manifest) -> Manifest:
+    """``body`` as kept in the caches: without the field managers' field sets and kubectl's copy of the
+    last applied object, which no hook reads and which doubled the memory of every cached object, and
+    with its keys and short strings shared with the other cached objects. A new object: ``body`` is left
+    as it was."""
+    meta = body.get("metadata")
+    if not isinstance(meta, dict):
+        return dict(_shared(body))
+    managed = meta.get("managedFields")
+    annotations = meta.get("annotations") or {}
+    heavy = [a for a in _HEAVY_ANNOTATIONS if a in annotations]
+    meta = dict(meta)
+    if managed:
+        meta["managedFields"] = [{k: m[k] for k in _MANAGER_KEYS if k in m} for m in managed]
+    if heavy:
+        meta["annotations"] = {k: v for k, v in annotations.items() if k not in heavy}
+    return dict(_shared({**body, "metadata": meta}))
+
+
+def version_of(body: Manifest) -> str:
+    return str(body.get("metadata", {}).get("resourceVersion", ""))
+
+
+class OwnWrites:
+    """The versions our own last writes of each object produced.
+
+    The watch may bring a write of ours back before its response did (two connections): while the
+    object's reconcile still runs, such an event looks new. Once the run is over, its version is here,
+    and it needs no rerun.
+    """
+
+    KEEP = 4  # the writes of one reconcile: a finalizer, children, a status
+
+    def __init__(self) -> None:
+        self._versions: dict[Any, list[str]] = {}
+
+    def add(self, key: Any, body: Manifest) -> None:
+        versions = self._versions.setdefault(key, [])
+        versions.append(version_of(body))
+        del versions[: -self.KEEP]
+
+    def __contains__(self, item: tuple[Any, str]) -> bool:
+        key, version = item
+        return version in self._versions.get(key, ())
+
+    def forget(self, key: Any) -> None:
+        self._versions.pop(key, None)
+
+
 class ObjectCache:
     """Latest known body per key, never replaced by an older version arriving late."""
 
     def __init__(self) -> None:
         self._objects: dict[Any, Manifest] = {}
+        self.ours = OwnWrites()
 
-    def put(self, key: Any, body: Manifest) -> None:
-        if newer(body, self._objects.get(key)):
-            self._objects[key] = body
+    def put(self, key: Any, body: Manifest, *, ours: bool = False) -> bool:
+        """Keep ``body`` unless an as new one is cached; True when it is a version not seen before.
+        ``ours``: the response to a write of ours."""
+        current = self._objects.get(key)
+        if newer(body, current):
+            self._objects[key] = trimmed(body)
+        if ours:
+            self.ours.add(key, body)
+        return unseen(body, current)
 
     def pop(self, key: Any) -> None:
         self._objects.pop(key, None)
+        self.ours.forget(key)
 
     def get(self, key: Any) -> Manifest | None:
         return self._objects.get(key)
@@ -51,6 +142,7 @@ class ChildIndex:
     def __init__(self) -> None:
         self._by_owner: dict[str, dict[ChildKey, Manifest]] = {}
         self._owner_of: dict[ChildKey, str] = {}
+        self.ours = OwnWrites()
 
     @staticmethod
     def owner_of(child: Manifest) -> str | None:
@@ -58,22 +150,29 @@ class ChildIndex:
         owner = annotations.get(OWNER_ANNOTATION)
         return str(owner) if owner else None
 
-    def put(self, child: Manifest) -> set[str]:
-        """Record ``child``; returns the owners whose children changed (the old one too, on a move)."""
-        key = ChildKey.of(child)
+    def put(self, child: Manifest, *, ours: bool = False) -> set[str]:
+        """Record ``child``; returns the owners whose children changed (the old one too, on a move).
+
+        A version seen before (the echo of our own apply, whose response is recorded already) or older
+        than the one recorded changes nothing. ``ours``: the response to an apply of ours.
+        """
+        changed = self._put(ChildKey.of(child), child)
+        if ours:
+            self.ours.add(ChildKey.of(child), child)
+        return changed
+
+    def _put(self, key: ChildKey, child: Manifest) -> set[str]:
         owner = self.owner_of(child)
         before = self._owner_of.get(key)
+        current = self._by_owner.get(before, {}).get(key) if before is not None else None
+        if not unseen(child, current):
+            return set()
         if before is not None and before != owner:
-            current = self._by_owner.get(before, {}).get(key)
-            if current is not None and not newer(child, current):
-                return set()
             self._drop(before, key)
         if owner is None:
             return {before} if before else set()
-        children = self._by_owner.setdefault(owner, {})
-        if newer(child, children.get(key)):
-            children[key] = child
-            self._owner_of[key] = owner
+        self._by_owner.setdefault(owner, {})[key] = trimmed(child)
+        self._owner_of[key] = owner
         return {o for o in (before, owner) if o}
 
     def remove(self, child: Manifest) -> str | None:
@@ -86,6 +185,7 @@ class ChildIndex:
     def _drop(self, owner: str, key: ChildKey) -> None:
         self._by_owner.get(owner, {}).pop(key, None)
         self._owner_of.pop(key, None)
+        self.ours.forget(key)
 
     def find(self, key: ChildKey) -> Manifest | None:
         """The child at ``key``, whoever it belongs to."""
@@ -105,6 +205,7 @@ class ChildIndex:
     def forget(self, owner: str) -> None:
         for key in self._by_owner.pop(owner, {}):
             self._owner_of.pop(key, None)
+            self.ours.forget(key)
 
 
 class RelatedIndex:
@@ -118,8 +219,10 @@ class RelatedIndex:
     def put(self, obj: Manifest) -> set[Hashable]:
         """Record a related object; returns its dependents."""
         key = ChildKey.of(obj)
-        if newer(obj, self._objects.get(key)):
-            self._objects[key] = obj
+        current = self._objects.get(key)
+        if not unseen(obj, current):
+            return set()
+        self._objects[key] = trimmed(obj)
         return set(self._users.get(key, ()))
 
     def remove(self, obj: Manifest) -> set[Hashable]:

@@ -9,13 +9,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from kubernetes_asyncio.client.exceptions import ApiException
-
 from troupe.context import ChildKey, Children, Manifest, ReconcileContext
 from troupe.engine.apply import CREATE_ONLY_ANNOTATION, complete_child, holder, is_subset
 from troupe.engine.availability import Availability, missing_message
 from troupe.engine.cache import ChildIndex, ObjectKey
-from troupe.engine.client import Kube
+from troupe.engine.client import ApiException, Kube
 from troupe.engine.metrics import OperatorMetrics
 from troupe.kinds import ChildKind, KindSpec
 from troupe.plugins import KindHooks
@@ -220,7 +218,7 @@ class ChildApplier:
                 report.refusals.append(Refusal(key, exc.status or 0, api_message(exc)))
             return None
         self.metrics[ctx.kind.operator].writes.labels(verb="apply").inc()
-        self.children.put(result)
+        self.children.put(result, ours=True)
         report.wrote = True
         return result
 

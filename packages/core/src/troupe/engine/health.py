@@ -18,18 +18,48 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 
 class WatchActivity:
-    """When each watch stream last delivered something, and whether its initial listing finished."""
+    """When each watch stream last delivered something, and whether its initial listing finished.
+
+    kopf's stream yields the listing's objects, then its end (a bookmark), and hands each object to a task
+    of its own that calls our handler later: at the end of the listing many objects are not in our caches
+    yet. For the kinds our handlers count (``counted``: plurals), a listing is finished only once the
+    handlers took in each of its objects (:meth:`took`), so no reconcile takes a listed child for absent.
+    """
 
     def __init__(self, *, stale_after: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.stale_after = stale_after
         self._clock = clock
         self.last_seen: dict[str, float] = {}
         self.listed: set[str] = set()
+        self.counted: set[str] = set()
+        self._ended: set[str] = set()  # the listing's end came through the stream
+        # the uids of the objects the initial listing yielded that our handlers have not taken in yet
+        self._expected: dict[str, set[str]] = {}
+        #: Called with a stream's name when its initial listing has arrived (objects waiting for it go on).
+        self.on_listed: Callable[[str], None] = lambda stream: None
 
-    def seen(self, stream: str, *, listed: bool = False) -> None:
+    def seen(self, stream: str, *, listed: bool = False, uid: str | None = None) -> None:
+        """A stream delivered something: an object of its listing (``uid``), or the listing's end."""
         self.last_seen[stream] = self._clock()
-        if listed:
+        if uid is not None and stream not in self._ended and stream.partition("@")[0] in self.counted:
+            self._expected.setdefault(stream, set()).add(uid)
+        if listed and stream not in self._ended:
+            self._ended.add(stream)
+            self._finish(stream)
+
+    def took(self, plural: str, namespace: str | None, uid: str) -> None:
+        """A handler took in an object of a listing."""
+        stream = f"{plural}@*" if f"{plural}@*" in self.last_seen else f"{plural}@{namespace or '*'}"
+        expected = self._expected.get(stream)
+        if expected is not None and stream not in self.listed:
+            expected.discard(uid)  # the stream yields an object before kopf's task hands it to us
+            self._finish(stream)
+
+    def _finish(self, stream: str) -> None:
+        if stream in self._ended and not self._expected.get(stream):
             self.listed.add(stream)
+            self._expected.pop(stream, None)
+            self.on_listed(stream)
 
     def stale(self) -> list[str]:
         now = self._clock()
@@ -55,7 +85,11 @@ def install_watch_probe(activity: WatchActivity) -> None:
         stream = f"{kwargs['resource'].plural}@{kwargs.get('namespace') or '*'}"
         activity.seen(stream)
         async for item in original(**kwargs):
-            activity.seen(stream, listed=item is watching.Bookmark.LISTED)
+            if isinstance(item, watching.Bookmark):
+                activity.seen(stream, listed=item is watching.Bookmark.LISTED)
+            else:  # an object of the listing (type None), or a watch event
+                uid = item["object"].get("metadata", {}).get("uid") if item.get("type") is None else None
+                activity.seen(stream, uid=uid)
             yield item
 
     watching._troupe_original = original  # type: ignore[attr-defined]

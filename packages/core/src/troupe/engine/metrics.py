@@ -28,6 +28,12 @@ class OperatorMetrics:
         self.duration = self.histogram(
             "reconcile_duration_seconds", "Time of one reconcile, by kind.", ("kind",)
         )
+        self.enqueues = self.counter(
+            "enqueues_total",
+            "Why objects were queued for a reconcile (object, child, related, requeue, ...) and what came"
+            " of it: a run, folded into a pending or running one (pending, rerun, folded), or ignored.",
+            ("reason", "outcome"),
+        )
         self.writes = self.counter(
             "api_writes_total", "Writes to the API server, by verb (apply, delete, status, event).", ("verb",)
         )

@@ -10,7 +10,6 @@ from typing import Any
 import aiohttp
 import kopf
 import pluggy
-from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from troupe.clock import Clock
@@ -20,7 +19,7 @@ from troupe.engine.admission import line_up, newly_admitted
 from troupe.engine.availability import Availability, missing_message
 from troupe.engine.cache import ChildIndex, ObjectCache, ObjectKey, RelatedIndex
 from troupe.engine.children import ChildApplier, InvalidChild, api_message
-from troupe.engine.client import Kube, NotFound
+from troupe.engine.client import ApiException, Kube, NotFound
 from troupe.engine.health import WatchActivity
 from troupe.engine.metrics import OperatorMetrics
 from troupe.engine.reporting import StatusWriter, with_blockers
@@ -32,8 +31,10 @@ logger = logging.getLogger(__name__)
 
 #: Re-reconcile after a TemporaryError without its own delay.
 DEFAULT_RETRY = 10.0
-#: Look again this soon when a child kind's initial listing has not arrived yet (start-up).
-LISTING_RECHECK = 0.5
+#: Look again this soon when a child kind's initial listing has not arrived yet (start-up). The arrival
+#: of a listing runs the objects that waited for it at once: this is only the fallback, and a short one
+#: woke 1,000 waiting objects twice a second while a restart's listings took the CPU.
+LISTING_RECHECK = 10.0
 #: While a child's name is held by someone else, look again this often (their object is not watched).
 CONFLICT_RECHECK = 15.0
 #: Retries of an object whose children the API server refused with a status that may pass (5xx, 429,
@@ -85,6 +86,8 @@ class Reconciler:
         )
         self.applier.settled = self.reporter.settled  # children are deleted on a status on record only
         self._failures: dict[ObjectKey, int] = {}
+        #: Objects that waited for a listing: run again as soon as one arrives, not at the next recheck.
+        self.gated: set[ObjectKey] = set()
         self._lines: dict[KindSpec, dict[object, AdmissionState]] = {}
 
     def hooks_of(self, kind: KindSpec) -> KindHooks:
@@ -92,9 +95,11 @@ class Reconciler:
 
     # -- contexts -------------------------------------------------------------------------------
 
-    def put(self, key: ObjectKey, body: Manifest) -> None:
-        """An object's latest body from its watch, and the related objects it references now."""
-        self.objects.put(key, body)
+    def put(self, key: ObjectKey, body: Manifest, *, ours: bool = False) -> bool:
+        """An object's latest body (from its watch, or the response to a write of ours), and the related
+        objects it references now; True when it is a version not seen before (not the echo of our own
+        status or finalizer write)."""
+        fresh = self.objects.put(key, body, ours=ours)
         uses: set[ChildKey] = set()
         for rel in key.kind.related:
             try:
@@ -104,6 +109,7 @@ class Reconciler:
                 refs = []
             uses |= {ChildKey(rel.group, rel.kind, ns if rel.namespaced else None, name) for ns, name in refs}
         self.related.track(key, uses)
+        return fresh
 
     def forget(self, key: ObjectKey) -> None:
         self.actions.cancel(key)
@@ -149,6 +155,12 @@ class Reconciler:
         before, self._lines[kind] = self._lines.get(kind, {}), after
         return newly_admitted(before, after)
 
+    def took(self, plural: str, event: kopf.RawEvent) -> None:
+        """A watch handler took ``event`` in: one object of a listing fewer to wait for."""
+        if self.activity is not None and event.get("type") is None:
+            meta: Manifest = dict(event["object"].get("metadata", {}))
+            self.activity.took(plural, meta.get("namespace"), str(meta.get("uid", "")))
+
     def listed(self, key: ObjectKey) -> bool:
         """Every child and related kind's watch has delivered its initial listing for this object.
 
@@ -186,6 +198,7 @@ class Reconciler:
         if deleting and self.finalizer not in (body["metadata"].get("finalizers") or []):
             return None
         if not self.listed(key):
+            self.gated.add(key)
             return LISTING_RECHECK
         metrics = self.metrics[key.kind.operator]
         started = time.perf_counter()
@@ -286,7 +299,7 @@ class Reconciler:
             key.kind.api_version, key.kind.plural, key.namespace, key.name, test + ops
         )
         self.metrics[key.kind.operator].writes.labels(verb="finalizer").inc()
-        self.put(key, held)
+        self.put(key, held, ours=True)
         return held
 
     async def _tear_down(self, key: ObjectKey, body: Manifest) -> float | None:

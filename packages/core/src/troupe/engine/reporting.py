@@ -10,13 +10,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any, overload
 
 import aiohttp
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from troupe.clock import Clock, isoformat
 from troupe.conditions import Condition
 from troupe.context import Manifest, ReconcileContext, StatusUpdate
 from troupe.engine.cache import ObjectCache, ObjectKey
-from troupe.engine.client import Kube, NotFound
+from troupe.engine.client import ApiException, Kube, NotFound
 from troupe.engine.metrics import OperatorMetrics
 from troupe.engine.status import desired_status, events_for, merge_patch, updated_status
 from troupe.kinds import KindSpec
@@ -91,6 +90,24 @@ class PendingStatus:
     """Set when the next write may not wait for :data:`WRITE_INTERVAL`."""
 
 
+def worth_posting(
+    events: list[tuple[str, str, str]], observed: Manifest, desired: Manifest
+) -> list[tuple[str, str, str]]:
+    """The Events worth a write: every Warning, and Ready turning True (the object is done).
+
+    The steps in between (Creating, waiting for this, then that) are in the status already; an Event for
+    each was a write per step and per object, for nothing a user reads in ``kubectl describe``.
+    """
+    ready = next((c for c in desired.get("conditions") or [] if c.get("type") == "Ready"), None)
+    was: Manifest = next((c for c in observed.get("conditions") or [] if c.get("type") == "Ready"), {})
+    arrived = ready is not None and ready.get("status") == "True" and was.get("status") != "True"
+    final = (ready["reason"], ready["message"] or "Ready") if arrived and ready else None
+    posted = [e for e in events if e[0] == "Warning"]
+    # events_for says (type, reason, message): Ready's own is the first Normal one saying what it says
+    posted += [e for e in events if e[0] == "Normal" and e[1:] == final][:1]
+    return posted
+
+
 class StatusWriter:
     """Writes status only when it changes, posts the Events its transitions deserve, tells the hooks.
 
@@ -162,7 +179,7 @@ class StatusWriter:
         target = updated_status(base, desired)
         if target == base:
             return False
-        events = events_for(base, desired)
+        events = worth_posting(events_for(base, desired), base, desired)
         if pending is None:
             pending = self._pending[key] = PendingStatus(_uid(body), base, target, events, ctx)
         else:
@@ -267,7 +284,7 @@ class StatusWriter:
             key.kind.api_version, key.kind.plural, key.namespace, key.name, patch or {}
         )
         self.metrics[key.kind.operator].writes.labels(verb="status").inc()
-        self.objects.put(key, result)
+        self.objects.put(key, result, ours=True)
         return result
 
     async def _report(

@@ -6,7 +6,7 @@ import asyncio
 import functools
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,8 +15,9 @@ import pluggy
 from prometheus_client import CollectorRegistry
 
 from troupe.clock import Clock, utcnow
+from troupe.context import ChildKey
 from troupe.engine.availability import crd_name, crd_serves, optional_kinds
-from troupe.engine.cache import ObjectKey
+from troupe.engine.cache import ObjectKey, version_of
 from troupe.engine.client import Kube
 from troupe.engine.health import WatchActivity, install_watch_probe, make_app, serve
 from troupe.engine.metrics import OperatorMetrics, PhaseCollector
@@ -100,7 +101,9 @@ class HandlerRegistry:
     metrics: dict[str, OperatorMetrics]
 
     def enqueue(self, kind: KindSpec, namespace: str | None, name: str, delay: float = 0.0) -> None:
-        self.queue.enqueue(ObjectKey(kind, namespace if kind.namespaced else None, name), delay)
+        self.queue.enqueue(
+            ObjectKey(kind, namespace if kind.namespaced else None, name), delay, reason="plugin"
+        )
 
     def objects(self, kind: KindSpec) -> list[dict[str, Any]]:
         return [body for key, body in self.reconciler.objects.items() if key.kind is kind]
@@ -154,11 +157,12 @@ def _register_related(
     )
     async def on_related(event: kopf.RawEvent, **_: Any) -> None:
         obj = dict(event["object"])
+        reconciler.took(related.plural, event)
         obj.setdefault("apiVersion", related.api_version)
         obj.setdefault("kind", related.kind)
         users = reconciler.related.remove(obj) if event["type"] == "DELETED" else reconciler.related.put(obj)
         for user in users:
-            queue.enqueue(user)
+            queue.enqueue(user, reason="related")
 
 
 def _register_crd_watch(
@@ -185,7 +189,7 @@ def _register_crd_watch(
             return
         for key, _body in reconciler.objects.items():
             if dep in key.kind.watched:
-                queue.enqueue(key)
+                queue.enqueue(key, reason="api")
 
 
 def check_scope(kinds: Sequence[KindSpec], namespaces: Sequence[str]) -> None:
@@ -210,15 +214,18 @@ def _register_kind(
 ) -> None:
     @kopf.on.event(kind.group, kind.version, kind.plural, registry=reg, id=f"troupe-{kind.kind}")
     async def on_object(event: kopf.RawEvent, name: str, namespace: str | None, **_: Any) -> None:
+        reconciler.took(kind.plural, event)
         key = ObjectKey(kind, namespace, name)
         if event["type"] == "DELETED":
             reconciler.forget(key)
             queue.forget(key)
-        else:
-            reconciler.put(key, dict(event["object"]))
-            queue.enqueue(key)
+        elif reconciler.put(key, body := dict(event["object"])):
+            mine = (key, version_of(body))
+            queue.enqueue(key, reason="object", echo=lambda: mine in reconciler.objects.ours)
+        else:  # our own status or finalizer write coming back: the cache has it, nothing is new
+            queue.note(key, "object", "ignored")
         for admitted in reconciler.admission_changes(kind):
-            queue.enqueue(admitted)
+            queue.enqueue(admitted, reason="admission")
 
 
 def _register_child(
@@ -231,24 +238,35 @@ def _register_child(
 ) -> None:
     owners = {f"{k.kind}.{k.group}": k for k in kinds}
 
-    def ours(labels: kopf.Labels, **_: Any) -> bool:
-        return labels.get(MANAGED_BY) in managers
-
-    @kopf.on.event(
-        child.group, child.version, child.plural, registry=reg, when=ours, id=f"troupe-child-{child.kind}"
-    )
-    async def on_child(event: kopf.RawEvent, **_: Any) -> None:
+    # Every object of the kind comes here, not only ours (no kopf ``when`` filter): the start-up gate
+    # counts each object of the listing in, and kopf would evaluate a filter for each of them anyway.
+    @kopf.on.event(child.group, child.version, child.plural, registry=reg, id=f"troupe-child-{child.kind}")
+    async def on_child(event: kopf.RawEvent, labels: kopf.Labels, **_: Any) -> None:
+        reconciler.took(child.plural, event)
+        if labels.get(MANAGED_BY) not in managers:
+            return
         obj = dict(event["object"])
         if event["type"] == "DELETED":
             removed = reconciler.children.remove(obj)
             affected = {removed} if removed else set()
+            echo = None
         else:
             affected = reconciler.children.put(obj)
+            mine = (ChildKey.of(obj), version_of(obj))
+            echo = lambda: mine in reconciler.children.ours  # noqa: E731
         for owner in affected:
             kind_ref, namespace, name = owner.split("/", 2)
             kind = owners.get(kind_ref)
             if kind is not None:
-                queue.enqueue(ObjectKey(kind, namespace or None, name))
+                queue.enqueue(ObjectKey(kind, namespace or None, name), reason="child", echo=echo)
+
+
+def quiet_kopf_objects() -> None:
+    """kopf logs a line at INFO for each handler call on each object ("Handler ... succeeded"): 7,000
+    lines while a restart lists 1,000 Workshops and their children, a good part of the CPU it spends. Its
+    warnings and errors stay; ``--verbose`` (DEBUG) keeps them all."""
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
 
 
 async def run(
@@ -262,6 +280,7 @@ async def run(
     """Run the operators until stopped (SIGINT/SIGTERM or ``stop_flag``)."""
     kinds = collect_kinds(pm, run_settings.operators)
     check_scope(kinds, run_settings.namespaces)
+    quiet_kopf_objects()
     prom = CollectorRegistry()
     metrics = {op: OperatorMetrics(op, prom) for op in run_settings.operators}
     activity = WatchActivity(stale_after=run_settings.watch_stale_after)
@@ -271,7 +290,16 @@ async def run(
         pm=pm, kube=kube, clock=clock, metrics=metrics, activity=activity, finalizer=run_settings.finalizer
     )
     await reconciler.availability.discover(kube, optional_kinds(kinds))
-    queue = WorkQueue(reconciler.reconcile, concurrency=run_settings.concurrency)  # type: ignore[arg-type]
+
+    def observe(key: Hashable, reason: str, outcome: str) -> None:
+        if isinstance(key, ObjectKey):
+            metrics[key.kind.operator].enqueues.labels(reason=reason, outcome=outcome).inc()
+
+    queue = WorkQueue(
+        reconciler.reconcile,  # type: ignore[arg-type]
+        concurrency=run_settings.concurrency,
+        observe=observe,
+    )
     registry = HandlerRegistry(
         kopf=kopf.OperatorRegistry(),
         reconciler=reconciler,
@@ -282,7 +310,16 @@ async def run(
     )
     for op in run_settings.operators:
         prom.register(PhaseCollector(op, functools.partial(reconciler.phase_counts, op)))
-    reconciler.actions.done = queue.enqueue
+    reconciler.actions.done = functools.partial(queue.enqueue, reason="action")
+
+    def listed(stream: str) -> None:
+        waiting, reconciler.gated = reconciler.gated, set()
+        for key in waiting:
+            queue.enqueue(key, reason="listed")
+
+    activity.on_listed = listed
+    served = [k for k in kinds if k.reconcile]
+    activity.counted = {k.plural for k in served} | {d.plural for k in served for d in k.watched}
     reconciler.actions.handle = registry.handle()
     register(registry, pm)
     if ready is not None:

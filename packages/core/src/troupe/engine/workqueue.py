@@ -9,71 +9,130 @@ from collections.abc import Awaitable, Callable, Hashable
 logger = logging.getLogger(__name__)
 
 Worker = Callable[[Hashable], Awaitable[float | None]]
+#: ``observe(key, reason, outcome)``: why a key was queued and what came of it (metrics).
+Observer = Callable[[Hashable, str, str], None]
+Echo = Callable[[], bool]
 
 
 class WorkQueue:
     """Run ``worker(key)`` for enqueued keys.
 
-    A key enqueued while its worker runs is run once more afterwards (however many events came in
-    between); different keys run concurrently up to ``concurrency``. The worker returns a delay in seconds
-    to be run again later (or None). An exception is logged and retried with exponential backoff, so one
-    bad object never stops the others.
+    A key enqueued while its run waits for a slot is simply part of that run (the worker reads the
+    latest state when it starts); enqueued while its worker runs, it is run once more afterwards (however
+    many events came in between). Different keys run concurrently up to ``concurrency``. The first event
+    of a quiet key starts at once: nothing waits for a burst to settle. The worker returns a delay in
+    seconds to be run again later (or None); each run replaces the requeue the previous one asked for,
+    since it looked at everything anew, so a timer set while the object was busy never adds a run. A
+    delay asked for by ``enqueue(key, delay)`` (a plugin's, an action's) is kept apart and not replaced.
+    An exception is logged and retried with exponential backoff, so one bad object never stops the others.
     """
 
     def __init__(
-        self, worker: Worker, *, concurrency: int = 16, backoff: float = 1.0, max_backoff: float = 300.0
+        self,
+        worker: Worker,
+        *,
+        concurrency: int = 16,
+        backoff: float = 1.0,
+        max_backoff: float = 300.0,
+        observe: Observer | None = None,
     ) -> None:
         self._worker = worker
         self._slots = asyncio.Semaphore(concurrency)
         self._backoff = backoff
         self._max_backoff = max_backoff
+        self._observe = observe
         self._running: dict[Hashable, asyncio.Task[None]] = {}
+        self._busy: set[Hashable] = set()  # keys whose worker is running now (not waiting for a slot)
         self._dirty: set[Hashable] = set()
-        self._timers: dict[Hashable, tuple[float, asyncio.TimerHandle]] = {}
+        self._maybe: dict[Hashable, list[tuple[str, Echo]]] = {}  # events to a busy key, perhaps echoes
+        # (key, requeue): the worker's own requeue (True) or a delay asked for from outside (False)
+        self._timers: dict[tuple[Hashable, bool], tuple[float, asyncio.TimerHandle]] = {}
         self._failures: dict[Hashable, int] = {}
 
-    def enqueue(self, key: Hashable, delay: float = 0.0) -> None:
-        if delay > 0:
-            self._enqueue_later(key, delay)
-            return
-        if key in self._running:
-            self._dirty.add(key)
-        else:
-            self._running[key] = asyncio.create_task(self._run(key), name=f"reconcile {key}")
+    def enqueue(
+        self, key: Hashable, delay: float = 0.0, *, reason: str = "event", echo: Echo | None = None
+    ) -> None:
+        """Run ``key`` now, or once more when it runs, or after ``delay`` seconds.
 
-    def _enqueue_later(self, key: Hashable, delay: float) -> None:
+        ``echo``: asked when the run that is busy now is over, True if this event only brought back a write
+        of that run (whose response may come after the event): then no rerun is needed for it.
+        """
+        if delay > 0:
+            self._later(key, delay, requeue=False)
+            return
+        if key in self._busy and echo is not None and key not in self._dirty:
+            self._maybe.setdefault(key, []).append((reason, echo))
+            return
+        if key in self._busy:
+            outcome = "folded" if key in self._dirty else "rerun"
+            self._dirty.add(key)
+        elif key in self._running:
+            outcome = "pending"  # its run has not started: it will see this
+        else:
+            outcome = "run"
+            self._running[key] = asyncio.create_task(self._run(key), name=f"reconcile {key}")
+        self.note(key, reason, outcome)
+
+    def note(self, key: Hashable, reason: str, outcome: str) -> None:
+        """Count an enqueue (or an event that needed none, outcome ``ignored``) for the metrics."""
+        if self._observe is not None:
+            self._observe(key, reason, outcome)
+
+    def _later(self, key: Hashable, delay: float, *, requeue: bool) -> None:
         loop = asyncio.get_running_loop()
         due = loop.time() + delay
-        pending = self._timers.get(key)
+        pending = self._timers.get((key, requeue))
         if pending is not None:
             if pending[0] <= due:
                 return
             pending[1].cancel()
-        self._timers[key] = (due, loop.call_at(due, self._fire, key))
+        self._timers[key, requeue] = (due, loop.call_at(due, self._fire, key, requeue))
 
-    def _fire(self, key: Hashable) -> None:
-        self._timers.pop(key, None)
-        self.enqueue(key)
+    def _fire(self, key: Hashable, requeue: bool) -> None:
+        self._timers.pop((key, requeue), None)
+        self.enqueue(key, reason="requeue" if requeue else "delayed")
+
+    def _cancel(self, key: Hashable, requeue: bool) -> None:
+        pending = self._timers.pop((key, requeue), None)
+        if pending is not None:
+            pending[1].cancel()
 
     def forget(self, key: Hashable) -> None:
         """Drop pending timers and failure counts of a key whose object is gone."""
-        pending = self._timers.pop(key, None)
-        if pending is not None:
-            pending[1].cancel()
+        self._cancel(key, True)
+        self._cancel(key, False)
         self._failures.pop(key, None)
 
     async def _run(self, key: Hashable) -> None:
         try:
             while True:
-                self._dirty.discard(key)
                 async with self._slots:
-                    delay = await self._attempt(key)
+                    # Events that came while waiting for the slot are seen by this run: no rerun for them.
+                    self._dirty.discard(key)
+                    self._cancel(key, True)
+                    self._busy.add(key)
+                    try:
+                        delay = await self._attempt(key)
+                    finally:
+                        self._busy.discard(key)
+                        self._settle(key)
                 if delay is not None:
-                    self._enqueue_later(key, delay)
+                    self._later(key, delay, requeue=True)
                 if key not in self._dirty:
                     return
         finally:
             self._running.pop(key, None)
+
+    def _settle(self, key: Hashable) -> None:
+        """After a run: the events it got that were not echoes of its own writes make it run again."""
+        for reason, echo in self._maybe.pop(key, ()):
+            if key in self._dirty:
+                self.note(key, reason, "folded")
+            elif echo():
+                self.note(key, reason, "ignored")
+            else:
+                self._dirty.add(key)
+                self.note(key, reason, "rerun")
 
     async def _attempt(self, key: Hashable) -> float | None:
         try:

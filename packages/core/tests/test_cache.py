@@ -1,0 +1,106 @@
+"""The watch caches: echoes of our own writes change nothing, and cached bodies are trimmed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from troupe.context import ChildKey
+from troupe.engine.cache import ChildIndex, ObjectCache, RelatedIndex, trimmed
+
+OWNER = "Greeting.example.troupe.dev/ns/hi"
+
+
+def child(version: str, **data: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "hi-greeting",
+            "namespace": "ns",
+            "resourceVersion": version,
+            "annotations": {"troupe.dev/owner": OWNER},
+            "managedFields": [
+                {
+                    "manager": "troupe-example",
+                    "operation": "Apply",
+                    "apiVersion": "v1",
+                    "time": "2026-11-26T14:00:00Z",
+                    "fieldsType": "FieldsV1",
+                    "fieldsV1": {"f:data": {"f:greeting": {}}},
+                }
+            ],
+        },
+        "data": data,
+    }
+
+
+def test_the_echo_of_our_own_apply_changes_no_owner() -> None:
+    index = ChildIndex()
+    assert index.put(child("5", greeting="hi")) == {OWNER}  # the apply's response, recorded by the applier
+    assert index.put(child("5", greeting="hi")) == set()  # its watch event: nothing new, no reconcile
+    assert index.put(child("4")) == set()  # an older version arriving late
+    assert index.put(child("6", greeting="hello")) == {OWNER}  # someone else's change: reconcile
+    assert index.find(next(iter(index.children(OWNER, "")))) is not None
+
+
+def test_the_echo_of_our_own_status_write_is_not_new() -> None:
+    cache = ObjectCache()
+    body = {"metadata": {"name": "hi", "resourceVersion": "7"}, "status": {"phase": "Ready"}}
+    assert cache.put("k", body)
+    assert not cache.put("k", dict(body))  # the watch brings back what the status patch returned
+    assert not cache.put("k", {"metadata": {"name": "hi", "resourceVersion": "6"}})
+    assert cache.put("k", {"metadata": {"name": "hi", "resourceVersion": "8"}, "spec": {"x": 1}})
+
+
+def test_a_related_objects_relisting_reconciles_nobody() -> None:
+    index = RelatedIndex()
+    flavor = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "f", "resourceVersion": "3"}}
+    index.track("user", {ChildKey.of(flavor)})
+    assert index.put(flavor) == {"user"}
+    assert index.put(dict(flavor)) == set()  # a watch reconnect lists it again
+    assert index.put({**flavor, "metadata": {"name": "f", "resourceVersion": "4"}}) == {"user"}
+
+
+def test_cached_bodies_keep_the_managers_names_but_not_their_field_sets() -> None:
+    body = child("5", greeting="hi")
+    body["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] = "{...}" * 1000
+    kept = trimmed(body)
+    assert kept["metadata"]["managedFields"] == [{"manager": "troupe-example", "operation": "Apply"}]
+    assert kept["metadata"]["annotations"] == {"troupe.dev/owner": OWNER}
+    assert kept["data"] == body["data"]
+    assert "fieldsV1" in body["metadata"]["managedFields"][0]  # the caller's body is left as it was
+    index = ChildIndex()
+    index.put(body)
+    stored = index.children(OWNER, "")
+    assert all("fieldsV1" not in m for c in stored.values() for m in c["metadata"]["managedFields"])
+    cache = ObjectCache()
+    cache.put("k", body)
+    assert "fieldsV1" not in (cache.get("k") or {})["metadata"]["managedFields"][0]
+
+
+def test_the_versions_of_our_own_writes_are_remembered_per_object() -> None:
+    cache = ObjectCache()
+    cache.put("k", {"metadata": {"resourceVersion": "1"}})
+    cache.put("k", {"metadata": {"resourceVersion": "2"}}, ours=True)  # the finalizer
+    cache.put("k", {"metadata": {"resourceVersion": "3"}}, ours=True)  # the status
+    assert ("k", "2") in cache.ours and ("k", "3") in cache.ours
+    assert ("k", "1") not in cache.ours and ("j", "2") not in cache.ours
+    index = ChildIndex()
+    index.put(child("5"), ours=True)
+    index.put(child("6"))
+    key = next(iter(index.children(OWNER, "")))
+    assert (key, "5") in index.ours and (key, "6") not in index.ours
+    cache.pop("k")
+    assert ("k", "3") not in cache.ours
+
+
+def test_cached_bodies_share_their_keys_and_short_strings() -> None:
+    import json
+
+    text = json.dumps(child("5", greeting="hi", phase="Running"))
+    first, second = trimmed(json.loads(text)), trimmed(json.loads(text))
+    (k1,) = [k for k in first["data"] if k == "greeting"]
+    (k2,) = [k for k in second["data"] if k == "greeting"]
+    assert k1 is k2  # one string for every cached object's key, not one per parsed body
+    assert first["data"]["phase"] is second["data"]["phase"]
+    assert first == json.loads(text) | {"metadata": first["metadata"]}
