@@ -142,6 +142,7 @@ async def one_run(api: Api, namespace: str, tasks: list[dict[str, Any]]) -> dict
 async def subject(api: Api, which: str, tasks: list[dict[str, Any]]) -> tuple[dict[str, Any], str, float]:
     ns = await new_namespace(api, f"bench-obs-{which}")
     proc: Proc
+    op: Operator | None = None
     if which == "limit":
         proc = limit_program("dag_limit", ns)
         proc.start()
@@ -154,6 +155,9 @@ async def subject(api: Api, which: str, tasks: list[dict[str, Any]]) -> tuple[di
     load_ = load()
     result = await one_run(api, ns, tasks)
     rss = rss_mib(proc.pid)
+    if op is not None:
+        result["writes"] = await op.writes_by_verb()
+        result["reconciles"] = await op.total("reconciles_total")
     proc.stop()
     await delete_namespace(api, ns)
     return result, load_, rss
@@ -193,6 +197,15 @@ async def main(n: int, width: int, runs: int) -> None:
                 f"{op['median_ms']:.0f} / {op['p95_ms']:.0f} ms",
                 f"{lim['median_ms']:.0f} / {lim['p95_ms']:.0f} ms",
                 ratio(op["median_ms"], lim["median_ms"]),
+                load_op,
+            )
+            writes = op["writes"]
+            by_verb = ", ".join(f"{v:.0f} {k}" for k, v in sorted(writes.items()))
+            table.add(
+                f"run {r + 1}: operator writes (by verb) and reconciles",
+                f"{sum(writes.values()):.0f} ({by_verb}); {op['reconciles']:.0f} reconciles",
+                f"{n} pods + 1 status",
+                "",
                 load_op,
             )
             table.add(

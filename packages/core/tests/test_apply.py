@@ -28,6 +28,10 @@ def test_subset_ignores_server_added_fields() -> None:
 
 def test_subset_sees_changes_and_missing_fields() -> None:
     assert not is_subset({"spec": {"replicas": 2}}, {"spec": {"replicas": 1}})
+    spec = {
+        "containers": [{"name": "main", "image": "i", "nan": float("nan")}]
+    }  # nan != nan: walked, it fails
+    assert is_subset({"spec": spec}, {"spec": spec}), "a builder's copy of the observed spec is not walked"
     assert not is_subset({"spec": {"paused": False}}, {"spec": {}})
     assert not is_subset({"spec": {"paused": False}}, {"spec": {"paused": 0}})
 

@@ -1,9 +1,18 @@
 from __future__ import annotations
 
+import pytest
+
 from troupe.clock import FrozenClock, isoformat
 from troupe.conditions import Condition, merge_conditions
 from troupe.context import StatusUpdate
-from troupe.engine.status import desired_status, events_for, failed, status_patch
+from troupe.engine.status import (
+    apply_merge_patch,
+    desired_status,
+    events_for,
+    failed,
+    merge_patch,
+    updated_status,
+)
 
 
 def ready(status: str, reason: str = "R") -> Condition:
@@ -29,17 +38,57 @@ def test_conditions_not_reported_are_kept(clock: FrozenClock) -> None:
 
 def test_unchanged_status_needs_no_patch(clock: FrozenClock) -> None:
     update = StatusUpdate(phase="Ready", conditions=[ready("True")], fields={"url": "http://x"})
-    first = desired_status({}, update, now=clock(), generation=3)
-    assert status_patch({}, first) == first
+    first = updated_status({}, desired_status({}, update, now=clock(), generation=3))
+    assert merge_patch({}, first) == first
     clock.advance(300)
-    again = desired_status(first, update, now=clock(), generation=3)
-    assert status_patch(first, again) is None
+    again = updated_status(first, desired_status(first, update, now=clock(), generation=3))
+    assert again == first and merge_patch(first, again) is None
 
 
-def test_patch_carries_only_changes_and_removals(clock: FrozenClock) -> None:
-    observed = {"phase": "Ready", "url": "http://x", "observedGeneration": 1, "conditions": []}
-    desired = {"phase": "Running", "url": None, "observedGeneration": 1, "conditions": []}
-    assert status_patch(observed, desired) == {"phase": "Running", "url": None}
+def test_a_status_takes_what_the_update_names_and_keeps_the_rest() -> None:
+    observed = {"phase": "Ready", "url": "http://x", "theirs": {"a": 1}, "map": {"k": 1, "gone": 2}}
+    desired = {"phase": "Running", "url": None, "map": {"k": 1, "new": None}}
+    assert updated_status(observed, desired) == {"phase": "Running", "theirs": {"a": 1}, "map": {"k": 1}}
+
+
+def test_a_null_deep_in_the_update_is_no_change() -> None:
+    """The server stores no null: a status holding one (in a map, in a list's map) never looked written."""
+    observed = {"ssh": {"host": "h"}, "tasks": [{"name": "a"}]}
+    desired = {"ssh": {"host": "h", "port": None}, "tasks": [{"name": "a", "exitCode": None}]}
+    assert updated_status(observed, desired) == observed
+
+
+OLD = {
+    "phase": "Running",
+    "url": "http://x",
+    "actions": {"backup": {"state": "Running", "started": "t1"}, "restore": {"state": "Done"}},
+    "tasks": [{"name": "a", "phase": "Running"}, {"name": "b", "phase": "Pending"}],
+    "conditions": [{"type": "Ready", "status": "True"}],
+}
+
+
+@pytest.mark.parametrize(
+    ("new", "patch"),
+    [
+        (OLD, None),
+        ({**OLD, "phase": "Succeeded"}, {"phase": "Succeeded"}),
+        ({k: v for k, v in OLD.items() if k != "url"}, {"url": None}),
+        (
+            {**OLD, "actions": {"backup": {"state": "Done", "started": "t1"}}},
+            {"actions": {"backup": {"state": "Done"}, "restore": None}},
+        ),
+        (
+            {**OLD, "tasks": [{"name": "a", "phase": "Succeeded"}, {"name": "b", "phase": "Pending"}]},
+            {"tasks": [{"name": "a", "phase": "Succeeded"}, {"name": "b", "phase": "Pending"}]},
+        ),
+        ({**OLD, "actions": "replaced by a string"}, {"actions": "replaced by a string"}),
+        ({**OLD, "url": {"nested": {"deep": 1}}}, {"url": {"nested": {"deep": 1}}}),
+        ({}, {k: None for k in OLD}),
+    ],
+)
+def test_merge_patch_is_what_differs_and_reads_back_as_the_new_status(new: dict, patch: dict | None) -> None:
+    assert merge_patch(OLD, new) == patch
+    assert apply_merge_patch(OLD, patch or {}) == new, "a merge patch's result is the status wanted"
 
 
 def test_failed_is_phase_and_condition(clock: FrozenClock) -> None:

@@ -10,6 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from troupe.clock import FrozenClock
+from troupe.engine import reporting
 from troupe.engine.cache import ObjectKey
 from troupe.engine.children import ApplyReport
 from troupe.engine.client import ApiException
@@ -18,7 +19,7 @@ from troupe.engine.metrics import OperatorMetrics
 from troupe.engine.reconcile import LISTING_RECHECK, Reconciler
 from troupe.kinds import ChildKind
 from troupe.plugins import get_plugin_manager
-from troupe.testing import Manifest, MemoryKube
+from troupe.testing import Manifest, MemoryKube, reconcile
 from troupe_example import cost_center, greeting
 
 
@@ -53,7 +54,7 @@ async def test_first_reconcile_applies_then_steady_state_writes_nothing(
     kube: MemoryKube, reconciler: Reconciler
 ) -> None:
     key = add_greeting(kube, reconciler, {"name": "Ada"}, **{cost_center.ANNOTATION: "cc-7"})
-    await reconciler.reconcile(key)
+    await reconcile(reconciler, key)
     assert kube.writes[:2] == ["json-patch greetings/hi", "apply ConfigMap/hi-greeting"]  # finalizer first
     assert kube.objects["greetings", "ns", "hi"]["metadata"]["finalizers"] == ["troupe.dev/finalizer"]
     assert "status hi" in kube.writes
@@ -66,7 +67,7 @@ async def test_first_reconcile_applies_then_steady_state_writes_nothing(
 
     kube.writes.clear()
     for _ in range(3):
-        await reconciler.reconcile(key)
+        await reconcile(reconciler, key)
     assert kube.writes == []  # zero-write steady state, even with an empty watch cache for children
 
 
@@ -74,38 +75,62 @@ async def test_spec_edit_rolls_out_and_deleted_child_comes_back(
     kube: MemoryKube, reconciler: Reconciler
 ) -> None:
     key = add_greeting(kube, reconciler, {"name": "Ada"})
-    await reconciler.reconcile(key)
+    await reconcile(reconciler, key)
     body = copy.deepcopy(kube.objects["greetings", "ns", "hi"])
     body["spec"]["message"] = "Welcome"
     body["metadata"]["generation"] = 2
     body["metadata"]["resourceVersion"] = "999"
     reconciler.objects.put(key, body)
-    await reconciler.reconcile(key)
+    await reconcile(reconciler, key)
     assert kube.objects["configmaps", "ns", "hi-greeting"]["data"]["greeting"] == "Welcome, Ada!"
 
     cm = kube.objects.pop(("configmaps", "ns", "hi-greeting"))
     reconciler.children.remove(cm)
-    await reconciler.reconcile(key)
+    await reconcile(reconciler, key)
     assert ("configmaps", "ns", "hi-greeting") in kube.objects
 
 
 async def test_child_no_longer_desired_is_pruned(kube: MemoryKube, reconciler: Reconciler) -> None:
     key = add_greeting(kube, reconciler, {"name": "Ada"})
-    await reconciler.reconcile(key)
+    await reconcile(reconciler, key)
     body = copy.deepcopy(kube.objects["greetings", "ns", "hi"])
     body["spec"]["delivery"] = {"channel": "log"}
     body["metadata"]["resourceVersion"] = "999"
     reconciler.objects.put(key, body)
-    await reconciler.reconcile(key)
+    await reconcile(reconciler, key)
     assert ("configmaps", "ns", "hi-greeting") not in kube.objects
     assert "configMap" not in kube.objects["greetings", "ns", "hi"]["status"]
+
+
+async def test_a_child_is_pruned_only_once_the_status_deciding_it_is_written(
+    kube: MemoryKube, reconciler: Reconciler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plugin may decide a deletion from its status (the observatory: a finished attempt's pod)."""
+    monkeypatch.setattr(reporting, "WRITE_BACKOFF", (60.0, 60.0))
+    write = kube.patch_status
+
+    async def unavailable(*args: Any, **kwargs: Any) -> Manifest:
+        raise ApiException(status=503, reason="Unavailable")
+
+    monkeypatch.setattr(kube, "patch_status", unavailable)
+    key = add_greeting(kube, reconciler, {"name": "Ada"})
+    await reconcile(reconciler, key)  # its status is decided, not written
+    body = copy.deepcopy(kube.objects["greetings", "ns", "hi"])
+    body["spec"]["delivery"] = {"channel": "log"}
+    body["metadata"]["resourceVersion"] = "999"
+    reconciler.objects.put(key, body)
+    await reconcile(reconciler, key)
+    assert ("configmaps", "ns", "hi-greeting") in kube.objects, "kept while its status is not on record"
+    monkeypatch.setattr(kube, "patch_status", write)
+    await reconcile(reconciler, key)
+    assert ("configmaps", "ns", "hi-greeting") not in kube.objects
 
 
 async def test_invalid_spec_fails_with_a_message_and_touches_nothing(
     kube: MemoryKube, reconciler: Reconciler
 ) -> None:
     key = add_greeting(kube, reconciler, {"name": "nobody"})
-    await reconciler.reconcile(key)
+    await reconcile(reconciler, key)
     status = kube.objects["greetings", "ns", "hi"]["status"]
     assert status["phase"] == "Failed"
     assert status["conditions"][0]["reason"] == "InvalidSpec"
@@ -116,7 +141,7 @@ async def test_invalid_spec_fails_with_a_message_and_touches_nothing(
 
 async def test_schema_violation_names_the_field(kube: MemoryKube, reconciler: Reconciler) -> None:
     key = add_greeting(kube, reconciler, {"name": "Ada", "delivery": {"repeat": 0}})
-    await reconciler.reconcile(key)
+    await reconcile(reconciler, key)
     message = kube.objects["greetings", "ns", "hi"]["status"]["conditions"][0]["message"]
     assert message.startswith("spec.delivery.repeat:")
 
@@ -126,7 +151,7 @@ async def test_deleting_objects_are_not_reconciled(kube: MemoryKube, reconciler:
     body = copy.deepcopy(kube.objects["greetings", "ns", "hi"])
     body["metadata"]["deletionTimestamp"] = "2026-11-24T09:00:00Z"
     reconciler.objects.put(key, body)
-    assert await reconciler.reconcile(key) is None
+    assert await reconcile(reconciler, key) is None
     assert kube.writes == []
 
 
@@ -134,7 +159,7 @@ async def test_finalize_tears_down_what_the_builders_leave_out(
     kube: MemoryKube, reconciler: Reconciler
 ) -> None:
     key = add_greeting(kube, reconciler, {"name": "Ada"})
-    await reconciler.reconcile(key)
+    await reconcile(reconciler, key)
     assert ("configmaps", "ns", "hi-greeting") in kube.objects
     for obj in copy.deepcopy(list(kube.objects.values())):
         if obj["kind"] == "ConfigMap":
@@ -151,7 +176,7 @@ async def test_finalize_of_an_unparseable_spec_deletes_nothing(
     kube: MemoryKube, reconciler: Reconciler
 ) -> None:
     key = add_greeting(kube, reconciler, {"name": "Ada"})
-    await reconciler.reconcile(key)
+    await reconcile(reconciler, key)
     for obj in copy.deepcopy(list(kube.objects.values())):
         if obj["kind"] == "ConfigMap":
             reconciler.children.put(obj)
@@ -215,7 +240,7 @@ async def test_a_users_object_with_a_childs_name_is_never_touched(
 ) -> None:
     before = users_config_map(kube)
     key = add_greeting(kube, reconciler, {"name": "Ada"})
-    delay = await reconciler.reconcile(key)
+    delay = await reconcile(reconciler, key)
     assert kube.objects["configmaps", "ns", "hi-greeting"] == before
     assert not any(w.startswith(("apply", "delete")) for w in kube.writes)
     status = kube.objects["greetings", "ns", "hi"]["status"]
@@ -228,7 +253,7 @@ async def test_a_users_object_with_a_childs_name_is_never_touched(
     assert delay is not None and delay <= 15  # looked at again: the user's object is not watched
 
     del kube.objects["configmaps", "ns", "hi-greeting"]  # the user frees the name: the greeting proceeds
-    await reconciler.reconcile(key)
+    await reconcile(reconciler, key)
     assert kube.objects["configmaps", "ns", "hi-greeting"]["data"] == {"greeting": "Hello, Ada!"}
     status = kube.objects["greetings", "ns", "hi"]["status"]
     assert next(c for c in status["conditions"] if c["type"] == "NameConflict")["status"] == "False"
@@ -247,7 +272,7 @@ async def test_a_previous_owner_of_the_same_name_does_not_make_a_child_ours(
     )
     key = add_greeting(kube, reconciler, {"name": "Ada"})
     reconciler.children.put(copy.deepcopy(kube.objects["configmaps", "ns", "hi-greeting"]))
-    await reconciler.reconcile(key)
+    await reconcile(reconciler, key)
     assert kube.objects["configmaps", "ns", "hi-greeting"]["data"] == {"mine": "keep"}
     assert not reconciler.context(key, kube.objects["greetings", "ns", "hi"]).children  # not seen as ours
 
@@ -257,7 +282,7 @@ async def test_a_name_taken_between_look_and_create_is_a_conflict(
 ) -> None:
     key = add_greeting(kube, reconciler, {"name": "Ada"})
     kube.refuse = ApiException(status=409, reason="Conflict")
-    await reconciler.reconcile(key)
+    await reconcile(reconciler, key)
     status = kube.objects["greetings", "ns", "hi"]["status"]
     assert any(c["type"] == "NameConflict" and c["status"] == "True" for c in status["conditions"])
 
@@ -269,7 +294,7 @@ async def test_a_refused_child_fails_the_object_naming_the_child(
     key = add_greeting(kube, reconciler, {"name": "Ada"})
     kube.refuse = ApiException(status=code, reason="Refused")
     kube.refuse.body = '{"message": "failed to create typed patch object: .data.x: field not declared"}'
-    delays = [await reconciler.reconcile(key) for _ in range(3)]
+    delays = [await reconcile(reconciler, key) for _ in range(3)]
     status = kube.objects["greetings", "ns", "hi"]["status"]
     assert status["phase"] == "Failed"
     message = status["conditions"][0]["message"]
@@ -283,13 +308,13 @@ async def test_a_refused_child_fails_the_object_naming_the_child(
     else:
         assert delays == [None, None, None]
     kube.refuse = None
-    await reconciler.reconcile(key)
+    await reconcile(reconciler, key)
     assert kube.objects["greetings", "ns", "hi"]["status"]["phase"] == "Ready"
 
 
 async def test_prune_deletes_only_its_own_object_by_uid(kube: MemoryKube, reconciler: Reconciler) -> None:
     key = add_greeting(kube, reconciler, {"name": "Ada"})
-    await reconciler.reconcile(key)
+    await reconcile(reconciler, key)
     body = copy.deepcopy(kube.objects["greetings", "ns", "hi"])
     body["spec"]["delivery"] = {"channel": "log"}
     body["metadata"]["resourceVersion"] = "999"
@@ -303,7 +328,7 @@ async def test_prune_deletes_only_its_own_object_by_uid(kube: MemoryKube, reconc
         return await original(*args, **kwargs)
 
     kube.delete = recording_delete  # type: ignore[method-assign]
-    await reconciler.reconcile(key)
+    await reconcile(reconciler, key)
     assert deletes == [{"uid": "child-uid"}]
 
 
@@ -312,13 +337,13 @@ async def test_no_reconcile_before_the_children_are_listed(kube: MemoryKube, rec
     key = add_greeting(kube, reconciler, {"name": "Ada"})
     arrived: list[str] = []
     reconciler.activity.on_listed = arrived.append
-    assert await reconciler.reconcile(key) == LISTING_RECHECK
+    assert await reconcile(reconciler, key) == LISTING_RECHECK
     assert kube.writes == []  # nothing built from a child index that may still be empty
     assert reconciler.gated == {key}  # to be run as soon as a listing arrives, not at the next recheck
     reconciler.activity.seen("configmaps@ns", listed=True)
     reconciler.activity.seen("configmaps@ns", listed=True)  # a relisting after a reconnect: nothing new
     assert arrived == ["configmaps@ns"]
-    await reconciler.reconcile(key)
+    await reconcile(reconciler, key)
     assert "apply ConfigMap/hi-greeting" in kube.writes
 
 
@@ -338,24 +363,24 @@ async def test_an_object_deleted_during_its_reconcile_is_not_an_error(
 ) -> None:
     key = add_greeting(kube, reconciler, {"name": "Ada"})
     del kube.objects["greetings", "ns", "hi"]  # gone from the server, still in the watch cache
-    assert await reconciler.reconcile(key) is None  # putting the finalizer on found it gone
+    assert await reconcile(reconciler, key) is None  # putting the finalizer on found it gone
     held = copy.deepcopy(reconciler.objects.get(key))
     assert held is not None
     held["metadata"]["finalizers"] = ["troupe.dev/finalizer"]
     reconciler.objects.put(key, held)
-    assert await reconciler.reconcile(key) is not None
+    assert await reconcile(reconciler, key) is not None
     assert kube.writes[-1] == "status hi"
 
 
 async def test_teardown_steps_then_the_finalizer_goes(kube: MemoryKube, reconciler: Reconciler) -> None:
     key = add_greeting(kube, reconciler, {"name": "Ada"})
-    await reconciler.reconcile(key)
+    await reconcile(reconciler, key)
     body = copy.deepcopy(kube.objects["greetings", "ns", "hi"])
     body["metadata"]["deletionTimestamp"] = "2026-11-24T09:00:00Z"
     kube.objects["greetings", "ns", "hi"]["metadata"]["deletionTimestamp"] = "2026-11-24T09:00:00Z"
     reconciler.objects.put(key, body)
     greeting.FINALIZED.clear()
-    assert await reconciler.reconcile(key) is None
+    assert await reconcile(reconciler, key) is None
     assert greeting.FINALIZED == ["hi"]
     assert kube.objects["greetings", "ns", "hi"]["metadata"]["finalizers"] == []
     assert "delete configmaps/hi-greeting" in kube.writes
@@ -369,7 +394,7 @@ async def test_a_child_refused_because_its_namespace_is_going_is_no_failure(
     kube.refuse.body = (
         '{"message": "unable to create new content in namespace ns because it is being terminated"}'
     )
-    await reconciler.reconcile(key)
+    await reconcile(reconciler, key)
     assert kube.objects["greetings", "ns", "hi"]["status"]["phase"] != "Failed"
 
 
@@ -379,7 +404,7 @@ async def test_the_echoes_of_our_own_writes_ask_for_no_reconcile(
     # The watch brings back every write of ours (finalizer, child, status) as an event; the cache holds
     # their responses already, so none of them is news, while a change by anyone else is.
     key = add_greeting(kube, reconciler, {"name": "Ada"})
-    await reconciler.reconcile(key)
+    await reconcile(reconciler, key)
     assert not reconciler.put(key, copy.deepcopy(kube.objects["greetings", "ns", "hi"]))
     echo = copy.deepcopy(kube.objects["configmaps", "ns", "hi-greeting"])
     assert reconciler.children.put(echo) == set()

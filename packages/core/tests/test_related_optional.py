@@ -16,7 +16,7 @@ from troupe.engine.reconcile import Reconciler
 from troupe.engine.runtime import ScopeError, check_scope
 from troupe.kinds import RelatedKind
 from troupe.plugins import get_plugin_manager
-from troupe.testing import Manifest, MemoryKube
+from troupe.testing import Manifest, MemoryKube, reconcile
 
 
 class TileSpec(SpecModel):
@@ -127,14 +127,14 @@ async def test_a_related_object_reaches_the_builders_and_its_changes_reach_the_d
     kube: MemoryKube, reconciler: Reconciler
 ) -> None:
     key = add_tile(kube, reconciler, palette="sea")
-    await reconciler.reconcile(key)
+    await reconcile(reconciler, key)
     assert status(kube)["phase"] == "Waiting"  # referenced, not there yet: absent from ctx.related
     assert reconciler.related.put(palette("sea", "blue")) == {key}
     assert reconciler.related.put(palette("sky", "white")) == set()  # nobody references it
-    await reconciler.reconcile(key)
+    await reconcile(reconciler, key)
     assert kube.objects["configmaps", "ns", "t-tile"]["data"] == {"colour": "blue"}
     assert reconciler.related.put(palette("sea", "green", version="8")) == {key}
-    await reconciler.reconcile(key)
+    await reconcile(reconciler, key)
     assert kube.objects["configmaps", "ns", "t-tile"]["data"] == {"colour": "green"}
 
 
@@ -156,7 +156,7 @@ async def test_an_optional_kind_not_served_blocks_only_what_needs_it(
     reconciler.availability.set("statues.art.example", False)
     reconciler.related.put(palette("sea", "blue"))
     key = add_tile(kube, reconciler, palette="sea", statue=True)
-    await reconciler.reconcile(key)
+    await reconcile(reconciler, key)
     missing = next(c for c in status(kube)["conditions"] if c["type"] == "MissingAPI")
     assert missing["status"] == "True"
     assert "art.example/v1 Statue is not served: install the art CRDs" in missing["message"]
@@ -164,7 +164,7 @@ async def test_an_optional_kind_not_served_blocks_only_what_needs_it(
     assert not any("Statue" in w for w in kube.writes)
 
     reconciler.availability.set("statues.art.example", True)  # the CRD was installed
-    await reconciler.reconcile(key)
+    await reconcile(reconciler, key)
     assert any("apply Statue/t" in w for w in kube.writes)
     after = {c["type"]: c["status"] for c in status(kube)["conditions"]}
     assert after["MissingAPI"] == "False" and after.get("Ready") != "False"
@@ -208,7 +208,7 @@ async def test_nothing_goes_into_a_namespace_held_by_someone_else(
     reconciler = Reconciler(pm=pm, kube=kube, clock=clock, metrics=metrics)  # type: ignore[arg-type]
     key = ObjectKey(SITE, None, "s")
     reconciler.put(key, copy.deepcopy(body))
-    await reconciler.reconcile(key)
+    await reconcile(reconciler, key)
     assert not any(w.startswith("apply") for w in kube.writes), kube.writes
     conditions = {c["type"]: c for c in kube.objects["sites", None, "s"]["status"]["conditions"]}
     assert (

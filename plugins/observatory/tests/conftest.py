@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from troupe.engine.status import desired_status, status_patch
+from troupe.engine.status import desired_status, updated_status
 from troupe_observatory.models import ObservatorySpec
 from troupe_observatory.pods import labels_of
 from troupe_observatory.workflow import Plan, plan
@@ -68,10 +68,7 @@ class Sim:
             del self.pods[name]
             self.deleted_log.append((self.now, name))
         desired = desired_status(self.status, status_pass.status, now=self.now, generation=1)
-        patch = status_patch(self.status, desired) or {}
-        # a JSON merge patch, as the API server applies it: null removes the key
-        merged = {**self.status, **patch}
-        self.status = {k: v for k, v in merged.items() if v is not None}
+        self.status = updated_status(self.status, desired)
         self.last = status_pass
         return status_pass
 

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 import pytest
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
-from troupe import ReconcileContext
+from troupe import ChildKey, Children, ReconcileContext
 from troupe.crd import build_crd
 from troupe.engine.metrics import OperatorMetrics
-from troupe_observatory import plugin
+from troupe_observatory import plugin, workflow
 from troupe_observatory.metrics import TaskMetrics, observe
 from troupe_observatory.models import OBSERVATORY, ObservatorySpec, Task
-from troupe_observatory.pods import build_pod, outcome, pod_name
+from troupe_observatory.pods import build_pod, keep, outcome, pod_name
 
 
 def test_pod_defaults():
@@ -205,6 +206,66 @@ def test_build_and_status_hooks_agree():
     assert plugin.troupe_kinds() == [OBSERVATORY]
 
 
+def _observed(manifest: dict) -> dict:
+    """``manifest`` as the API server returns it: server metadata, a defaulted spec, a status."""
+    meta = {**manifest["metadata"], "uid": "u1", "resourceVersion": "7", "managedFields": [{"manager": "x"}]}
+    return {**manifest, "metadata": meta, "status": {"phase": "Running"}}
+
+
+def test_keep_copies_the_metadata_the_core_completes_and_shares_the_immutable_spec():
+    observed = _observed(build_pod("wf", "ns", 1, Task(name="a", image="i"), 1))
+    kept = keep(observed)
+    assert "status" not in kept and {"uid", "resourceVersion", "managedFields"}.isdisjoint(kept["metadata"])
+    kept["metadata"]["labels"]["extra"] = "x"  # what the core's completion of a child does
+    kept["metadata"].setdefault("ownerReferences", []).append({"uid": "o"})
+    assert "extra" not in observed["metadata"]["labels"] and "ownerReferences" not in observed["metadata"]
+    assert kept["spec"] is observed["spec"], "a pod's spec is immutable: not deep-copied on every reconcile"
+
+
+def test_the_status_pass_makes_no_keep_manifests(monkeypatch):
+    status = plugin.troupe_aggregate_status(ctx({"tasks": [{"name": "a", "image": "i"}]}))
+    c = ctx({"tasks": [{"name": "a", "image": "i"}]}, {**status.fields, "phase": status.phase})
+    pod = _observed(build_pod("wf", "ns", 1, Task(name="a", image="i"), 1))
+    c = dataclasses.replace(c, children=Children({ChildKey.of(pod): pod}))
+    assert [p["metadata"]["name"] for p in plugin.troupe_build_resources(c)] == ["wf-1-a-1"]
+
+    def no_keep(pod: dict) -> dict:
+        raise AssertionError("the status pass copied a pod it only reads")
+
+    monkeypatch.setattr(workflow, "keep", no_keep)
+    assert plugin.troupe_aggregate_status(c).fields["tasks"][0]["phase"] == "Running"
+
+
+def test_the_status_pass_reuses_the_build_pass_plan_which_it_would_decide_anyway(monkeypatch):
+    c_after_a = {"name": "c", "image": "i", "dependencies": ["a"]}
+    spec = {"tasks": [{"name": "a", "image": "i"}, {"name": "b", "image": "i"}, c_after_a]}
+    c = ctx(spec)
+    pods = plugin.troupe_build_resources(c)
+    assert [p["metadata"]["name"] for p in pods] == ["wf-1-a-1", "wf-1-b-1"]
+    created = {}
+    for pod in pods:  # as the API server returns a create: its own creationTimestamp, phase Pending
+        meta = {
+            **pod["metadata"],
+            "uid": pod["metadata"]["name"],
+            "creationTimestamp": "2030-01-01T00:00:00Z",
+        }
+        created[ChildKey.of(pod)] = {**pod, "metadata": meta, "status": {"phase": "Pending"}}
+    after = dataclasses.replace(c, children=Children(created))
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return workflow.plan(*args, **kwargs)
+
+    monkeypatch.setattr(plugin, "plan", counted)
+    reused = plugin.troupe_aggregate_status(after)
+    assert calls == [], "the status pass of the same reconcile plans nothing again"
+    fresh = plugin.troupe_aggregate_status(after)  # its build pass's plan is used once only
+    assert calls == [1]
+    assert reused == fresh
+    assert [t["phase"] for t in reused.fields["tasks"]] == ["Running", "Running", "Pending"]
+
+
 def test_metrics_from_status_transitions():
     registry = CollectorRegistry()
     metrics = TaskMetrics.create(OperatorMetrics("observatory", registry))
@@ -228,3 +289,16 @@ def test_metrics_from_status_transitions():
     assert get("troupe_observatory_task_failures_total", {"reason": "DeadlineExceeded"}) == 1
     observe(metrics, new, new, {"a": [], "b": ["a"], "c": []})
     assert get("troupe_observatory_task_failures_total", {"reason": "DeadlineExceeded"}) == 1, "counted once"
+
+
+def test_metrics_of_a_task_that_started_and_ended_between_two_status_writes():
+    registry = CollectorRegistry()
+    metrics = TaskMetrics.create(OperatorMetrics("observatory", registry))
+    run = {"run": 1, "startTime": "2030-01-01T00:00:00.000Z"}
+    old = {**run, "tasks": [{"name": "a", "phase": "Pending"}]}
+    times = {"startedAt": "2030-01-01T00:00:00.300Z", "finishedAt": "2030-01-01T00:00:01Z"}
+    new = {**run, "tasks": [{"name": "a", "phase": "Succeeded", "attempts": 1, **times}]}
+    observe(metrics, old, new, {"a": []})
+    get = registry.get_sample_value
+    assert get("troupe_observatory_scheduling_latency_seconds_sum") == pytest.approx(0.3)
+    assert get("troupe_observatory_task_duration_seconds_count", {"result": "Succeeded"}) == 1

@@ -115,10 +115,12 @@ def troupe_status_changed(ctx: ReconcileContext[Any], old: dict[str, Any], new: 
     """React to a status the core has just written: metrics, logs, notifications.
 
     Called after every status patch that changed something, with the status before and after (the
-    after-state is the whole status as stored). Every implementation is called (not firstresult). Must
-    not raise; errors are logged and ignored, since the write already happened.
+    after-state is the whole status as stored). Writes are coalesced (a phase or condition change is
+    written at once, other changes about once a second), so one call may span several reconciles.
+    Every implementation is called (not firstresult). Must not raise; errors are logged and ignored,
+    since the write already happened.
 
-    :param ctx: the reconcile context (``ctx.now`` is the write's time).
+    :param ctx: the context of the last reconcile that decided this status.
     :param old: the status before the patch (empty for a new object).
     :param new: the status after the patch.
     :return: nothing.

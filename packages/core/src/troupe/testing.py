@@ -6,9 +6,14 @@ Pure units only: anything that depends on how Kubernetes behaves is tested again
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from troupe.engine.client import ApiException, NotFound
+from troupe.engine.status import apply_merge_patch
+
+if TYPE_CHECKING:
+    from troupe.engine.cache import ObjectKey
+    from troupe.engine.reconcile import Reconciler
 
 Manifest = dict[str, Any]
 
@@ -24,6 +29,7 @@ class MemoryKube:
         self.version = 100
         self.refuse: ApiException | None = None
         self.bodies: list[Any] = []
+        self.status_patches: list[Manifest] = []
 
     def _bump(self, obj: Manifest) -> Manifest:
         self.version += 1
@@ -57,13 +63,9 @@ class MemoryKube:
         self.writes.append(f"status {name}")
         if (plural, namespace, name) not in self.objects:
             raise NotFound(name)
+        self.status_patches.append(copy.deepcopy(patch))
         obj = self.objects[plural, namespace, name]
-        status = obj.setdefault("status", {})
-        for key, value in patch.items():
-            if value is None:
-                status.pop(key, None)
-            else:
-                status[key] = value
+        obj["status"] = apply_merge_patch(obj.get("status") or {}, patch)
         return self._bump(obj)
 
     async def delete(self, api_version: str, plural: str, namespace: str | None, name: str, **_: Any) -> bool:
@@ -99,3 +101,13 @@ class MemoryKube:
                 del target[int(last) if isinstance(target, list) else last]
         self.writes.append(f"json-patch {plural}/{name}")
         return self._bump(obj)
+
+
+async def reconcile(reconciler: Reconciler, key: ObjectKey) -> float | None:
+    """One reconcile, then the status write it queued: what a unit test reads after a reconcile.
+
+    The operator writes status in the background, off the reconcile's path (``StatusWriter``).
+    """
+    delay = await reconciler.reconcile(key)
+    await reconciler.reporter.settled(key)
+    return delay

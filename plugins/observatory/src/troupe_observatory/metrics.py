@@ -94,7 +94,9 @@ def observe(
         for task in by_name.values():
             prior = before.get((run, task["name"]), {})
             attempts, prior_attempts = task.get("attempts", 0), prior.get("attempts", 0)
-            if attempts > prior_attempts and task.get("phase") == "Running":
+            # a new attempt, though it may have ended already: statuses are written about once a second,
+            # so a short task can go from Pending to Succeeded between two of them
+            if attempts > prior_attempts and task.get("startedAt"):
                 eligible = _eligible_at(task, by_name, starts.get(run))
                 waited = _seconds(task.get("startedAt"), eligible)
                 if waited is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from troupe import (
@@ -47,7 +48,7 @@ def troupe_validate(ctx: ReconcileContext[ObservatorySpec]) -> list[str] | None:
     return messages
 
 
-def _plan(ctx: ReconcileContext[ObservatorySpec]) -> Plan:
+def _plan(ctx: ReconcileContext[ObservatorySpec], *, keep_pods: bool = True) -> Plan:
     meta = ctx.body["metadata"]
     return plan(
         ctx.spec,
@@ -57,17 +58,34 @@ def _plan(ctx: ReconcileContext[ObservatorySpec]) -> Plan:
         status=ctx.status,
         pods=ctx.children.of_kind("Pod"),
         now=ctx.now,
+        keep_pods=keep_pods,
     )
+
+
+#: The build pass's plan of each object's reconcile under way, by uid, for its status pass. The status
+#: pass of the same reconcile (same body, same ``now``) would decide the same status: it sees the pods
+#: the build pass created as started at ``now``, which is what the build pass recorded. Bounded: an
+#: entry whose status pass never comes (a refused child, a teardown) is dropped in time.
+_BUILT: dict[str, tuple[Manifest, datetime, Plan]] = {}
+_BUILT_MAX = 256
 
 
 @hookimpl
 def troupe_build_resources(ctx: ReconcileContext[ObservatorySpec]) -> list[Manifest] | None:
-    return _plan(ctx).pods
+    built = _plan(ctx)
+    _BUILT.pop(ctx.uid, None)
+    _BUILT[ctx.uid] = (ctx.body, ctx.now, built)
+    if len(_BUILT) > _BUILT_MAX:
+        del _BUILT[next(iter(_BUILT))]
+    return built.pods
 
 
 @hookimpl
 def troupe_aggregate_status(ctx: ReconcileContext[ObservatorySpec]) -> StatusUpdate | None:
-    return _plan(ctx).status
+    body, now, built = _BUILT.pop(ctx.uid, (None, None, None))
+    if built is not None and body is ctx.body and now == ctx.now:
+        return built.status
+    return _plan(ctx, keep_pods=False).status
 
 
 @hookimpl

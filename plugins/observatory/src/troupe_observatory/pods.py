@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -117,12 +116,26 @@ def keep(observed: Manifest) -> Manifest:
     """An observed pod as a "keep it" manifest: itself, without what the server owns.
 
     Returning the pod as it is (rather than rebuilding it from a spec that may have changed since) is
-    what makes the core's apply step a no-op for existing pods.
+    what makes the core's apply step a no-op for existing pods. The metadata is copied, since the core
+    completes a built manifest's metadata in place (labels, annotations, owner reference); the spec is
+    the observed one itself, not a copy: a pod's spec is immutable and nothing writes into a built
+    one, and deep-copying every pod of a large workflow on every reconcile was a fifth of the
+    operator's time.
     """
-    pod = {k: copy.deepcopy(v) for k, v in observed.items() if k != "status"}
-    for key in _SERVER_METADATA:
-        pod.get("metadata", {}).pop(key, None)
+    pod = {k: v for k, v in observed.items() if k not in ("status", "metadata")}
+    meta = observed.get("metadata") or {}
+    pod["metadata"] = {k: _copy(v) for k, v in meta.items() if k not in _SERVER_METADATA}
     return pod
+
+
+def _copy(value: Any) -> Any:
+    """A copy of a metadata field (labels, annotations, owner references: maps of strings, a list of
+    flat maps); much cheaper than ``copy.deepcopy``."""
+    if isinstance(value, dict):
+        return dict(value)
+    if isinstance(value, list):
+        return [dict(v) if isinstance(v, dict) else v for v in value]
+    return value
 
 
 def labels_of(pod: Manifest) -> tuple[int, str, int] | None:

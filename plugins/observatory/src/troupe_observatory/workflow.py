@@ -143,8 +143,13 @@ def plan(
     status: Mapping[str, Any],
     pods: Sequence[Manifest],
     now: datetime,
+    keep_pods: bool = True,
 ) -> Plan:
-    """Everything one reconcile decides: the pods to have and the status to write."""
+    """Everything one reconcile decides: the pods to have and the status to write.
+
+    ``keep_pods=False`` leaves the pods to keep out of ``Plan.pods`` (only the new ones are there): the
+    status pass does not need them, and a "keep" manifest for every pod of a large workflow is work.
+    """
     old = _old_status(status)
     order = topological(spec.tasks)
     grouped = _group(pods)
@@ -247,7 +252,7 @@ def plan(
     known = {h.run for h in history} | {r.run for r in still_active} | ({current.run} if current else set())
     succeeded_runs = {h.run for h in history if h.phase == "Succeeded"}
     created_pods = [m for r in results.values() for m in r.create]
-    kept = [keep(p) for p in pods if _keep_pod(p, spec, old, known, succeeded_runs)]
+    kept = [keep(p) for p in pods if _keep_pod(p, spec, old, known, succeeded_runs)] if keep_pods else []
 
     tasks = current.tasks if current else []
     done = sum(1 for t in tasks if t.phase == "Succeeded")

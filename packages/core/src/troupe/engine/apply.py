@@ -36,7 +36,10 @@ def is_subset(desired: Any, observed: Any) -> bool:
     Fields the server or other controllers added (defaults, status, managedFields) don't count. Lists
     must have the same length and match position by position, since apply would replace them. A desired
     empty value matches an absent one (a retained child's ``ownerReferences: []`` is stored as nothing).
+    A value that *is* the observed one (a builder keeping an observed pod's spec) is not walked.
     """
+    if desired is observed:
+        return True
     if isinstance(desired, dict):
         if not isinstance(observed, dict):
             return False

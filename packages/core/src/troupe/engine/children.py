@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from troupe.context import ChildKey, Children, Manifest, ReconcileContext
 from troupe.engine.apply import CREATE_ONLY_ANNOTATION, complete_child, holder, is_subset
 from troupe.engine.availability import Availability, missing_message
-from troupe.engine.cache import ChildIndex
+from troupe.engine.cache import ChildIndex, ObjectKey
 from troupe.engine.client import ApiException, Kube
 from troupe.engine.metrics import OperatorMetrics
 from troupe.kinds import ChildKind, KindSpec
@@ -74,6 +74,10 @@ class ChildApplier:
         self.availability = availability
         self.metrics = metrics
         self.hooks_of = hooks_of
+        #: Waits until the owner's decided status is on record (the status writer's ``settled``): a child
+        #: is deleted on a status that is written only, since a plugin may decide deletions from its status
+        #: (a finished attempt's pod), and a lost write must not leave the record without that attempt.
+        self.settled: Callable[[ObjectKey], Awaitable[bool]] = _on_record
 
     async def apply(self, ctx: ReconcileContext[Any]) -> tuple[ApplyReport, ReconcileContext[Any]]:
         """Build, mutate and apply an object's children, then prune; returns the report and the context
@@ -140,6 +144,7 @@ class ChildApplier:
     ) -> set[ChildKey]:
         """Delete this object's own children of pruned kinds that the builders no longer return."""
         pruned: set[ChildKey] = set()
+        settled = False
         for key, observed in ctx.children.items():
             spec = self._declared(ctx.kind, observed)
             if key in desired or spec is None or not spec.prune:
@@ -147,6 +152,12 @@ class ChildApplier:
             meta = observed["metadata"]
             if meta.get("deletionTimestamp") or holder(observed, ctx.body, self.kube.field_manager):
                 continue
+            if not settled:
+                owner = ObjectKey(ctx.kind, ctx.namespace if ctx.kind.namespaced else None, ctx.name)
+                if not await self.settled(owner):
+                    logger.info("%s: pruning waits until its status is written", ctx.name)
+                    return pruned
+                settled = True
             if await self.kube.delete(
                 spec.api_version, spec.plural, key.namespace, key.name, uid=meta.get("uid")
             ):
@@ -210,6 +221,10 @@ class ChildApplier:
         self.children.put(result, ours=True)
         report.wrote = True
         return result
+
+
+async def _on_record(owner: ObjectKey) -> bool:
+    return True
 
 
 def api_message(exc: ApiException) -> str:

@@ -84,6 +84,7 @@ class Reconciler:
         self.reporter = StatusWriter(
             kube=kube, clock=clock, objects=self.objects, metrics=metrics, hooks_of=self.hooks_of
         )
+        self.applier.settled = self.reporter.settled  # children are deleted on a status on record only
         self._failures: dict[ObjectKey, int] = {}
         #: Objects that waited for a listing: run again as soon as one arrives, not at the next recheck.
         self.gated: set[ObjectKey] = set()
@@ -134,7 +135,9 @@ class Reconciler:
         admission = kind.admission
         if admission is None:
             return {}
-        members = [(key, body) for key, body in self.objects.items() if key.kind is kind]
+        members = [
+            (key, self.reporter.current(key, body)) for key, body in self.objects.items() if key.kind is kind
+        ]
         # The limit lives in a related object (a policy) that every member references; any one will do.
         limit = next(
             (
@@ -188,7 +191,7 @@ class Reconciler:
     async def reconcile(self, key: ObjectKey) -> float | None:
         """Reconcile one object (or tear it down, when it is being deleted and holds our finalizer);
         returns when to look again (seconds) or None."""
-        body = self.objects.get(key)
+        body = self.reporter.current(key, self.objects.get(key))  # with the status decided, if not written
         if body is None:
             return None
         deleting = bool(body["metadata"].get("deletionTimestamp"))

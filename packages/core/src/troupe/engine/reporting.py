@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, overload
+
+import aiohttp
 
 from troupe.clock import Clock, isoformat
 from troupe.conditions import Condition
@@ -13,7 +17,7 @@ from troupe.context import Manifest, ReconcileContext, StatusUpdate
 from troupe.engine.cache import ObjectCache, ObjectKey
 from troupe.engine.client import ApiException, Kube, NotFound
 from troupe.engine.metrics import OperatorMetrics
-from troupe.engine.status import desired_status, events_for, status_patch
+from troupe.engine.status import desired_status, events_for, merge_patch, updated_status
 from troupe.kinds import KindSpec
 from troupe.plugins import KindHooks
 
@@ -59,6 +63,33 @@ def with_blockers(update: StatusUpdate, blockers: dict[str, list[str]], observed
     return replace(update, conditions=conditions, delete=update.delete and not blocking)
 
 
+#: A status write waits this long after the object's last one (seconds), unless its phase or a condition
+#: changes: a workflow moving a task a few times a second is written about once a second, while a
+#: transition a user or another controller waits for is written at once. Each write of a large object
+#: costs the API server tens of milliseconds (on the CPU that also creates the next pods), whatever the
+#: patch's size.
+WRITE_INTERVAL = 1.0
+#: Retries of a status write the API server could not take (unreachable, 5xx, 429): 1 s doubling to 30 s.
+WRITE_BACKOFF = (1.0, 30.0)
+#: Refusals no retry of the same status cures (the plugin's status breaks the schema): dropped.
+PERMANENT_REFUSALS = frozenset({400, 403, 422})
+
+
+@dataclass
+class PendingStatus:
+    """What is decided for one object's status and not yet on record."""
+
+    uid: str
+    written: Manifest
+    """The status on record as far as this writer knows: the base of the next patch."""
+    target: Manifest
+    """The status once every decided change is written; what the next reconcile reads."""
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+    ctx: ReconcileContext[Any] | None = None
+    urgent: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when the next write may not wait for :data:`WRITE_INTERVAL`."""
+
+
 def worth_posting(
     events: list[tuple[str, str, str]], observed: Manifest, desired: Manifest
 ) -> list[tuple[str, str, str]]:
@@ -78,7 +109,18 @@ def worth_posting(
 
 
 class StatusWriter:
-    """Writes status only when it changes, posts the Events its transitions deserve, tells the hooks."""
+    """Writes status only when it changes, posts the Events its transitions deserve, tells the hooks.
+
+    With ``background`` (the operator's runtime) a reconcile does not wait for its status write: the
+    change is queued and written by one task per object, which sends the newest status decided by then
+    (so reconciles that come faster than the API server takes a write share one write) as a merge patch
+    of what differs from the status on record. Meanwhile :meth:`current` gives reconciles the status
+    as decided, not an older one from the watch, and :meth:`settled` lets a step that must not act on
+    an unrecorded status (deleting a child) wait until it is on record. The status write of a large
+    object costs the API server tens of milliseconds whatever the patch's size; off the reconcile path,
+    the next children are created without waiting for it. Without ``background`` each write completes
+    before :meth:`write` returns, and a failed one raises (the reconcile backs off).
+    """
 
     def __init__(
         self,
@@ -88,12 +130,34 @@ class StatusWriter:
         objects: ObjectCache,
         metrics: dict[str, OperatorMetrics],
         hooks_of: Callable[[KindSpec], KindHooks],
+        background: bool = True,
+        interval: float = WRITE_INTERVAL,
     ) -> None:
         self.kube = kube
         self.clock = clock
         self.objects = objects
         self.metrics = metrics
         self.hooks_of = hooks_of
+        self.background = background
+        self.interval = interval
+        self._last_write: dict[ObjectKey, float] = {}
+        self._pending: dict[ObjectKey, PendingStatus] = {}
+        self._writers: dict[ObjectKey, asyncio.Task[None]] = {}
+        self._errors: dict[ObjectKey, Exception] = {}
+        self._failures: dict[ObjectKey, int] = {}
+
+    @overload
+    def current(self, key: ObjectKey, body: Manifest) -> Manifest: ...
+    @overload
+    def current(self, key: ObjectKey, body: None) -> None: ...
+    @overload
+    def current(self, key: ObjectKey, body: Manifest | None) -> Manifest | None: ...
+    def current(self, key: ObjectKey, body: Manifest | None) -> Manifest | None:
+        """``body`` with the status decided for it and not yet on record, if any."""
+        pending = self._pending.get(key)
+        if body is None or pending is None or pending.uid != _uid(body):
+            return body
+        return {**body, "status": pending.target}
 
     async def write(
         self,
@@ -103,34 +167,144 @@ class StatusWriter:
         *,
         ctx: ReconcileContext[Any] | None = None,
     ) -> bool:
-        """Patch the status subresource if ``update`` changes it; post Events for transitions."""
-        observed = body.get("status") or {}
+        """Queue the status ``update`` implies if it changes anything (True); write it before returning
+        when not in the background, or when the object is to be deleted next."""
+        pending = self._pending.get(key)
+        if pending is not None and pending.uid != _uid(body):  # another object of that name now
+            self._pending.pop(key)
+            pending = None
+        base = pending.target if pending is not None else body.get("status") or {}
         now = self.clock()
-        desired = desired_status(
-            observed, update, now=now, generation=int(body["metadata"].get("generation", 0))
+        desired = desired_status(base, update, now=now, generation=int(body["metadata"].get("generation", 0)))
+        target = updated_status(base, desired)
+        if target == base:
+            return False
+        events = worth_posting(events_for(base, desired), base, desired)
+        if pending is None:
+            pending = self._pending[key] = PendingStatus(_uid(body), base, target, events, ctx)
+        else:
+            pending.target, pending.ctx = target, ctx
+            pending.events.extend(events)
+        if _transition(pending.written, target):
+            pending.urgent.set()
+        if self.background and not update.delete:
+            self._start(key)
+            return True
+        await self.settled(key, strict=True)
+        return True
+
+    async def settled(self, key: ObjectKey, *, strict: bool = False) -> bool:
+        """Write what is decided for ``key``'s status now, or wait for the write under way; False when it
+        could not be written (in the background it stays queued and is retried, unless refused).
+        ``strict``: raise the API error instead."""
+        pending = self._pending.get(key)
+        if pending is None:
+            return True
+        pending.urgent.set()
+        self._start(key)
+        await asyncio.shield(self._writers[key])
+        error = self._errors.pop(key, None)
+        if strict and error is not None:
+            raise error
+        return error is None and key not in self._pending
+
+    def _start(self, key: ObjectKey) -> None:
+        running = self._writers.get(key)
+        if running is not None and not running.done():
+            return
+        writer = asyncio.create_task(self._write_pending(key), name=f"status {key}")
+        self._writers[key] = writer
+        writer.add_done_callback(
+            lambda done: self._writers.pop(key) if self._writers.get(key) is done else None
         )
-        patch = status_patch(observed, desired)
-        if patch is None:
-            return False
-        metrics = self.metrics[key.kind.operator]
-        try:
-            result = await self.kube.patch_status(
-                key.kind.api_version, key.kind.plural, key.namespace, key.name, patch
+
+    async def _write_pending(self, key: ObjectKey) -> None:
+        """Write the newest decided status until none is left; on an error keep it for a retry later
+        (background) or drop it (the reconcile that decided it raises and backs off)."""
+        while (pending := self._pending.get(key)) is not None:
+            body = self.objects.get(key)
+            if body is None or _uid(body) != pending.uid:  # deleted (or replaced) meanwhile
+                self._pending.pop(key, None)
+                return
+            wait = (
+                self._last_write.get(key, -self.interval) + self.interval - asyncio.get_running_loop().time()
             )
-        except NotFound:  # deleted meanwhile: nothing left to report on
-            return False
-        metrics.writes.labels(verb="status").inc()
+            if wait > 0 and not pending.urgent.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(pending.urgent.wait(), wait)
+                continue  # whatever is decided by now goes in this write
+            target, events, ctx = pending.target, pending.events, pending.ctx
+            pending.events = []
+            pending.urgent.clear()
+            try:
+                result = await self._send(key, pending.written, target)
+            except NotFound:  # deleted meanwhile: nothing left to report on
+                self._pending.pop(key, None)
+                return
+            except (ApiException, aiohttp.ClientError, TimeoutError) as exc:
+                pending.events[:0] = events
+                self._errors[key] = exc
+                self._retry_later(key, exc)
+                return
+            self._failures.pop(key, None)
+            self._errors.pop(key, None)
+            self._wrote_at(key)
+            old, pending.written = pending.written, target
+            if pending.target is target:
+                self._pending.pop(key, None)
+            await self._report(key, result, old, events, ctx)
+
+    def _wrote_at(self, key: ObjectKey) -> None:
+        """Note the time of ``key``'s write, forgotten after the interval (objects come and go)."""
+        loop = asyncio.get_running_loop()
+        now = self._last_write[key] = loop.time()
+        loop.call_later(self.interval, self._forget_write, key, now)
+
+    def _forget_write(self, key: ObjectKey, at: float) -> None:
+        if self._last_write.get(key) == at:
+            del self._last_write[key]
+
+    def _retry_later(self, key: ObjectKey, exc: Exception) -> None:
+        status = exc.status if isinstance(exc, ApiException) else None
+        if not self.background or status in PERMANENT_REFUSALS:
+            self._pending.pop(key, None)  # the next reconcile starts again from the status on record
+            if self.background:
+                logger.warning("%s: the status was refused, not written: %s", key, exc)
+            return
+        failures = self._failures[key] = self._failures.get(key, 0) + 1
+        first, cap = WRITE_BACKOFF
+        delay = min(first * 2 ** (failures - 1), cap)
+        self.metrics[key.kind.operator].errors.labels(kind=key.kind.kind).inc()
+        logger.warning("%s: status write failed (%s); retrying in %.0fs", key, exc, delay)
+        asyncio.get_running_loop().call_later(delay, self._start, key)
+
+    async def _send(self, key: ObjectKey, written: Manifest, target: Manifest) -> Manifest:
+        patch = merge_patch(written, target)
+        result = await self.kube.patch_status(
+            key.kind.api_version, key.kind.plural, key.namespace, key.name, patch or {}
+        )
+        self.metrics[key.kind.operator].writes.labels(verb="status").inc()
         self.objects.put(key, result, ours=True)
-        for type_, reason, message in worth_posting(events_for(observed, desired), observed, desired):
-            await self.post_event(key, result, type_, reason, message, now=isoformat(now))
+        return result
+
+    async def _report(
+        self,
+        key: ObjectKey,
+        result: Manifest,
+        old: Manifest,
+        events: list[tuple[str, str, str]],
+        ctx: ReconcileContext[Any] | None,
+    ) -> None:
+        now = isoformat(self.clock())
+        for type_, reason, message in events:
+            await self.post_event(key, result, type_, reason, message, now=now)
         if ctx is not None:
             try:
                 self.hooks_of(ctx.kind).troupe_status_changed(
-                    ctx=ctx, old=observed, new=result.get("status") or {}
+                    ctx=ctx, old=old, new=result.get("status") or {}
                 )
             except Exception:
                 logger.exception("%s: a troupe_status_changed hook failed", key)
-        return True
 
     async def post_event(
         self, key: ObjectKey, body: Manifest, type_: str, reason: str, message: str, *, now: str
@@ -166,3 +340,12 @@ class StatusWriter:
                 logger.debug("%s: no event %s: the namespace is being deleted", key, reason)
                 return
             logger.warning("%s: could not post event %s: %s", key, reason, exc.reason)
+
+
+def _transition(written: Manifest, target: Manifest) -> bool:
+    """Does ``target`` change the phase or a condition of the status on record?"""
+    return any(written.get(k) != target.get(k) for k in ("phase", "conditions"))
+
+
+def _uid(body: Manifest) -> str:
+    return str(body.get("metadata", {}).get("uid", ""))

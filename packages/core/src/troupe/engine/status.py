@@ -1,4 +1,4 @@
-"""Pure status computation: the status patch a StatusUpdate implies, or nothing when unchanged."""
+"""Pure status computation: the status a StatusUpdate implies, and the merge patch that writes it."""
 
 from __future__ import annotations
 
@@ -37,19 +37,55 @@ def desired_status(
     return status
 
 
-def status_patch(observed: dict[str, Any] | None, desired: dict[str, Any]) -> dict[str, Any] | None:
-    """The merge patch taking ``observed`` to ``desired``, or None when there is nothing to write.
+def updated_status(observed: dict[str, Any] | None, desired: dict[str, Any]) -> dict[str, Any]:
+    """The status once ``desired`` is written over ``observed``, as the API server will store it.
 
-    A field set to None in ``desired`` is removed; fields of ``observed`` that ``desired`` doesn't name
-    are left alone (another writer's, or kopf's).
+    Each key ``desired`` names takes its value whole; the keys it does not name stay as they are
+    (another writer's). A None removes its key, at any depth, in lists too: the server stores no null
+    (it prunes a null field of a structural schema), so a status holding one would never look written.
     """
-    observed = observed or {}
-    patch = {
-        key: value
-        for key, value in desired.items()
-        if (value is None and key in observed) or (value is not None and observed.get(key) != value)
-    }
+    status: dict[str, Any] = _without_nulls({**(observed or {}), **desired})
+    return status
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+def merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | None:
+    """The smallest JSON merge patch (RFC 7396) taking ``old`` to ``new``, or None when they are equal.
+
+    Only what differs is sent: a nested map as a patch of its own, a key gone as an explicit null. A
+    list is sent whole, since a merge patch replaces lists. ``new`` holds no null map values (they
+    would read as removals); :func:`apply_merge_patch` of the result to ``old`` gives ``new`` back.
+    """
+    patch: dict[str, Any] = {key: None for key in old if key not in new}
+    for key, value in new.items():
+        before = old.get(key)
+        if key in old and before == value:
+            continue
+        if isinstance(value, dict) and isinstance(before, dict):
+            patch[key] = merge_patch(before, value) or {}
+        else:
+            patch[key] = value
     return patch or None
+
+
+def apply_merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396: ``patch`` applied to ``target``, as the API server applies a merge patch."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = apply_merge_patch(result.get(key), value)
+    return result
 
 
 def events_for(observed: dict[str, Any] | None, desired: dict[str, Any]) -> list[tuple[str, str, str]]:
