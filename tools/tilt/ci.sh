@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make tilt-ci`: `tilt ci` in local mode, in a namespace of its own (deleted afterwards) and with metrics
 # ports of its own, so runs of several checkouts on one cluster do not meet. Passes when every operator
-# is ready (/readyz) and each of its examples shows a phase.
+# is ready (/readyz) and each of its examples shows a phase; every operator, those that watch all
+# namespaces too (their objects outside the namespace are torn down by them afterwards: teardown.sh).
 # Cluster: $TROUPE_E2E_KUBECONFIG, else $KUBECONFIG, else this checkout's local cluster (started if down).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"

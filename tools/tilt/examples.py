@@ -13,8 +13,8 @@ The rule for plugins/<operator>/examples/*.yaml:
 - a file the API server is known to refuse says so in a line ``# tilt: skip: <why>``: it is left out,
   with the reason printed; any other refusal fails the run.
 
-Kinds without a status subresource (configuration, like a DevServerFlavor) are not reconciled: nothing to
-wait for.
+Objects of kinds without a status subresource (a Secret; configuration, like a DevServerFlavor) are not
+reconciled: nothing to wait for.
 """
 
 from __future__ import annotations
@@ -73,7 +73,9 @@ def resource(obj: dict[str, Any]) -> str:
 
 
 def kubectl(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([os.environ["KUBECTL"], *args], input=stdin, capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [os.environ["KUBECTL"], *args], input=stdin, capture_output=True, text=True, check=False
+    )
 
 
 def cluster_scoped_kinds() -> set[tuple[str, str]]:
@@ -99,13 +101,14 @@ def refuse_foreign(obj: dict[str, Any], namespace: str) -> None:
             )
 
 
-def has_status(name: str) -> bool:
-    """Whether kind `name` (kubectl's plural.group) is reconciled: a CRD with a status subresource."""
-    if "." not in name.split("/")[0]:
-        return False  # a core kind (a Secret beside a Project)
-    crd = name.split("/")[0]
-    out = kubectl("get", "crd", crd, "-o", "jsonpath={.spec.versions[0].subresources.status}")
-    return bool(out.stdout.strip())
+def reconciled_kinds() -> set[tuple[str, str]]:
+    """(group, kind) of the CRDs with a status subresource: the kinds an operator reconciles."""
+    crds = json.loads(kubectl("get", "crd", "-o", "json").stdout)["items"]
+    return {
+        (crd["spec"]["group"], crd["spec"]["names"]["kind"])
+        for crd in crds
+        if any("status" in (v.get("subresources") or {}) for v in crd["spec"]["versions"])
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no plugins/{args.operator}/examples/*.yaml")
         return 0
     cluster_kinds = cluster_scoped_kinds()
-    applied: list[str] = []  # kubectl names (kind.group/name)
+    applied: list[dict[str, Any]] = []
     for path in files:
         text = path.read_text()
         reason = skip_reason(text)
@@ -130,23 +133,27 @@ def main(argv: list[str] | None = None) -> int:
         for obj in objects:
             if (group_of(obj), obj.get("kind", "")) in cluster_kinds:
                 refuse_foreign(obj, args.namespace)
-        out = kubectl("apply", "-o", "name", "-f", "-", stdin=yaml.safe_dump_all(objects))
+        out = kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(objects))
         if out.returncode != 0:
             raise SystemExit(f"{path.name}: refused:\n{out.stderr.strip()}")
-        applied += out.stdout.split()
+        applied += objects
+    reconciled = reconciled_kinds()
     deadline = time.monotonic() + args.timeout
-    for name in applied:
-        if not has_status(name):
-            print(f"{name}: configuration, no phase")
+    for obj in applied:
+        label = f"{obj['kind']} {obj['metadata']['name']}"
+        if (group_of(obj), obj["kind"]) not in reconciled:
+            print(f"{label}: not reconciled (no status), no phase to wait for")
             continue
+        where = ["-n", args.namespace] if "namespace" in obj["metadata"] else []
         while True:
-            # -n is ignored for a cluster-scoped kind
-            got = kubectl("get", name, "-n", args.namespace, "-o", "jsonpath={.status.phase}")
+            got = kubectl(
+                "get", resource(obj), obj["metadata"]["name"], *where, "-o", "jsonpath={.status.phase}"
+            )
             if got.stdout.strip():
-                print(f"{name}: {got.stdout.strip()}")
+                print(f"{label}: {got.stdout.strip()}")
                 break
             if time.monotonic() > deadline:
-                print(f"{name}: no phase after {args.timeout:.0f}s", file=sys.stderr)
+                print(f"{label}: no phase after {args.timeout:.0f}s", file=sys.stderr)
                 return 1
             time.sleep(1)
     return 0
