@@ -12,7 +12,9 @@ chart="charts/$op-operator"
 "$KUBECTL" wait --for=condition=Established crd -l "troupe.dev/operator=$op" --timeout=60s >/dev/null
 "$HELM" dependency build --skip-refresh "$chart" >/dev/null
 # A chart whose operator can only watch all namespaces (a cluster-scoped kind) refuses watchNamespaces.
+# Its operator runs standalone here: its peering object would be the cluster's one ClusterKopfPeering
+# troupe-<operator>, which another installation (an e2e test, another checkout) may own already.
 scope=(--set "watchNamespaces={$ns}")
-if bash tools/tilt/all-namespaces-only.sh "$op"; then scope=(); fi
+if bash tools/tilt/all-namespaces-only.sh "$op"; then scope=(--set leaderElection.enabled=false); fi
 "$HELM" upgrade --install "tilt-$op" "$chart" -n "$ns" --create-namespace --wait --timeout 2m \
   "${scope[@]}" --set replicaCount=0
