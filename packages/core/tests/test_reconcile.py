@@ -71,6 +71,15 @@ async def test_first_reconcile_applies_then_steady_state_writes_nothing(
     assert kube.writes == []  # zero-write steady state, even with an empty watch cache for children
 
 
+async def test_a_reconcile_that_created_a_child_looks_again_at_once(
+    kube: MemoryKube, reconciler: Reconciler
+) -> None:
+    """The echo of a created child starts no reconcile, and builders may build on what they observe."""
+    key = add_greeting(kube, reconciler, {"name": "Ada"})
+    assert await reconcile(reconciler, key) == 0.0
+    assert await reconcile(reconciler, key) == greeting.GREETING.resync_seconds  # nothing new: no rerun
+
+
 async def test_spec_edit_rolls_out_and_deleted_child_comes_back(
     kube: MemoryKube, reconciler: Reconciler
 ) -> None:

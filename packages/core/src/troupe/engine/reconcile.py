@@ -240,10 +240,14 @@ class Reconciler:
         errors = [e for batch in self.hooks_of(ctx.kind).troupe_validate(ctx=ctx) for e in batch or []]
         if errors:
             return await self._fail(key, body, "InvalidSpec", "; ".join(errors))
+        observed = set(ctx.children)
         try:
             report, ctx = await self.applier.apply(ctx)
         except (kopf.PermanentError, InvalidChild) as exc:
             return await self._fail(key, body, "ApplyFailed", str(exc))
+        # Builders may build on what they observe (a workspace's objects once its Namespace is there). The
+        # watch event of a child we just created is our own echo and starts no reconcile: look again now.
+        created = bool(set(ctx.children) - observed)
         report.missing.extend(self.missing_related(key))
         if report.refusals:
             message = "the API server refused " + "; ".join(str(r) for r in report.refusals)
@@ -273,6 +277,8 @@ class Reconciler:
         delay = min(update.requeue_after or key.kind.resync_seconds, key.kind.resync_seconds)
         if report.conflicts:
             delay = min(delay, CONFLICT_RECHECK)
+        if created:
+            delay = 0.0
         return delay, ("applied" if wrote else "unchanged")
 
     def backoff(self, key: ObjectKey) -> float:
