@@ -93,16 +93,10 @@ def test_a_namespace_that_was_never_ours_is_not_waited_for() -> None:
 def test_metrics_of_deploys_failures_and_builds() -> None:
     registry = CollectorRegistry()
     metrics = CatalystMetrics(OperatorMetrics("catalyst", registry))
-    running = {"actions": {"deploy": {"phase": "Running", "startedAt": "2026-11-26T10:00:00Z"}}}
+    metrics.deployed(7.0, "HelmConnection: helm: cluster unreachable")
+    metrics.deployed(3.0, None)
+    running = {"build": {"phase": "Running", "startedAt": "2026-11-26T09:58:00Z"}}
     done = {
-        "actions": {
-            "deploy": {
-                "phase": "Failed",
-                "startedAt": "2026-11-26T10:00:00Z",
-                "finishedAt": "2026-11-26T10:00:07Z",
-                "message": "HelmConnection: helm: cluster unreachable",
-            }
-        },
         "build": {
             "phase": "Succeeded",
             "startedAt": "2026-11-26T09:58:00Z",
@@ -114,4 +108,5 @@ def test_metrics_of_deploys_failures_and_builds() -> None:
     value = registry.get_sample_value
     assert value("troupe_catalyst_helm_failures_total", {"reason": "HelmConnection"}) == 1
     assert value("troupe_catalyst_deploy_duration_seconds_sum", {"result": "failure"}) == 7
+    assert value("troupe_catalyst_deploy_duration_seconds_sum", {"result": "success"}) == 3
     assert value("troupe_catalyst_build_duration_seconds_sum", {"result": "succeeded"}) == 60

@@ -31,17 +31,14 @@ class CatalystMetrics:
             "helm_failures_total", "Failed deploy steps, by reason.", ("reason",)
         )
 
+    def deployed(self, seconds: float, error: str | None) -> None:
+        """A deploy step ended (measured by the step itself: a status may never show it Running)."""
+        self.deploy.labels(result="failure" if error else "success").observe(max(seconds, 0.0))
+        if error:
+            head, sep, _ = error.partition(": ")
+            self.helm_failures.labels(reason=head if sep and head.isalnum() else "Other").inc()
+
     def observe(self, body: dict[str, Any], old: dict[str, Any], new: dict[str, Any]) -> None:
-        before = (old.get("actions") or {}).get("deploy") or {}
-        after = (new.get("actions") or {}).get("deploy") or {}
-        if after.get("finishedAt") and after.get("finishedAt") != before.get("finishedAt"):
-            seconds = _seconds(after)
-            result = "success" if after.get("phase") == "Succeeded" else "failure"
-            if seconds is not None:
-                self.deploy.labels(result=result).observe(max(seconds, 0.0))
-            if result == "failure":
-                head, sep, _ = str(after.get("message", "")).partition(": ")
-                self.helm_failures.labels(reason=head if sep and head.isalnum() else "Other").inc()
         old_build, new_build = old.get("build") or {}, new.get("build") or {}
         if new_build.get("phase") in ("Succeeded", "Failed") and new_build != old_build:
             seconds = _seconds(new_build)

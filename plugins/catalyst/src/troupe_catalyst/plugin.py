@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import kopf
@@ -60,7 +61,16 @@ async def check_image(inputs: dict[str, Any], handle: OperatorHandle) -> dict[st
 
 
 async def deploy_environment(inputs: dict[str, Any], handle: OperatorHandle) -> dict[str, Any]:
-    return await deploy.deploy(inputs, handle, settings())
+    started = time.monotonic()
+    try:
+        result = await deploy.deploy(inputs, handle, settings())
+    except Exception as exc:
+        if _metrics is not None:
+            _metrics.deployed(time.monotonic() - started, str(exc) or type(exc).__name__)
+        raise
+    if _metrics is not None:
+        _metrics.deployed(time.monotonic() - started, None)
+    return result
 
 
 def project_of(body: Manifest) -> list[tuple[str | None, str]]:
