@@ -70,7 +70,18 @@ def test_nothing_yet_is_pending_then_creating() -> None:
     update = workshop_status(spec, body(), children(spec, bound=False), SETTINGS, T0)
     assert update.phase == "Creating"
     assert "claim intro-home to bind" in conds(update)["Ready"].message
-    assert update.requeue_after is not None and update.requeue_after <= 15
+    # no event marks the claim's fail_after passing: the next look is then, not a poll every few seconds
+    assert update.requeue_after == SETTINGS.fail_after.total_seconds()
+
+
+def test_a_pod_not_ready_is_looked_at_again_at_its_restart_deadline() -> None:
+    spec = WorkshopSpec()
+    now = T0 + timedelta(minutes=1)
+    update = workshop_status(spec, body(), children(spec, ready=False, pods=[pod()]), SETTINGS, now)
+    assert update.phase == "Creating"
+    assert update.requeue_after == (SETTINGS.restart_after - timedelta(minutes=1)).total_seconds()
+    crashing = children(spec, ready=False, pods=[pod("CrashLoopBackOff")])
+    assert workshop_status(spec, body(), crashing, SETTINGS, now).requeue_after == 15  # degraded
 
 
 def test_first_ready_starts_the_clock_and_runs() -> None:

@@ -15,8 +15,8 @@ from troupe_workshop.timeline import status_time, terminating, timeline
 
 #: Container waiting reasons that no retry will cure without a spec change.
 IMAGE_FAILURES = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"})
-#: While children settle, look again this often even without an event (health deadlines).
-SETTLE_RECHECK = 15.0
+#: While an instance is degraded (crash-looping, stuck), look again this often even without an event.
+DEGRADED_RECHECK = 15.0
 TEARDOWN_RECHECK = 2.0
 
 
@@ -29,6 +29,7 @@ class Health:
     degraded: str | None = None  # not ready for too long, or crash-looping
     stuck_since: datetime | None = None  # not ready since (for the restart decision)
     waiting: str = ""  # what it waits for, while not ready
+    due: datetime | None = None  # the next health deadline, while not ready (no event marks it passing)
 
 
 def _pods(children: Children, inst: Instance) -> list[Manifest]:
@@ -66,8 +67,11 @@ def instance_health(children: Children, inst: Instance, settings: Settings, now:
         waiting = f"RStudio {inst.deployment} to be ready"
     else:
         waiting = f"service {inst.service}"
+    deadlines: list[datetime] = []
     if pvc and not bound:
         since = parse_time(pvc["metadata"].get("creationTimestamp"))
+        if since:
+            deadlines.append(since + settings.fail_after)
         if since and now - since >= settings.fail_after:
             return Health(
                 False,
@@ -85,6 +89,10 @@ def instance_health(children: Children, inst: Instance, settings: Settings, now:
         since = parse_time(
             (pod.get("status") or {}).get("startTime") or pod["metadata"].get("creationTimestamp")
         )
+        if since and not _pod_ready(pod):
+            deadlines.append(
+                since + (settings.fail_after if reasons & IMAGE_FAILURES else settings.restart_after)
+            )
         if reasons & IMAGE_FAILURES and since and now - since >= settings.fail_after:
             return Health(
                 False,
@@ -109,7 +117,9 @@ def instance_health(children: Children, inst: Instance, settings: Settings, now:
             stuck_since,
             waiting,
         )
-    return Health(ready, waiting="" if ready else waiting)
+    if ready:
+        return Health(True)
+    return Health(False, waiting=waiting, due=min((d for d in deadlines if d > now), default=None))
 
 
 def workshop_status(
@@ -227,7 +237,9 @@ def workshop_status(
             message=f"the workshop ends at {fields['expiresAt']}; save your work" if tl.expiring(now) else "",
         ),
     ]
-    waits = [t for t in (tl.next_event(now), None if all_ready else SETTLE_RECHECK) if t is not None]
+    # No event marks a health deadline passing (a claim still unbound after fail_after): look again then.
+    waits = [t for t in (tl.next_event(now), DEGRADED_RECHECK if degraded else None) if t is not None]
+    waits += [(h.due - now).total_seconds() for h in health.values() if h.due is not None]
     return StatusUpdate(
         phase=phase, conditions=conditions, fields=fields, requeue_after=min(waits) if waits else None
     )
