@@ -17,7 +17,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import ROOT, KubectlError, Operator, apply, condition, get, installed_operator, kubectl, wait_for
+from harness import (
+    ROOT,
+    KubectlError,
+    Operator,
+    apply,
+    condition,
+    get,
+    installed_operator,
+    kubectl,
+    wait_for,
+    wait_until_discovered,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -44,25 +55,7 @@ def install_crd(path: Path, name: str) -> None:
         30,
         f"CRD {name} Established",
     )
-    group = name.split(".", 1)[1]
-    plural = name.split(".", 1)[0]
-    wait_for(
-        lambda: json.loads(kubectl("get", "--raw", f"/apis/{group}").stdout),
-        lambda d: plural
-        in {
-            r["name"]
-            for r in json.loads(
-                kubectl("get", "--raw", f"/apis/{d['preferredVersion']['groupVersion']}").stdout
-            )["resources"]
-        },
-        30,
-        f"{name} in API discovery",
-    )
-    # kopf rescans a group's discovery only on that CRD's events, and discovery of a large CRD (KubeVirt's
-    # 320 KB schema) lags behind its Established condition: without one more event once discovery
-    # serves it, kopf never watches the kind (a race in kopf, reported to the lead, not worked around
-    # in the core yet). A real installation hits it too; an annotation is the nudge.
-    kubectl("annotate", "--overwrite", "crd", name, f"troupe.dev/e2e-nudge={time.time()}")
+    wait_until_discovered(name)
 
 
 @pytest.fixture(scope="module")
