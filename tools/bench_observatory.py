@@ -30,6 +30,7 @@ from harness import (
     Operator,
     Proc,
     Table,
+    apply_crd,
     delete_namespace,
     limit_program,
     load,
@@ -55,27 +56,6 @@ def dag(tasks: int, width: int) -> list[dict[str, Any]]:
             body["dependencies"] = sorted({f"t{before + slot:03d}", f"t{before + (slot + 1) % width:03d}"})
         out.append(body)
     return out
-
-
-async def apply_crd(api: Api) -> None:
-    crd = yaml.safe_load(CRD.read_text())
-    name = crd["metadata"]["name"]
-    await api.request(
-        "PATCH",
-        f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}",
-        crd,
-        content_type="application/apply-patch+yaml",
-        params={"fieldManager": "troupe-bench", "force": "true"},
-    )
-    while True:
-        got = await api.request("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
-        if any(
-            c["type"] == "Established" and c["status"] == "True"
-            for c in (got.get("status") or {}).get("conditions") or []
-        ):
-            break
-        await asyncio.sleep(0.2)
-    await asyncio.sleep(1)
 
 
 async def one_run(api: Api, namespace: str, tasks: list[dict[str, Any]]) -> dict[str, Any]:
@@ -172,7 +152,7 @@ async def main(n: int, width: int, runs: int) -> None:
         f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs)"
     )
     try:
-        await apply_crd(api)
+        await apply_crd(api, CRD)
         for r in range(runs):
             print(f"== run {r + 1}", flush=True)
             lim, load_lim, _ = await subject(api, "limit", tasks)

@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "limits"))
 from harness import (
     Operator,
     Table,
+    apply_crd,
     delete_namespace,
     limit_program,
     load,
@@ -61,29 +62,6 @@ def workshop(i: int) -> dict[str, Any]:
             "ingress": {"host": f"w{i:04d}.workshops.example.org"},
         },
     }
-
-
-async def apply_crd(api: Api) -> None:
-    import yaml
-
-    crd = yaml.safe_load(CRD.read_text())
-    name = crd["metadata"]["name"]
-    await api.request(
-        "PATCH",
-        f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}",
-        crd,
-        content_type="application/apply-patch+yaml",
-        params={"fieldManager": "troupe-bench", "force": "true"},
-    )
-    while True:
-        got = await api.request("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
-        if any(
-            c["type"] == "Established" and c["status"] == "True"
-            for c in (got.get("status") or {}).get("conditions") or []
-        ):
-            break
-        await asyncio.sleep(0.2)
-    await asyncio.sleep(1)  # served a moment after Established
 
 
 async def burst(api: Api, namespace: str, n: int) -> float:
@@ -234,7 +212,7 @@ async def run_size(api: Api, n: int, table: Table, *, last: bool, idle: float, r
 async def main(sizes: list[int], idle: float) -> None:
     api = await Api.connect()
     try:
-        await apply_crd(api)
+        await apply_crd(api, CRD)
         when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         table = Table(f"workshop operator vs its limit ({when}, {os.cpu_count()} CPUs)")
         rss0: list[float] = []

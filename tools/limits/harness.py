@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import yaml
 from kube import ROOT, Api
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -184,6 +185,28 @@ def limit_program(name: str, namespace: str) -> Proc:
     """A limit program of tools/limits/, run by the same interpreter as the benchmark."""
     path = Path(__file__).resolve().parent / f"{name}.py"
     return Proc([sys.executable, str(path), "--namespace", namespace], f"bench-{name}.log")
+
+
+async def apply_crd(api: Api, path: Path) -> None:
+    """Install the CRD at ``path`` and return once its kind is served: Established is not enough, since API
+    discovery serves the new kind a moment later (a list right after can be a 404)."""
+    crd = yaml.safe_load(path.read_text())
+    name = crd["metadata"]["name"]
+    await api.request(
+        "PATCH",
+        f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}",
+        crd,
+        content_type="application/apply-patch+yaml",
+        params={"fieldManager": "troupe-bench", "force": "true"},
+    )
+    group, plural = crd["spec"]["group"], crd["spec"]["names"]["plural"]
+    version = next(v["name"] for v in crd["spec"]["versions"] if v.get("storage"))
+    while True:
+        url = f"/apis/{group}/{version}/{plural}"
+        listing = await api.request("GET", url, params={"limit": "1"}, ok=(404,))
+        if listing.get("kind") != "Status":
+            return
+        await asyncio.sleep(0.2)
 
 
 async def new_namespace(api: Api, prefix: str) -> str:
