@@ -162,6 +162,21 @@ def wait_phase(name: str, ns: str, phase: str, timeout: float = 90) -> dict[str,
     return wait_env(name, ns, lambda o: status(o).get("phase") == phase, f"phase {phase}", timeout)
 
 
+def wait_revision(name: str, ns: str, revision: int, timeout: float = 90) -> dict[str, Any]:
+    """Ready with that helm release revision (a commit rolled out)."""
+    return wait_env(
+        name,
+        ns,
+        lambda o: status(o).get("revision") == revision and status(o).get("phase") == "Ready",
+        f"revision {revision}",
+        timeout,
+    )
+
+
+def patch_spec(name: str, ns: str, spec: dict[str, Any]) -> None:
+    kubectl("patch", "environment", name, "-n", ns, "--type=merge", "-p", json.dumps({"spec": spec}))
+
+
 def helm_json(*args: str) -> Any:
     proc = subprocess.run(
         [HELM, "--kubeconfig", str(harness.current_kubeconfig), *args, "-o", "json"],
@@ -274,22 +289,8 @@ def test_pr_environment_builds_deploys_upgrades_survives_the_registry_and_is_del
     # a second commit whose image exists: no build, the release upgraded to revision 2
     sha2 = git_server.commit("second", {"index.html": "<h1>two</h1>\n"})
     registry.push_image("org/app", sha2)
-    kubectl(
-        "patch",
-        "environment",
-        "pr-7",
-        "-n",
-        team,
-        "--type=merge",
-        "-p",
-        json.dumps({"spec": {"source": {"commitSha": sha2}}}),
-    )
-    env = wait_env(
-        "pr-7",
-        team,
-        lambda o: status(o).get("revision") == 2 and status(o).get("phase") == "Ready",
-        "revision 2",
-    )
+    patch_spec("pr-7", team, {"source": {"commitSha": sha2}})
+    wait_revision("pr-7", team, 2)
     assert helm_json("status", "pr-7", "-n", target_ns)["version"] == 2
     assert get("deployment", "pr-7", target_ns)["spec"]["template"]["spec"]["containers"][0][
         "image"
@@ -299,16 +300,7 @@ def test_pr_environment_builds_deploys_upgrades_survives_the_registry_and_is_del
     # the registry goes away during a third commit: nothing is deleted, and it recovers
     sha3 = git_server.commit("third", {"index.html": "<h1>three</h1>\n"})
     with registry.down():
-        kubectl(
-            "patch",
-            "environment",
-            "pr-7",
-            "-n",
-            team,
-            "--type=merge",
-            "-p",
-            json.dumps({"spec": {"source": {"commitSha": sha3}}}),
-        )
+        patch_spec("pr-7", team, {"source": {"commitSha": sha3}})
         env = wait_env(
             "pr-7",
             team,
@@ -319,13 +311,7 @@ def test_pr_environment_builds_deploys_upgrades_survives_the_registry_and_is_del
         assert helm_json("status", "pr-7", "-n", target_ns)["version"] == 2  # the last good release stays
         assert get("deployment", "pr-7", target_ns) is not None and get("namespace", target_ns) is not None
     registry.push_image("org/app", sha3)
-    env = wait_env(
-        "pr-7",
-        team,
-        lambda o: status(o).get("revision") == 3 and status(o).get("phase") == "Ready",
-        "revision 3",
-        timeout=120,
-    )
+    wait_revision("pr-7", team, 3, timeout=120)
 
     # deletion: the release is uninstalled, the namespace deleted, then the Environment goes
     delete_environment("pr-7", team)
@@ -416,15 +402,15 @@ def test_suspend_scales_to_zero_and_ttl_deletes_with_a_warning_first(
     apply(environment("nap", "app", sha, type="deployment"), team)
     env = wait_phase("nap", team, "Ready")
     target_ns = status(env)["namespace"]
-    kubectl("patch", "environment", "nap", "-n", team, "--type=merge", "-p", '{"spec": {"suspend": true}}')
+    patch_spec("nap", team, {"suspend": True})
     wait_phase("nap", team, "Suspended")
     assert get("deployment", "nap", target_ns)["spec"]["replicas"] == 0  # type: ignore[index]
     assert helm_json("status", "nap", "-n", target_ns)["version"] == 1  # the release stays
-    kubectl("patch", "environment", "nap", "-n", team, "--type=merge", "-p", '{"spec": {"suspend": false}}')
+    patch_spec("nap", team, {"suspend": False})
     wait_phase("nap", team, "Ready")
     assert get("deployment", "nap", target_ns)["spec"]["replicas"] == 1  # type: ignore[index]
     # a TTL: a Warning Event a quarter of it before the end, then the Environment deletes itself
-    kubectl("patch", "environment", "nap", "-n", team, "--type=merge", "-p", '{"spec": {"ttl": "20s"}}')
+    patch_spec("nap", team, {"ttl": "20s"})
     wait_env(
         "nap", team, lambda o: cond(o, "ExpiringSoon").get("status") == "True", "ExpiringSoon", timeout=40
     )
