@@ -162,6 +162,21 @@ def wait_phase(name: str, ns: str, phase: str, timeout: float = 90) -> dict[str,
     return wait_env(name, ns, lambda o: status(o).get("phase") == phase, f"phase {phase}", timeout)
 
 
+def wait_revision(name: str, ns: str, revision: int, timeout: float = 90) -> dict[str, Any]:
+    """Ready with that helm release revision (a commit rolled out)."""
+    return wait_env(
+        name,
+        ns,
+        lambda o: status(o).get("revision") == revision and status(o).get("phase") == "Ready",
+        f"revision {revision}",
+        timeout,
+    )
+
+
+def patch_spec(name: str, ns: str, spec: dict[str, Any]) -> None:
+    kubectl("patch", "environment", name, "-n", ns, "--type=merge", "-p", json.dumps({"spec": spec}))
+
+
 def helm_json(*args: str) -> Any:
     proc = subprocess.run(
         [HELM, "--kubeconfig", str(harness.current_kubeconfig), *args, "-o", "json"],
@@ -178,9 +193,19 @@ def wait_gone(kind: str, name: str, ns: str | None = None, timeout: float = 90) 
     wait_for(lambda: get(kind, name, ns) is None, timeout=timeout, describe=f"{kind} {name} to be gone")
 
 
-def delete_environment(name: str, ns: str) -> None:
+def delete_environment(name: str, ns: str, target_ns: str | None = None) -> None:
+    """Delete an Environment and wait until it is gone, and its namespace ``target_ns`` with it if given."""
     kubectl("delete", "environment", name, "-n", ns, "--wait=false")
     wait_gone("environment", name, ns)
+    if target_ns is not None:
+        wait_gone("namespace", target_ns)
+
+
+def app_environment(name: str, team: str, registry: Registry, git_server: GitServer, **spec: Any) -> None:
+    """The "app" Project and an Environment of it at the first commit, whose image is there (no build)."""
+    apply(project("app", registry, git_server), team)
+    registry.push_image("org/app", git_server.first_commit)
+    apply(environment(name, "app", git_server.first_commit, **spec), team)
 
 
 def test_seed_manifests(operator: Operator, registry: Registry) -> None:
@@ -222,8 +247,7 @@ def test_seed_manifests(operator: Operator, registry: Registry) -> None:
             describe="the seed Project to count 1 Environment",
         )
         assert project_obj is not None
-        delete_environment("pr-123", "my-team-my-project")
-        wait_gone("namespace", "my-team-my-project-pr-123")
+        delete_environment("pr-123", "my-team-my-project", "my-team-my-project-pr-123")
     finally:
         kubectl("delete", "-f", str(EXAMPLES / "project.yaml"), "--ignore-not-found", check=False)
         for ns in created:
@@ -274,22 +298,8 @@ def test_pr_environment_builds_deploys_upgrades_survives_the_registry_and_is_del
     # a second commit whose image exists: no build, the release upgraded to revision 2
     sha2 = git_server.commit("second", {"index.html": "<h1>two</h1>\n"})
     registry.push_image("org/app", sha2)
-    kubectl(
-        "patch",
-        "environment",
-        "pr-7",
-        "-n",
-        team,
-        "--type=merge",
-        "-p",
-        json.dumps({"spec": {"source": {"commitSha": sha2}}}),
-    )
-    env = wait_env(
-        "pr-7",
-        team,
-        lambda o: status(o).get("revision") == 2 and status(o).get("phase") == "Ready",
-        "revision 2",
-    )
+    patch_spec("pr-7", team, {"source": {"commitSha": sha2}})
+    wait_revision("pr-7", team, 2)
     assert helm_json("status", "pr-7", "-n", target_ns)["version"] == 2
     assert get("deployment", "pr-7", target_ns)["spec"]["template"]["spec"]["containers"][0][
         "image"
@@ -299,16 +309,7 @@ def test_pr_environment_builds_deploys_upgrades_survives_the_registry_and_is_del
     # the registry goes away during a third commit: nothing is deleted, and it recovers
     sha3 = git_server.commit("third", {"index.html": "<h1>three</h1>\n"})
     with registry.down():
-        kubectl(
-            "patch",
-            "environment",
-            "pr-7",
-            "-n",
-            team,
-            "--type=merge",
-            "-p",
-            json.dumps({"spec": {"source": {"commitSha": sha3}}}),
-        )
+        patch_spec("pr-7", team, {"source": {"commitSha": sha3}})
         env = wait_env(
             "pr-7",
             team,
@@ -319,17 +320,10 @@ def test_pr_environment_builds_deploys_upgrades_survives_the_registry_and_is_del
         assert helm_json("status", "pr-7", "-n", target_ns)["version"] == 2  # the last good release stays
         assert get("deployment", "pr-7", target_ns) is not None and get("namespace", target_ns) is not None
     registry.push_image("org/app", sha3)
-    env = wait_env(
-        "pr-7",
-        team,
-        lambda o: status(o).get("revision") == 3 and status(o).get("phase") == "Ready",
-        "revision 3",
-        timeout=120,
-    )
+    wait_revision("pr-7", team, 3, timeout=120)
 
     # deletion: the release is uninstalled, the namespace deleted, then the Environment goes
-    delete_environment("pr-7", team)
-    wait_gone("namespace", target_ns)
+    delete_environment("pr-7", team, target_ns)
 
 
 def test_missing_project_fails_then_a_manifest_project_deploys_into_a_hashed_namespace(
@@ -361,8 +355,7 @@ def test_missing_project_fails_then_a_manifest_project_deploys_into_a_hashed_nam
     backend = ingresses[0]["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     assert backend == {"name": "app", "port": {"number": 80}}
     assert status(env).get("revision") is None  # no helm release: manifests are applied
-    delete_environment(name, team)
-    wait_gone("namespace", target_ns)
+    delete_environment(name, team, target_ns)
 
 
 def test_a_namespace_someone_else_has_is_refused_and_kept(
@@ -387,10 +380,7 @@ def test_a_namespace_someone_else_has_is_refused_and_kept(
 def test_sigkill_during_helm_does_not_install_twice(
     operator: Operator, team: str, registry: Registry, git_server: GitServer
 ) -> None:
-    apply(project("app", registry, git_server), team)
-    sha = git_server.first_commit
-    registry.push_image("org/app", sha)
-    apply(environment("kill", "app", sha, type="deployment"), team)
+    app_environment("kill", team, registry, git_server, type="deployment")
     wait_env(
         "kill",
         team,
@@ -403,28 +393,24 @@ def test_sigkill_during_helm_does_not_install_twice(
     target_ns = status(env)["namespace"]
     history = helm_json("history", "kill", "-n", target_ns)
     assert [h["status"] for h in history] == ["deployed"] and history[0]["revision"] == 1, history
-    delete_environment("kill", team)
-    wait_gone("namespace", target_ns)
+    delete_environment("kill", team, target_ns)
 
 
 def test_suspend_scales_to_zero_and_ttl_deletes_with_a_warning_first(
     operator: Operator, team: str, registry: Registry, git_server: GitServer
 ) -> None:
-    apply(project("app", registry, git_server), team)
-    sha = git_server.first_commit
-    registry.push_image("org/app", sha)
-    apply(environment("nap", "app", sha, type="deployment"), team)
+    app_environment("nap", team, registry, git_server, type="deployment")
     env = wait_phase("nap", team, "Ready")
     target_ns = status(env)["namespace"]
-    kubectl("patch", "environment", "nap", "-n", team, "--type=merge", "-p", '{"spec": {"suspend": true}}')
+    patch_spec("nap", team, {"suspend": True})
     wait_phase("nap", team, "Suspended")
     assert get("deployment", "nap", target_ns)["spec"]["replicas"] == 0  # type: ignore[index]
     assert helm_json("status", "nap", "-n", target_ns)["version"] == 1  # the release stays
-    kubectl("patch", "environment", "nap", "-n", team, "--type=merge", "-p", '{"spec": {"suspend": false}}')
+    patch_spec("nap", team, {"suspend": False})
     wait_phase("nap", team, "Ready")
     assert get("deployment", "nap", target_ns)["spec"]["replicas"] == 1  # type: ignore[index]
     # a TTL: a Warning Event a quarter of it before the end, then the Environment deletes itself
-    kubectl("patch", "environment", "nap", "-n", team, "--type=merge", "-p", '{"spec": {"ttl": "20s"}}')
+    patch_spec("nap", team, {"ttl": "20s"})
     wait_env(
         "nap", team, lambda o: cond(o, "ExpiringSoon").get("status") == "True", "ExpiringSoon", timeout=40
     )

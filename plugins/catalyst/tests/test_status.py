@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 from troupe import ActionRecord, ChildKey, Children, ReconcileContext, StatusUpdate
-from troupe_catalyst import plugin
+from troupe_catalyst import environment
 from troupe_catalyst.builders import target
 from troupe_catalyst.config import Settings
+from troupe_catalyst.environment import ENVIRONMENT, troupe_build_resources
 from troupe_catalyst.models import EnvironmentSpec, ProjectSpec
-from troupe_catalyst.plugin import ENVIRONMENT, troupe_build_resources
 from troupe_catalyst.status import environment_status, wants_build_job
 
 T0 = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
@@ -100,7 +100,7 @@ NS = "team-app-pr-1"
 
 @pytest.fixture(autouse=True)
 def settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(plugin, "_settings", SETTINGS)
+    monkeypatch.setattr(environment, "_settings", SETTINGS)
 
 
 def run(

@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from troupe import ChildKey, Children, OperatorMetrics, ReconcileContext
-from troupe_catalyst import plugin
+from troupe_catalyst import environment
 from troupe_catalyst.config import Settings
 from troupe_catalyst.metrics import CatalystMetrics
 from troupe_catalyst.models import EnvironmentSpec
@@ -20,7 +20,7 @@ NS = "team-app-pr-1"
 
 @pytest.fixture(autouse=True)
 def settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(plugin, "_settings", Settings())
+    monkeypatch.setattr(environment, "_settings", Settings())
 
 
 def body(**status: Any) -> dict[str, Any]:
@@ -41,7 +41,7 @@ def ctx(b: dict[str, Any], namespace_exists: bool = True) -> ReconcileContext[En
     ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}
     kids = Children({ChildKey.of(ns): ns} if namespace_exists else {})
     return ReconcileContext(
-        kind=plugin.ENVIRONMENT,
+        kind=environment.ENVIRONMENT,
         body=b,
         spec=EnvironmentSpec.model_validate(b["spec"]),
         now=None,
@@ -60,18 +60,18 @@ HELM_RAN = {
 def test_a_helm_release_is_uninstalled_before_the_namespace_goes() -> None:
     b = body(**HELM_RAN)
     assert needs_uninstall(b) and namespace_pending(b)
-    assert [m["kind"] for m in plugin.troupe_build_resources(ctx(b)) or []] == ["Namespace"]
+    assert [m["kind"] for m in environment.troupe_build_resources(ctx(b)) or []] == ["Namespace"]
     with pytest.raises(kopf.TemporaryError, match="uninstalling release pr-1"):
-        plugin.troupe_finalize(ctx(b))
+        environment.troupe_finalize(ctx(b))
 
 
 def test_then_the_namespace_is_deleted_and_waited_for() -> None:
     b = body(**HELM_RAN, uninstalled=True)
     assert not needs_uninstall(b)
-    assert plugin.troupe_build_resources(ctx(b)) == []  # the core deletes what is left out
+    assert environment.troupe_build_resources(ctx(b)) == []  # the core deletes what is left out
     with pytest.raises(kopf.TemporaryError, match=f"namespace {NS}"):
-        plugin.troupe_finalize(ctx(b, namespace_exists=False))  # deleted is not gone yet
-    plugin.troupe_finalize(
+        environment.troupe_finalize(ctx(b, namespace_exists=False))  # deleted is not gone yet
+    environment.troupe_finalize(
         ctx(body(**HELM_RAN, uninstalled=True, namespaceDeleted=True), namespace_exists=False)
     )
 
@@ -79,15 +79,15 @@ def test_then_the_namespace_is_deleted_and_waited_for() -> None:
 def test_manifest_deploys_and_environments_that_never_deployed_uninstall_nothing() -> None:
     assert not needs_uninstall(body(**{**HELM_RAN, "deployType": "manifest"}))
     assert not needs_uninstall(body(namespace=NS, deployType="helm"))
-    assert plugin.troupe_build_resources(ctx(body(namespace=NS))) == []
+    assert environment.troupe_build_resources(ctx(body(namespace=NS))) == []
 
 
 def test_a_namespace_that_was_never_ours_is_not_waited_for() -> None:
     # NameConflict: status.namespace is only set once the operator's own namespace is observed
     b = body()
     assert not namespace_pending(b) and not needs_uninstall(b)
-    assert plugin.troupe_build_resources(ctx(b, namespace_exists=False)) == []
-    plugin.troupe_finalize(ctx(b, namespace_exists=False))
+    assert environment.troupe_build_resources(ctx(b, namespace_exists=False)) == []
+    environment.troupe_finalize(ctx(b, namespace_exists=False))
 
 
 def test_metrics_of_deploys_failures_and_builds() -> None:

@@ -1,9 +1,10 @@
-"""Hook implementations of the catalyst operator: the Project and Environment kinds, children, status."""
+"""The catalyst operator's Environment kind: its namespace and guard rails, build, deploy, teardown, status.
+
+A plugin of its own (entry point ``catalyst-environment``): its hooks only ever see Environments; the
+Project kind is ``troupe_catalyst.project``."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 from typing import Any
 
@@ -29,21 +30,15 @@ from troupe_catalyst.builders import (
     limit_range,
     namespace,
     network_policy,
-    project_namespace,
     quota_of,
     resource_quota,
     target,
 )
 from troupe_catalyst.metrics import CatalystMetrics
-from troupe_catalyst.models import EnvironmentSpec, EnvironmentStatus, ProjectSpec, ProjectStatus
-from troupe_catalyst.projects import project_counts
+from troupe_catalyst.models import EnvironmentSpec, EnvironmentStatus, ProjectSpec
+from troupe_catalyst.references import API_VERSION, GROUP, OPERATOR, VERSION, catalyst_kind, project_of
 from troupe_catalyst.status import environment_status, wants_build_job
 from troupe_catalyst.teardown import Uninstaller, namespace_pending, needs_uninstall
-
-logger = logging.getLogger(__name__)
-
-GROUP, VERSION = "catalyst.catalyst.dev", "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
 
 _settings: config.Settings | None = None
 _metrics: CatalystMetrics | None = None
@@ -73,42 +68,13 @@ async def deploy_environment(inputs: dict[str, Any], handle: OperatorHandle) -> 
     return result
 
 
-def project_of(body: Manifest) -> list[tuple[str | None, str]]:
-    ref = (body.get("spec") or {}).get("projectRef") or {}
-    return [(project_namespace(body), str(ref["name"]))] if ref.get("name") else []
-
-
-PROJECT = KindSpec(
-    operator="catalyst",
-    group=GROUP,
-    version=VERSION,
-    kind="Project",
-    plural="projects",
-    singular="project",
-    spec_model=ProjectSpec,
-    status_model=ProjectStatus,
-    short_names=("cproj",),
-    categories=("troupe", "catalyst"),
-    printer_columns=(
-        PrinterColumn("Repository", ".spec.source.repositoryUrl"),
-        PrinterColumn("Type", ".spec.deployment.type"),
-        PrinterColumn("Environments", ".status.environments", type="integer"),
-        PrinterColumn("Phase", ".status.phase"),
-    ),
-    description="A deployable application: its repository, how it deploys, each environment's limits.",
-)
-
-ENVIRONMENT = KindSpec(
-    operator="catalyst",
-    group=GROUP,
-    version=VERSION,
+ENVIRONMENT = catalyst_kind(
     kind="Environment",
     plural="environments",
     singular="environment",
     spec_model=EnvironmentSpec,
     status_model=EnvironmentStatus,
     short_names=("cenv",),
-    categories=("troupe", "catalyst"),
     printer_columns=(
         PrinterColumn("Project", ".spec.projectRef.name"),
         PrinterColumn("Type", ".spec.type"),
@@ -160,34 +126,31 @@ def project_spec(ctx: ReconcileContext[EnvironmentSpec]) -> ProjectSpec | None:
 
 @hookimpl
 def troupe_kinds() -> list[KindSpec]:
-    return [PROJECT, ENVIRONMENT]
+    return [ENVIRONMENT]
 
 
 @hookimpl
-def troupe_build_resources(ctx: ReconcileContext[Any]) -> list[Manifest] | None:
-    if ctx.kind is PROJECT:
-        return []
-    env: ReconcileContext[EnvironmentSpec] = ctx
-    t = target(env.body, env.spec, settings())
-    own_ns = env.children.named("Namespace", t.namespace)
-    if env.deleting:
+def troupe_build_resources(ctx: ReconcileContext[EnvironmentSpec]) -> list[Manifest] | None:
+    t = target(ctx.body, ctx.spec, settings())
+    own_ns = ctx.children.named("Namespace", t.namespace)
+    if ctx.deleting:
         # the namespace stays until the release is uninstalled; then it goes, with all it holds
-        return [namespace(t)] if own_ns is not None and needs_uninstall(env.body) else []
-    project = project_spec(env)
+        return [namespace(t)] if own_ns is not None and needs_uninstall(ctx.body) else []
+    project = project_spec(ctx)
     if project is None:
         # the Project is missing: create nothing new, keep what exists exactly as it is (fail safe)
         if own_ns is None:
             return []
         kept = [namespace(t), network_policy(t, settings())]
-        kept += [as_built(c) for kind in KEPT_AS_IS for c in env.children.of_kind(kind)]
+        kept += [as_built(c) for kind in KEPT_AS_IS for c in ctx.children.of_kind(kind)]
         return kept
     built = [namespace(t), network_policy(t, settings())]
     if ingress_by(project) == "operator":
         built.append(ingress(t, project, settings()))
-    hard = quota_of(project.resources.default_quota, env.spec.resources.quota)
+    hard = quota_of(project.resources.default_quota, ctx.spec.resources.quota)
     built += [m for m in (resource_quota(t, hard), limit_range(t, hard, settings())) if m is not None]
-    if wants_build_job(env, project, settings()):
-        built.append(build_job(t, project, env.spec, settings()))
+    if wants_build_job(ctx, project, settings()):
+        built.append(build_job(t, project, ctx.spec, settings()))
     return built
 
 
@@ -207,17 +170,12 @@ def as_built(observed: Manifest) -> Manifest:
 
 
 @hookimpl
-def troupe_aggregate_status(ctx: ReconcileContext[Any]) -> StatusUpdate | None:
-    if ctx.kind is PROJECT:
-        return StatusUpdate(phase="Ready", conditions=[])
-    env: ReconcileContext[EnvironmentSpec] = ctx
-    return environment_status(env, project_spec(env), target(env.body, env.spec, settings()), settings())
+def troupe_aggregate_status(ctx: ReconcileContext[EnvironmentSpec]) -> StatusUpdate | None:
+    return environment_status(ctx, project_spec(ctx), target(ctx.body, ctx.spec, settings()), settings())
 
 
 @hookimpl
-def troupe_finalize(ctx: ReconcileContext[Any]) -> None:
-    if ctx.kind is PROJECT:
-        return
+def troupe_finalize(ctx: ReconcileContext[EnvironmentSpec]) -> None:
     status = ctx.status
     if needs_uninstall(ctx.body):
         raise kopf.TemporaryError(f"uninstalling release {status.get('release')}", delay=5)
@@ -226,57 +184,21 @@ def troupe_finalize(ctx: ReconcileContext[Any]) -> None:
 
 
 @hookimpl
-def troupe_status_changed(ctx: ReconcileContext[Any], old: dict[str, Any], new: dict[str, Any]) -> None:
-    if _metrics is not None and ctx.kind is ENVIRONMENT:
+def troupe_status_changed(
+    ctx: ReconcileContext[EnvironmentSpec], old: dict[str, Any], new: dict[str, Any]
+) -> None:
+    if _metrics is not None:
         _metrics.observe(ctx.body, old, new)
 
 
 @hookimpl
 def troupe_register_handlers(handle: OperatorHandle) -> None:
     global _metrics
-    if "catalyst" not in handle.operators:
+    if ENVIRONMENT not in handle.kinds:
         return
-    _metrics = CatalystMetrics(handle.metrics("catalyst"))
+    _metrics = CatalystMetrics(handle.metrics(OPERATOR))
     uninstaller = Uninstaller(handle, settings)
 
     @kopf.on.event(GROUP, VERSION, "environments", registry=handle.kopf, id="catalyst-environments")
     async def environment_event(event: kopf.RawEvent, **_: Any) -> None:
-        body = dict(event["object"])
-        uninstaller.consider(body, event["type"])
-        await count_environments(handle, body, event["type"])
-
-    @kopf.on.event(GROUP, VERSION, "projects", registry=handle.kopf, id="catalyst-projects")
-    async def project_event(event: kopf.RawEvent, **_: Any) -> None:
-        if event["type"] != "DELETED":
-            await count_environments(handle, None, None)
-
-
-async def count_environments(
-    handle: OperatorHandle, event_body: Manifest | None, event_type: str | None
-) -> None:
-    """Write each Project's ``status.environments`` when it differs (the count of Environments naming it)."""
-    envs = {(b["metadata"].get("namespace"), b["metadata"]["name"]): b for b in handle.objects(ENVIRONMENT)}
-    if event_body is not None:
-        key = (event_body["metadata"].get("namespace"), event_body["metadata"]["name"])
-        if event_type == "DELETED":
-            envs.pop(key, None)
-        else:
-            envs[key] = event_body
-    counts = project_counts(r for b in envs.values() for r in project_of(b))
-    for project in handle.objects(PROJECT):
-        meta = project["metadata"]
-        wanted = counts.get((meta.get("namespace"), meta["name"]), 0)
-        if (project.get("status") or {}).get("environments") == wanted:
-            continue
-        try:
-            await handle.kube.patch_status(
-                API_VERSION, "projects", meta.get("namespace"), meta["name"], {"environments": wanted}
-            )
-        except Exception as exc:  # a count is a courtesy: the next event writes it
-            logger.warning(
-                "Project %s/%s: could not write its environment count: %s",
-                meta.get("namespace"),
-                meta["name"],
-                exc,
-            )
-        await asyncio.sleep(0)
+        uninstaller.consider(dict(event["object"]), event["type"])
