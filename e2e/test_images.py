@@ -7,7 +7,7 @@ comma list, as ``make images-test`` passes):
   is at most 150 MB (plus the size of the programs its ``# image-tools:`` line names), carries its OCI
   labels, and holds no pip, apt or dpkg;
 - each of those programs (helm, git) runs inside it as the image's user;
-- ``troupe plugins`` inside it lists exactly that operator;
+- ``troupe plugins`` inside it lists plugins of exactly that operator, each declaring its kinds;
 - the operator, started from the image (``buildah run``) with its chart's arguments and environment and
   its chart's ServiceAccount token mounted where a pod has it, takes the chart's peering lease and brings
   an example object to its first phase, with no traceback and no 403;
@@ -133,7 +133,8 @@ def test_image_holds_that_operator_only(container: str, request: pytest.FixtureR
     assert config["Entrypoint"] == ["troupe", "run", operator]
     out = buildah("run", "--isolation", "chroot", "--network", "host", container, "--", "troupe", "plugins")
     listed = yaml.safe_load(out)
-    assert [p["name"] for p in listed] == [operator], out
+    assert {op for p in listed for op in p["operators"]} == {operator}, out
+    assert all(p["kinds"] for p in listed), out
     for tool in tools:
         _, command, expected = TOOLS[tool]
         version = buildah("run", "--isolation", "chroot", container, "--", *command)

@@ -56,9 +56,15 @@ def test_unknown_operator_names_what_is_installed() -> None:
 
 
 def test_cli_plugins_lists_installed(capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
     assert main(["plugins"]) == 0
-    out = capsys.readouterr().out
-    assert "name: cost-center" in out and "Greeting.example.troupe.dev/v1alpha1" in out
+    rows = {row["name"]: row for row in yaml.safe_load(capsys.readouterr().out)}
+    assert rows["cost-center"]["kinds"] == [] and rows["cost-center"]["operators"] == []
+    assert rows["example"]["kinds"] == ["Greeting.example.troupe.dev/v1alpha1"]
+    # one operator served by a plugin per kind: each row names its own kind and the operator
+    assert rows["catalyst-project"]["kinds"] == ["Project.catalyst.catalyst.dev/v1alpha1"]
+    assert rows["catalyst-environment"]["operators"] == ["catalyst"]
 
 
 def test_cli_crds_prints_yaml(capsys: pytest.CaptureFixture[str]) -> None:

@@ -71,14 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _plugins(pm: pluggy.PluginManager) -> int:
-    rows = describe_plugins(pm)
-    kinds = collect_kinds(pm)
-    by_operator: dict[str, list[str]] = {}
-    for kind in kinds:
-        by_operator.setdefault(kind.operator, []).append(f"{kind.kind}.{kind.group}/{kind.version}")
-    listing = [
-        {**row, "kinds": by_operator.get(row["name"], [])} for row in rows if not row["name"].startswith("_")
-    ]
+    listing = [row for row in describe_plugins(pm) if not row["name"].startswith("_")]
     sys.stdout.write(yaml.safe_dump(listing, sort_keys=False))
     return 0
 

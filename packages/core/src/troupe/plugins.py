@@ -154,18 +154,23 @@ def collect_kinds(pm: pluggy.PluginManager, operators: Iterable[str] | None = No
 
 
 def describe_plugins(pm: pluggy.PluginManager) -> list[dict[str, Any]]:
-    """One row per registered plugin: name, distribution and version, hooks implemented."""
+    """One row per registered plugin: name, distribution and version, the operators and kinds it declares
+    (an operator may be served by several plugins, one per kind), hooks implemented."""
     dists = {ep.name: ep.dist for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    declared = {id(plugin): kinds for plugin, kinds in _declarations(pm)}
     rows = []
     for name, plugin in sorted(pm.list_name_plugin(), key=lambda item: item[0]):
         if plugin is None:
             continue
         dist = dists.get(name)
+        kinds = declared.get(id(plugin), [])
         rows.append(
             {
                 "name": name,
                 "distribution": dist.name if dist else "",
                 "version": dist.version if dist else "",
+                "operators": sorted({k.operator for k in kinds}),
+                "kinds": [f"{k.kind}.{k.group}/{k.version}" for k in kinds],
                 "hooks": sorted(h.name for h in pm.get_hookcallers(plugin) or []),
             }
         )
