@@ -229,3 +229,60 @@ async def test_a_spec_of_300_kb_is_stored_and_reconciled(
         return await kube.get(API, "greetings", namespace, "big") is None
 
     await eventually(gone, "Greeting big to be deleted")
+
+
+async def test_a_selector_takes_only_the_objects_labelled_for_it(
+    kube: Kube, greeting_crd: None, namespace: str
+) -> None:
+    """``troupe run --selector``: another installation's objects (no label, or another value) are never
+    reconciled; an object labelled later is taken, and one taken before is released properly on delete."""
+    stop = asyncio.Event()
+    started: list[HandlerRegistry] = []
+    settings = RunSettings(
+        operators=["example"],
+        namespaces=[namespace],
+        standalone=True,
+        metrics_port=free_port(),
+        selector="troupe.dev/e2e=mine",
+    )
+    task = asyncio.create_task(run(get_plugin_manager(), settings, stop_flag=stop, ready=started.append))
+    base = f"/apis/{API}/namespaces/{namespace}/greetings"
+
+    def greeting_of(name: str, labels: dict[str, str]) -> dict[str, Any]:
+        meta = {"name": name, "labels": labels}
+        return {"apiVersion": API, "kind": "Greeting", "metadata": meta, "spec": {"name": "Ada"}}
+
+    async def phase(name: str) -> str | None:
+        return (await kube.request("GET", f"{base}/{name}")).get("status", {}).get("phase")
+
+    try:
+        await eventually(lambda: started, "the operator to start")
+        await kube.request("POST", base, body=greeting_of("mine", {"troupe.dev/e2e": "mine"}))
+        await kube.request("POST", base, body=greeting_of("theirs", {"troupe.dev/e2e": "theirs"}))
+        await kube.request("POST", base, body=greeting_of("nobodys", {}))
+        await eventually(lambda: phase("mine"), "Greeting mine to get a phase")
+        await asyncio.sleep(2)
+        for name in ("theirs", "nobodys"):
+            got = await kube.request("GET", f"{base}/{name}")
+            assert "status" not in got and not got["metadata"].get("finalizers"), got
+            assert await kube.get("v1", "configmaps", namespace, f"{name}-greeting") is None
+
+        # labelled later: taken
+        await edit(kube, f"{base}/nobodys", {"metadata": {"labels": {"troupe.dev/e2e": "mine"}}})
+        await eventually(lambda: phase("nobodys"), "Greeting nobodys to be taken once labelled")
+
+        # unlabelled after it was taken: left alone, but its deletion still runs our finalizer
+        await edit(kube, f"{base}/mine", {"metadata": {"labels": {"troupe.dev/e2e": None}}})
+        await asyncio.sleep(1)
+        await kube.request("DELETE", f"{base}/mine")
+
+        async def gone() -> bool:
+            return await kube.get(API, "greetings", namespace, "mine") is None
+
+        await eventually(gone, "Greeting mine, no longer selected, to be released and deleted")
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 30)
+        with contextlib.suppress(ApiException):
+            await kube.request("DELETE", f"{base}/theirs")

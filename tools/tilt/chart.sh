@@ -13,8 +13,11 @@ chart="charts/$op-operator"
 "$HELM" dependency build --skip-refresh "$chart" >/dev/null
 # A chart whose operator can only watch all namespaces (a cluster-scoped kind) refuses watchNamespaces.
 # Its operator runs standalone here: its peering object would be the cluster's one ClusterKopfPeering
-# troupe-<operator>, which another installation (an e2e test, another checkout) may own already.
+# troupe-<operator>, which another installation (an e2e test, another checkout) may own already. It takes
+# only the objects labelled for this namespace (tools/tilt/examples.py labels them), not theirs.
 scope=(--set "watchNamespaces={$ns}")
-if bash tools/tilt/all-namespaces-only.sh "$op"; then scope=(--set leaderElection.enabled=false); fi
+if bash tools/tilt/all-namespaces-only.sh "$op"; then
+  scope=(--set leaderElection.enabled=false --set-string "selector=troupe.dev/tilt=$ns")
+fi
 "$HELM" upgrade --install "tilt-$op" "$chart" -n "$ns" --create-namespace --wait --timeout 2m \
   "${scope[@]}" --set replicaCount=0

@@ -53,6 +53,9 @@ spec:
             {{- else }}
             - --all-namespaces
             {{- end }}
+            {{- with .Values.selector }}
+            - {{ printf "--selector=%s" . | quote }}
+            {{- end }}
             {{- if not .Values.leaderElection.enabled }}
             - --standalone
             {{- end }}

@@ -14,6 +14,7 @@ import yaml
 from troupe.crd import build_crd, render
 from troupe.engine.peering import peering_crds
 from troupe.engine.runtime import RunSettings, run
+from troupe.engine.selector import SelectorError, parse_selector
 from troupe.plugins import PluginError, collect_kinds, describe_plugins, get_plugin_manager
 
 
@@ -26,6 +27,12 @@ def _parser() -> argparse.ArgumentParser:
     scope = run_p.add_mutually_exclusive_group()
     scope.add_argument("-n", "--namespace", action="append", default=[], help="watch this namespace (repeat)")
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch all namespaces (default)")
+    run_p.add_argument(
+        "-l",
+        "--selector",
+        default="",
+        help="only objects of the operators' kinds with these labels (kubectl's syntax: a=b,c!=d,e)",
+    )
     run_p.add_argument("--standalone", action="store_true", help="no leader election (one replica only)")
     run_p.add_argument("--priority", type=int, help="peering priority (default: random, never equal)")
     run_p.add_argument("--metrics-port", type=int, default=8080, help="/metrics, /healthz, /readyz port")
@@ -59,10 +66,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             standalone=args.standalone,
             metrics_port=args.metrics_port,
             priority=args.priority,
+            selector=args.selector,
         )
+        parse_selector(settings.selector)  # fail fast on a selector that is not valid
         collect_kinds(pm, settings.operators)  # fail fast on an unknown operator
         asyncio.run(run(pm, settings))
-    except PluginError as exc:
+    except (PluginError, SelectorError) as exc:
         print(f"troupe: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

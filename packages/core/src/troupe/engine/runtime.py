@@ -6,7 +6,7 @@ import asyncio
 import functools
 import logging
 import random
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,7 @@ from troupe.engine.client import Kube
 from troupe.engine.health import WatchActivity, install_watch_probe, make_app, serve
 from troupe.engine.metrics import OperatorMetrics, PhaseCollector
 from troupe.engine.reconcile import Reconciler
+from troupe.engine.selector import parse_selector
 from troupe.engine.workqueue import WorkQueue
 from troupe.handle import OperatorHandle
 from troupe.kinds import ChildKind, KindSpec, RelatedKind
@@ -46,6 +47,9 @@ class RunSettings:
     priority: int | None = None
     watch_stale_after: float = 600.0
     concurrency: int = 16
+    #: Only objects of the operators' kinds whose labels match (Kubernetes label selector syntax; empty:
+    #: all). Their children and related objects are not filtered: they follow their owners.
+    selector: str = ""
     #: Seconds a replica's peering record stays valid: a standby takes over within about this long after
     #: the active replica died (each replica refreshes its record every 1 to 5 s).
     peering_lifetime: int = 10
@@ -137,7 +141,7 @@ def register(registry: HandlerRegistry, pm: pluggy.PluginManager) -> None:
     for kind in registry.kinds:
         if not kind.reconcile:
             continue
-        _register_kind(reg, kind, reconciler, queue)
+        _register_kind(reg, kind, reconciler, queue, parse_selector(registry.settings.selector))
     operators = {managed_by(op) for op in registry.settings.operators}
     served = [k for k in registry.kinds if k.reconcile]
     for child in _unique_children(served).values():
@@ -206,17 +210,28 @@ def check_scope(kinds: Sequence[KindSpec], namespaces: Sequence[str]) -> None:
             )
 
 
+def _ours_to_release(event: kopf.RawEvent, reconciler: Reconciler) -> bool:
+    """An object the selector does not take (or no longer takes: a label removed) is out of scope, as if
+    deleted: never reconciled, its children left as they are; but one being deleted that still holds
+    our finalizer is torn down, so it is not left hanging."""
+    meta = event["object"].get("metadata", {})
+    return bool(meta.get("deletionTimestamp")) and reconciler.finalizer in (meta.get("finalizers") or [])
+
+
 def _register_kind(
     reg: kopf.OperatorRegistry,
     kind: KindSpec,
     reconciler: Reconciler,
     queue: WorkQueue,
+    selected: Callable[[Mapping[str, str]], bool],
 ) -> None:
     @kopf.on.event(kind.group, kind.version, kind.plural, registry=reg, id=f"troupe-{kind.kind}")
-    async def on_object(event: kopf.RawEvent, name: str, namespace: str | None, **_: Any) -> None:
+    async def on_object(
+        event: kopf.RawEvent, name: str, namespace: str | None, labels: kopf.Labels, **_: Any
+    ) -> None:
         reconciler.took(kind.plural, event)
         key = ObjectKey(kind, namespace, name)
-        if event["type"] == "DELETED":
+        if event["type"] == "DELETED" or not (selected(labels) or _ours_to_release(event, reconciler)):
             reconciler.forget(key)
             queue.forget(key)
         elif reconciler.put(key, body := dict(event["object"])):
