@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import subprocess
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +175,35 @@ class Kube:
                     raise ApiException(status=response.status, reason=response.reason, body=text)
                 return json.loads(text) if text else {}
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def watch(
+        self, path: str, query: dict[str, str], *, read_timeout: float
+    ) -> AsyncIterator[Manifest]:
+        """The events of a watch request, one JSON object each, until the server ends the stream.
+
+        ``read_timeout``: the longest silence before giving up on the connection (the server sends a
+        bookmark at least every minute when asked to). Lines are split here, not by aiohttp's readline,
+        whose 64 KiB line limit a large object exceeds.
+        """
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=read_timeout)
+        for attempt in (1, 2):
+            url = self.info.server.rstrip("/") + path
+            async with self.session.get(url, params={**query, "watch": "true"}, timeout=timeout) as response:
+                if response.status == 401 and attempt == 1:
+                    await self._relogin()
+                    continue
+                if response.status == 404:
+                    raise NotFound(path)
+                if response.status >= 400:
+                    text = await response.text()
+                    raise ApiException(status=response.status, reason=response.reason, body=text)
+                pending = b""
+                async for chunk in response.content.iter_any():
+                    *lines, pending = (pending + chunk).split(b"\n")
+                    for line in lines:
+                        if line.strip():
+                            yield json.loads(line)
+                return
 
     async def get(self, api_version: str, plural: str, namespace: str | None, name: str) -> Manifest | None:
         try:

@@ -20,10 +20,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 class WatchActivity:
     """When each watch stream last delivered something, and whether its initial listing finished.
 
-    kopf's stream yields the listing's objects, then its end (a bookmark), and hands each object to a task
-    of its own that calls our handler later: at the end of the listing many objects are not in our caches
-    yet. For the kinds our handlers count (``counted``: plurals), a listing is finished only once the
-    handlers took in each of its objects (:meth:`took`), so no reconcile takes a listed child for absent.
+    The core's own informers (child, related and CRD kinds) deliver each object before they report the
+    listing's end: their listing is finished then. kopf's streams (the primary kinds) yield the listing's
+    objects, then its end (a bookmark), and hand each object to a task of its own that calls our handler
+    later: at the end of the listing many objects are not in our caches yet. For those kinds
+    (``counted``: plurals), a listing is finished only once the handlers took in each of its objects
+    (:meth:`took`).
     """
 
     def __init__(self, *, stale_after: float, clock: Callable[[], float] = time.monotonic) -> None:
@@ -60,6 +62,13 @@ class WatchActivity:
             self.listed.add(stream)
             self._expected.pop(stream, None)
             self.on_listed(stream)
+
+    def forget(self, stream: str) -> None:
+        """A stream stopped for good (its kind is no longer served): neither stale nor waited for."""
+        self.last_seen.pop(stream, None)
+        self.listed.discard(stream)
+        self._ended.discard(stream)
+        self._expected.pop(stream, None)
 
     def stale(self) -> list[str]:
         now = self._clock()
