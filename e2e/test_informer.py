@@ -35,12 +35,13 @@ def configmap(ns: str, name: str, *labels: str) -> None:
         kubectl("label", "configmap", name, "-n", ns, *labels)
 
 
-async def until(test: Callable[[], bool], describe: str, timeout: float = 20) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not test():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {describe}")
-        await asyncio.sleep(0.05)
+async def until(test: Callable[[], bool], describe: str) -> None:
+    try:
+        async with asyncio.timeout(20):
+            while not test():
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {describe}") from None
 
 
 async def in_thread(*args: str) -> None:
