@@ -36,12 +36,11 @@ def configmap(ns: str, name: str, *labels: str) -> None:
 
 
 async def until(test: Callable[[], bool], describe: str) -> None:
-    try:
-        async with asyncio.timeout(20):
-            while not test():
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {describe}") from None
+    for _ in range(400):  # 20 s
+        if test():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {describe}")
 
 
 async def in_thread(*args: str) -> None:
