@@ -201,3 +201,17 @@ async def test_items_get_their_api_version_and_kind() -> None:
     informer.handler = lambda kind, obj: bodies.append(obj)
     await run_until_quiet(informer, kube)
     assert bodies[0]["apiVersion"] == "v1" and bodies[0]["kind"] == "Pod"
+
+
+async def test_a_stream_that_never_lists_keeps_readiness_off_and_goes_stale() -> None:
+    kube = ScriptedKube()
+    kube.pages = [ApiException(status=403, reason="Forbidden")] * 50
+    ticks = [0.0]
+    activity = WatchActivity(stale_after=60, clock=lambda: ticks[0])
+    informer = make(kube, [], activity)
+    informer.start()
+    await asyncio.sleep(0.05)
+    assert not activity.ready() and activity.stale() == []
+    ticks[0] = 61
+    assert activity.stale() == ["pods@ns"]
+    await informer.stop()

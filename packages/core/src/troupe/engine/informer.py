@@ -90,6 +90,10 @@ class Informer:
 
     async def run(self) -> None:
         """List and watch until cancelled; errors are retried with a warning, never raised."""
+        if self.activity is not None:
+            # Known from the start: /readyz waits for its listing, /healthz sees it stall if it never
+            # gets one (a 403, an API server gone for good).
+            self.activity.seen(self.stream)
         delay = None
         while True:
             try:
