@@ -193,15 +193,47 @@ def register(registry: HandlerRegistry, pm: pluggy.PluginManager) -> None:
         _register_kind(reg, kind, reconciler, queue)
     managers = sorted(managed_by(op) for op in registry.settings.operators)
     served = [k for k in registry.kinds if k.reconcile]
-    for child in _unique_children(served).values():
-        handler = _child_handler(reconciler, queue, registry.kinds)
-        # Only the operators' own children: the API server filters, the caches hold nothing else.
-        registry.add_streams(child, handler, label_selector=f"{MANAGED_BY} in ({','.join(managers)})")
-    for related in {(r.api_version, r.kind): r for k in served for r in k.related}.values():
-        registry.add_streams(related, _related_handler(reconciler, queue))
+    children = _unique_children(served)
+    related = {(r.api_version, r.kind): r for k in served for r in k.related}
+    # One stream per kind, as /readyz and the listing gate know streams by kind (plural) and namespace.
+    for ref in {**children, **related}:
+        handlers: list[Handler] = []
+        selector = None
+        if ref in children:
+            on_child = _child_handler(reconciler, queue, registry.kinds)
+            if ref in related:  # read whole: only the operators' own objects are children
+                handlers.append(_managed_only(on_child, set(managers)))
+            else:  # only the operators' own children: the API server filters, the cache holds no other
+                handlers.append(on_child)
+                selector = f"{MANAGED_BY} in ({','.join(managers)})"
+        if ref in related:
+            handlers.append(_related_handler(reconciler, queue))
+        registry.add_streams(children.get(ref) or related[ref], _each(handlers), label_selector=selector)
     if optional_kinds(served):
         registry.crd_stream = _crd_informer(registry, served)
     pm.hook.troupe_register_handlers(handle=registry.handle())
+
+
+def _managed_only(handler: Handler, managers: set[str]) -> Handler:
+    """What a label selector on the operators' managed-by label would deliver: an object that is not
+    (or no longer) theirs comes as DELETED."""
+
+    def on_object(event: str, obj: dict[str, Any]) -> None:
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        handler(event if labels.get(MANAGED_BY) in managers else "DELETED", obj)
+
+    return on_object
+
+
+def _each(handlers: list[Handler]) -> Handler:
+    if len(handlers) == 1:
+        return handlers[0]
+
+    def on_object(event: str, obj: dict[str, Any]) -> None:
+        for handler in handlers:
+            handler(event, obj)
+
+    return on_object
 
 
 def _related_handler(reconciler: Reconciler, queue: WorkQueue) -> Handler:
