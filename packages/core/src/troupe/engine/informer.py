@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -130,6 +131,7 @@ class Informer:
         """Deliver every object, a page at a time (never all pages at once), then the vanished ones."""
         listed: set[tuple[str | None, str]] = set()
         query = {**self._query(), "limit": str(PAGE)}
+        started = time.monotonic()
         while True:
             try:
                 page = await self.kube.request("GET", self.path, query=query)
@@ -145,8 +147,16 @@ class Informer:
                 break
             query["continue"] = meta["continue"]
             del page
-        self._vanish(self.known - listed)
+        vanished = self.known - listed
+        self._vanish(vanished)
         self.known = listed
+        logger.info(
+            "%s: listed %d objects in %.2f s%s",
+            self.stream,
+            len(listed),
+            time.monotonic() - started,
+            f", {len(vanished)} gone meanwhile" if vanished else "",
+        )
         self.version = str(meta.get("resourceVersion") or "") or None
         if self.activity is not None:
             self.activity.seen(self.stream, listed=True)
