@@ -736,37 +736,3 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         for op in getattr(item, "_troupe_operators", []):
             state = "running" if op.alive else f"exited {op.process.returncode}"
             report.sections.append((f"operator {op.plugin} log tail ({state}, {op.log_path})", op.tail()))
-
-
-def wait_until_discovered(crd_name: str, timeout: float = 30) -> None:
-    """Wait until API discovery serves an installed CRD, then annotate the CRD once.
-
-    kopf rescans a group's discovery only on that group's CRD events, and discovery can lag behind a
-    CRD's Established condition (seen with KubeVirt's 320 KB schema, and now and then with a small one).
-    Without another event once discovery serves the kind, kopf never watches it, and an operator waiting
-    for an optional kind would wait for ever: a race in kopf, not yet worked around in the core. The
-    annotation is that event.
-    """
-    plural, group = crd_name.split(".", 1)
-
-    def served() -> set[str]:
-        found = json.loads(kubectl("get", "--raw", f"/apis/{group}").stdout)
-        version = found["preferredVersion"]["groupVersion"]
-        return {
-            r["name"] for r in json.loads(kubectl("get", "--raw", f"/apis/{version}").stdout)["resources"]
-        }
-
-    wait_for(
-        lambda: _quietly(served),
-        lambda names: plural in (names or set()),
-        timeout,
-        f"{crd_name} in discovery",
-    )
-    kubectl("annotate", "--overwrite", "crd", crd_name, f"troupe.dev/e2e-nudge={time.time()}")
-
-
-def _quietly(read: Callable[[], Any]) -> Any:
-    try:
-        return read()
-    except (KubectlError, json.JSONDecodeError, KeyError):
-        return None

@@ -27,7 +27,6 @@ from harness import (
     installed_operator,
     kubectl,
     wait_for,
-    wait_until_discovered,
 )
 
 pytestmark = pytest.mark.e2e
@@ -55,7 +54,6 @@ def install_crd(path: Path, name: str) -> None:
         30,
         f"CRD {name} Established",
     )
-    wait_until_discovered(name)
 
 
 @pytest.fixture(scope="module")

@@ -40,9 +40,9 @@ async def test_probe_records_stream_items(monkeypatch: Any) -> None:
     install_watch_probe(activity)
     items = [i async for i in watching.continuous_watch(resource=Resource(), namespace=None)]
     assert len(items) == 3
-    assert activity.ready() and activity.last_seen == {"workshops@*": 0.0}
+    assert activity.ready() and activity.last_seen == {"kopf:workshops@*": 0.0}
     ticker.now = 61
-    assert activity.stale() == ["workshops@*"]
+    assert activity.stale() == ["kopf:workshops@*"]
 
 
 async def test_endpoints() -> None:
@@ -91,23 +91,23 @@ def test_a_listing_is_finished_once_the_handlers_took_in_each_of_its_objects() -
     activity.counted = {"pods"}
     arrived: list[str] = []
     activity.on_listed = arrived.append
-    activity.seen("pods@*", uid="a")
-    activity.seen("pods@*", uid="b")
-    activity.seen("pods@*", uid="a")  # the listing restarted after a dropped connection
-    activity.seen("pods@*", listed=True)
-    assert not activity.has_listed("pods@*") and not activity.ready()
+    activity.seen("kopf:pods@*", uid="a")
+    activity.seen("kopf:pods@*", uid="b")
+    activity.seen("kopf:pods@*", uid="a")  # the listing restarted after a dropped connection
+    activity.seen("kopf:pods@*", listed=True)
+    assert not activity.has_listed("kopf:pods@*") and not activity.ready()
     activity.took("pods", "ns", "a")
-    assert not activity.has_listed("pods@*")
+    assert not activity.has_listed("kopf:pods@*")
     activity.took("pods", "ns", "b")
-    assert activity.has_listed("pods@*") and arrived == ["pods@*"]
+    assert activity.has_listed("kopf:pods@*") and arrived == ["kopf:pods@*"]
     activity.took("pods", "ns", "c")  # a relisting later changes nothing
-    assert arrived == ["pods@*"]
-    activity.seen("kopfpeerings@*", uid="p")  # a stream no handler of ours counts: its end is enough
-    activity.seen("kopfpeerings@*", listed=True)
-    assert activity.has_listed("kopfpeerings@*") and activity.ready()
+    assert arrived == ["kopf:pods@*"]
+    activity.seen("kopf:kopfpeerings@*", uid="p")  # a stream no handler of ours counts: its end is enough
+    activity.seen("kopf:kopfpeerings@*", listed=True)
+    assert activity.has_listed("kopf:kopfpeerings@*") and activity.ready()
     named = WatchActivity(stale_after=60)  # watching named namespaces: one stream per namespace
     named.counted = {"pods"}
-    named.seen("pods@ns2", uid="x")
-    named.seen("pods@ns2", listed=True)
+    named.seen("kopf:pods@ns2", uid="x")
+    named.seen("kopf:pods@ns2", listed=True)
     named.took("pods", "ns2", "x")
-    assert named.has_listed("pods@ns2")
+    assert named.has_listed("kopf:pods@ns2")

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import subprocess
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -113,13 +114,16 @@ class Kube:
         self.field_manager = field_manager
         self.info = info
         self.session = self._session(info)
+        # Watches hold their connection for minutes, one per stream (a kind in each watched namespace):
+        # in the requests' pool of 32 they could take every slot and starve the writes.
+        self.watch_session = self._session(info, limit=0)
 
     @staticmethod
-    def _session(info: kopf.ConnectionInfo) -> aiohttp.ClientSession:
+    def _session(info: kopf.ConnectionInfo, limit: int = 32) -> aiohttp.ClientSession:
         return aiohttp.ClientSession(
             # Each open TLS connection holds a 128 KiB buffer: unbounded, a burst left 130 of them (16 MiB).
             # 32 requests in flight are more than two cores' API server answers at once.
-            connector=aiohttp.TCPConnector(ssl=info.as_ssl_context(), limit=32),
+            connector=aiohttp.TCPConnector(ssl=info.as_ssl_context(), limit=limit),
             headers={**info.as_http_headers(), "Accept": "application/json"},
             timeout=aiohttp.ClientTimeout(total=60, sock_connect=10),
         )
@@ -142,10 +146,13 @@ class Kube:
         info = login()
         if info != self.info:
             old, self.session, self.info = self.session, self._session(info), info
+            old_watches, self.watch_session = self.watch_session, self._session(info, limit=0)
             await old.close()
+            await old_watches.close()
 
     async def close(self) -> None:
         await self.session.close()
+        await self.watch_session.close()
 
     async def request(
         self,
@@ -174,6 +181,36 @@ class Kube:
                     raise ApiException(status=response.status, reason=response.reason, body=text)
                 return json.loads(text) if text else {}
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def watch(
+        self, path: str, query: dict[str, str], *, read_timeout: float
+    ) -> AsyncIterator[Manifest]:
+        """The events of a watch request, one JSON object each, until the server ends the stream.
+
+        ``read_timeout``: the longest silence before giving up on the connection (the server sends a
+        bookmark at least every minute when asked to). Lines are split here, not by aiohttp's readline,
+        whose 64 KiB line limit a large object exceeds.
+        """
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=read_timeout)
+        for attempt in (1, 2):
+            url = self.info.server.rstrip("/") + path
+            session = self.watch_session
+            async with session.get(url, params={**query, "watch": "true"}, timeout=timeout) as response:
+                if response.status == 401 and attempt == 1:
+                    await self._relogin()
+                    continue
+                if response.status == 404:
+                    raise NotFound(path)
+                if response.status >= 400:
+                    text = await response.text()
+                    raise ApiException(status=response.status, reason=response.reason, body=text)
+                pending = b""
+                async for chunk in response.content.iter_any():
+                    *lines, pending = (pending + chunk).split(b"\n")
+                    for line in lines:
+                        if line.strip():
+                            yield json.loads(line)
+                return
 
     async def get(self, api_version: str, plural: str, namespace: str | None, name: str) -> Manifest | None:
         try:

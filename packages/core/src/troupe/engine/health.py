@@ -16,14 +16,20 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+#: The prefix of kopf's streams' names.
+KOPF = "kopf:"
+
 
 class WatchActivity:
     """When each watch stream last delivered something, and whether its initial listing finished.
 
-    kopf's stream yields the listing's objects, then its end (a bookmark), and hands each object to a task
-    of its own that calls our handler later: at the end of the listing many objects are not in our caches
-    yet. For the kinds our handlers count (``counted``: plurals), a listing is finished only once the
-    handlers took in each of its objects (:meth:`took`), so no reconcile takes a listed child for absent.
+    The core's own informers (child, related and CRD kinds) deliver each object before they report the
+    listing's end: their listing is finished then. kopf's streams (the primary kinds) yield the listing's
+    objects, then its end (a bookmark), and hand each object to a task of its own that calls our handler
+    later: at the end of the listing many objects are not in our caches yet. For those kinds
+    (``counted``: plurals), a listing is finished only once the handlers took in each of its objects
+    (:meth:`took`). kopf's streams are named ``kopf:<plural>@<namespace>``, apart from the informers'
+    ``<plural>@<namespace>``: a kind can be one operator's primary kind and another's related kind.
     """
 
     def __init__(self, *, stale_after: float, clock: Callable[[], float] = time.monotonic) -> None:
@@ -41,15 +47,17 @@ class WatchActivity:
     def seen(self, stream: str, *, listed: bool = False, uid: str | None = None) -> None:
         """A stream delivered something: an object of its listing (``uid``), or the listing's end."""
         self.last_seen[stream] = self._clock()
-        if uid is not None and stream not in self._ended and stream.partition("@")[0] in self.counted:
+        counted = stream.partition("@")[0].removeprefix(KOPF) in self.counted
+        if uid is not None and stream not in self._ended and counted:
             self._expected.setdefault(stream, set()).add(uid)
         if listed and stream not in self._ended:
             self._ended.add(stream)
             self._finish(stream)
 
     def took(self, plural: str, namespace: str | None, uid: str) -> None:
-        """A handler took in an object of a listing."""
-        stream = f"{plural}@*" if f"{plural}@*" in self.last_seen else f"{plural}@{namespace or '*'}"
+        """A handler took in an object of a kopf stream's listing."""
+        everywhere = f"{KOPF}{plural}@*"
+        stream = everywhere if everywhere in self.last_seen else f"{KOPF}{plural}@{namespace or '*'}"
         expected = self._expected.get(stream)
         if expected is not None and stream not in self.listed:
             expected.discard(uid)  # the stream yields an object before kopf's task hands it to us
@@ -60,6 +68,13 @@ class WatchActivity:
             self.listed.add(stream)
             self._expected.pop(stream, None)
             self.on_listed(stream)
+
+    def forget(self, stream: str) -> None:
+        """A stream stopped for good (its kind is no longer served): neither stale nor waited for."""
+        self.last_seen.pop(stream, None)
+        self.listed.discard(stream)
+        self._ended.discard(stream)
+        self._expected.pop(stream, None)
 
     def stale(self) -> list[str]:
         now = self._clock()
@@ -82,7 +97,7 @@ def install_watch_probe(activity: WatchActivity) -> None:
     original = getattr(watching, "_troupe_original", watching.continuous_watch)
 
     async def continuous_watch(**kwargs: Any) -> AsyncIterator[Any]:
-        stream = f"{kwargs['resource'].plural}@{kwargs.get('namespace') or '*'}"
+        stream = f"{KOPF}{kwargs['resource'].plural}@{kwargs.get('namespace') or '*'}"
         activity.seen(stream)
         async for item in original(**kwargs):
             if isinstance(item, watching.Bookmark):

@@ -16,16 +16,18 @@ from prometheus_client import CollectorRegistry
 
 from troupe.clock import Clock, utcnow
 from troupe.context import ChildKey
-from troupe.engine.availability import crd_name, crd_serves, optional_kinds
+from troupe.engine.availability import OptionalKind, crd_name, crd_serves, optional_kinds
 from troupe.engine.cache import ObjectKey, version_of
 from troupe.engine.client import Kube
 from troupe.engine.health import WatchActivity, install_watch_probe, make_app, serve
+from troupe.engine.informer import Handler, Informer
 from troupe.engine.metrics import OperatorMetrics, PhaseCollector
+from troupe.engine.pause import follow_pause, install_pause_probe
 from troupe.engine.reconcile import Reconciler
 from troupe.engine.selector import parse_selector
 from troupe.engine.workqueue import WorkQueue
 from troupe.handle import OperatorHandle
-from troupe.kinds import ChildKind, KindSpec, RelatedKind
+from troupe.kinds import ChildKind, KindSpec
 from troupe.naming import MANAGED_BY, managed_by
 from troupe.plugins import PluginError, collect_kinds
 
@@ -103,6 +105,55 @@ class HandlerRegistry:
     kinds: list[KindSpec]
     settings: RunSettings
     metrics: dict[str, OperatorMetrics]
+    #: The core's informers of each child and related kind: one per watched namespace, or one for all.
+    streams: dict[tuple[str, str], list[Informer]] = field(default_factory=dict)
+    #: Which of them belong to optional kinds (started only while their CRD is served).
+    optional: dict[tuple[str, str], OptionalKind] = field(default_factory=dict)
+    crd_stream: Informer | None = None
+    _stopping: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def add_streams(self, dep: OptionalKind, handler: Handler, label_selector: str | None = None) -> None:
+        named: list[str | None] = list(self.settings.namespaces) if dep.namespaced else []
+        self.streams[dep.api_version, dep.kind] = [
+            Informer(
+                self.reconciler.kube,
+                api_version=dep.api_version,
+                kind=dep.kind,
+                plural=dep.plural,
+                namespace=namespace,
+                handler=handler,
+                activity=self.reconciler.activity,
+                label_selector=label_selector,
+            )
+            for namespace in named or [None]
+        ]
+        if dep.optional:
+            self.optional[dep.api_version, dep.kind] = dep
+
+    def start(self) -> None:
+        """Start the streams of every kind served now, and the CRD stream that follows the others."""
+        for ref, informers in self.streams.items():
+            dep = self.optional.get(ref)
+            if dep is None or self.reconciler.availability.served(dep):
+                for informer in informers:
+                    informer.start()
+        if self.crd_stream is not None:
+            self.crd_stream.start()
+
+    def toggle_streams(self, dep: OptionalKind, served: bool) -> None:
+        """An optional kind's CRD came (start its streams) or went (stop them; its objects went too)."""
+        for informer in self.streams.get((dep.api_version, dep.kind), []):
+            if served:
+                informer.start()
+            else:
+                task = asyncio.create_task(informer.stop(forget=True), name=f"stop {informer.stream}")
+                self._stopping.add(task)
+                task.add_done_callback(self._stopping.discard)
+
+    async def stop(self) -> None:
+        informers = [i for group in self.streams.values() for i in group]
+        informers += [self.crd_stream] if self.crd_stream is not None else []
+        await asyncio.gather(*(i.stop() for i in informers), *self._stopping, return_exceptions=True)
 
     def enqueue(self, kind: KindSpec, namespace: str | None, name: str, delay: float = 0.0) -> None:
         self.queue.enqueue(
@@ -129,7 +180,9 @@ def _unique_children(kinds: Sequence[KindSpec]) -> dict[tuple[str, str], ChildKi
 
 
 def register(registry: HandlerRegistry, pm: pluggy.PluginManager) -> None:
-    """The generic handlers: object and child events into the work queue, finalizers where declared."""
+    """The generic handlers: object events (kopf) and child, related and CRD events (the core's own
+    informers, :attr:`HandlerRegistry.streams`, started by :meth:`HandlerRegistry.start`) into the work
+    queue."""
     reg = registry.kopf
     reconciler = registry.reconciler
     queue = registry.queue
@@ -142,58 +195,88 @@ def register(registry: HandlerRegistry, pm: pluggy.PluginManager) -> None:
         if not kind.reconcile:
             continue
         _register_kind(reg, kind, reconciler, queue, parse_selector(registry.settings.selector))
-    operators = {managed_by(op) for op in registry.settings.operators}
+    managers = sorted(managed_by(op) for op in registry.settings.operators)
     served = [k for k in registry.kinds if k.reconcile]
-    for child in _unique_children(served).values():
-        _register_child(reg, child, reconciler, queue, operators, registry.kinds)
-    for related in {(r.api_version, r.kind): r for k in served for r in k.related}.values():
-        _register_related(reg, related, reconciler, queue)
+    children = _unique_children(served)
+    related = {(r.api_version, r.kind): r for k in served for r in k.related}
+    # One stream per kind, as /readyz and the listing gate know streams by kind (plural) and namespace.
+    for ref in {**children, **related}:
+        handlers: list[Handler] = []
+        selector = None
+        if ref in children:
+            on_child = _child_handler(reconciler, queue, registry.kinds)
+            if ref in related:  # read whole: only the operators' own objects are children
+                handlers.append(_managed_only(on_child, set(managers)))
+            else:  # only the operators' own children: the API server filters, the cache holds no other
+                handlers.append(on_child)
+                selector = f"{MANAGED_BY} in ({','.join(managers)})"
+        if ref in related:
+            handlers.append(_related_handler(reconciler, queue))
+        registry.add_streams(children.get(ref) or related[ref], _each(handlers), label_selector=selector)
     if optional_kinds(served):
-        _register_crd_watch(reg, served, reconciler, queue)
+        registry.crd_stream = _crd_informer(registry, served)
     pm.hook.troupe_register_handlers(handle=registry.handle())
 
 
-def _register_related(
-    reg: kopf.OperatorRegistry, related: RelatedKind, reconciler: Reconciler, queue: WorkQueue
-) -> None:
-    @kopf.on.event(
-        related.group, related.version, related.plural, registry=reg, id=f"troupe-related-{related.kind}"
-    )
-    async def on_related(event: kopf.RawEvent, **_: Any) -> None:
-        obj = dict(event["object"])
-        reconciler.took(related.plural, event)
-        obj.setdefault("apiVersion", related.api_version)
-        obj.setdefault("kind", related.kind)
-        users = reconciler.related.remove(obj) if event["type"] == "DELETED" else reconciler.related.put(obj)
+def _managed_only(handler: Handler, managers: set[str]) -> Handler:
+    """What a label selector on the operators' managed-by label would deliver: an object that is not
+    (or no longer) theirs comes as DELETED."""
+
+    def on_object(event: str, obj: dict[str, Any]) -> None:
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        handler(event if labels.get(MANAGED_BY) in managers else "DELETED", obj)
+
+    return on_object
+
+
+def _each(handlers: list[Handler]) -> Handler:
+    if len(handlers) == 1:
+        return handlers[0]
+
+    def on_object(event: str, obj: dict[str, Any]) -> None:
+        for handler in handlers:
+            handler(event, obj)
+
+    return on_object
+
+
+def _related_handler(reconciler: Reconciler, queue: WorkQueue) -> Handler:
+    def on_related(event: str, obj: dict[str, Any]) -> None:
+        users = reconciler.related.remove(obj) if event == "DELETED" else reconciler.related.put(obj)
         for user in users:
             queue.enqueue(user, reason="related")
 
+    return on_related
 
-def _register_crd_watch(
-    reg: kopf.OperatorRegistry, kinds: list[KindSpec], reconciler: Reconciler, queue: WorkQueue
-) -> None:
-    """Optional APIs coming and going: their dependents are reconciled at once, without a restart."""
+
+def _crd_informer(registry: HandlerRegistry, kinds: list[KindSpec]) -> Informer:
+    """Optional APIs coming and going: their streams start and stop, their dependents are reconciled at
+    once, without a restart."""
+    reconciler, queue = registry.reconciler, registry.queue
     deps = {crd_name(dep): dep for dep in optional_kinds(kinds)}
 
-    def watched(name: str, **_: Any) -> bool:
-        return name in deps
-
-    @kopf.on.event(
-        "apiextensions.k8s.io",
-        "v1",
-        "customresourcedefinitions",
-        registry=reg,
-        when=watched,
-        id="troupe-crds",
-    )
-    async def on_crd(event: kopf.RawEvent, name: str, **_: Any) -> None:
-        dep = deps[name]
-        served = event["type"] != "DELETED" and crd_serves(dict(event["object"]), dep.version)
+    def on_crd(event: str, crd: dict[str, Any]) -> None:
+        name = str(crd["metadata"]["name"])
+        dep = deps.get(name)
+        if dep is None:
+            return
+        served = event != "DELETED" and crd_serves(crd, dep.version)
         if not reconciler.availability.set(name, served):
             return
+        registry.toggle_streams(dep, served)
         for key, _body in reconciler.objects.items():
             if dep in key.kind.watched:
                 queue.enqueue(key, reason="api")
+
+    return Informer(
+        reconciler.kube,
+        api_version="apiextensions.k8s.io/v1",
+        kind="CustomResourceDefinition",
+        plural="customresourcedefinitions",
+        namespace=None,
+        handler=on_crd,
+        activity=reconciler.activity,
+    )
 
 
 def check_scope(kinds: Sequence[KindSpec], namespaces: Sequence[str]) -> None:
@@ -243,25 +326,11 @@ def _register_kind(
             queue.enqueue(admitted, reason="admission")
 
 
-def _register_child(
-    reg: kopf.OperatorRegistry,
-    child: ChildKind,
-    reconciler: Reconciler,
-    queue: WorkQueue,
-    managers: set[str],
-    kinds: list[KindSpec],
-) -> None:
+def _child_handler(reconciler: Reconciler, queue: WorkQueue, kinds: list[KindSpec]) -> Handler:
     owners = {f"{k.kind}.{k.group}": k for k in kinds}
 
-    # Every object of the kind comes here, not only ours (no kopf ``when`` filter): the start-up gate
-    # counts each object of the listing in, and kopf would evaluate a filter for each of them anyway.
-    @kopf.on.event(child.group, child.version, child.plural, registry=reg, id=f"troupe-child-{child.kind}")
-    async def on_child(event: kopf.RawEvent, labels: kopf.Labels, **_: Any) -> None:
-        reconciler.took(child.plural, event)
-        if labels.get(MANAGED_BY) not in managers:
-            return
-        obj = dict(event["object"])
-        if event["type"] == "DELETED":
+    def on_child(event: str, obj: dict[str, Any]) -> None:
+        if event == "DELETED":
             removed = reconciler.children.remove(obj)
             affected = {removed} if removed else set()
             echo = None
@@ -274,6 +343,8 @@ def _register_child(
             kind = owners.get(kind_ref)
             if kind is not None:
                 queue.enqueue(ObjectKey(kind, namespace or None, name), reason="child", echo=echo)
+
+    return on_child
 
 
 def quiet_kopf_objects() -> None:
@@ -334,9 +405,21 @@ async def run(
 
     activity.on_listed = listed
     served = [k for k in kinds if k.reconcile]
-    activity.counted = {k.plural for k in served} | {d.plural for k in served for d in k.watched}
+    activity.counted = {k.plural for k in served}  # kopf's streams; the informers deliver before "listed"
     reconciler.actions.handle = registry.handle()
     register(registry, pm)
+    # A replica runs no reconcile before kopf's peering has seen that no replica of higher priority is
+    # active (kopf starts its own streams paused until then, but our informers list at once).
+    peering = None if run_settings.standalone else run_settings.peering_name
+    if peering is not None:
+        queue.pause()
+    pause_followers: list[asyncio.Task[None]] = []
+
+    def found(paused: Any) -> None:
+        pause_followers.append(asyncio.create_task(follow_pause(paused, queue, peering), name="pause"))
+
+    install_pause_probe(found)
+    registry.start()
     if ready is not None:
         ready(registry)
     runner = await serve(make_app(activity, prom), run_settings.metrics_port)
@@ -358,6 +441,9 @@ async def run(
             memo=kopf.Memo(troupe=registry),
         )
     finally:
+        for follower in pause_followers:
+            follower.cancel()
+        await registry.stop()
         reconciler.actions.close()
         queue.close()
         await runner.cleanup()

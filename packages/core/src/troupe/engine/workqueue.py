@@ -25,6 +25,9 @@ class WorkQueue:
     since it looked at everything anew, so a timer set while the object was busy never adds a run. A
     delay asked for by ``enqueue(key, delay)`` (a plugin's, an action's) is kept apart and not replaced.
     An exception is logged and retried with exponential backoff, so one bad object never stops the others.
+
+    While paused (:meth:`pause`: a replica of higher priority is active), keys are still queued and
+    folded, but no run starts until :meth:`resume`; runs already going finish.
     """
 
     def __init__(
@@ -48,6 +51,8 @@ class WorkQueue:
         # (key, requeue): the worker's own requeue (True) or a delay asked for from outside (False)
         self._timers: dict[tuple[Hashable, bool], tuple[float, asyncio.TimerHandle]] = {}
         self._failures: dict[Hashable, int] = {}
+        self._resumed = asyncio.Event()
+        self._resumed.set()
 
     def enqueue(
         self, key: Hashable, delay: float = 0.0, *, reason: str = "event", echo: Echo | None = None
@@ -72,6 +77,18 @@ class WorkQueue:
             outcome = "run"
             self._running[key] = asyncio.create_task(self._run(key), name=f"reconcile {key}")
         self.note(key, reason, outcome)
+
+    @property
+    def paused(self) -> bool:
+        return not self._resumed.is_set()
+
+    def pause(self) -> None:
+        """Hold every run that has not started yet (and every one enqueued from now on)."""
+        self._resumed.clear()
+
+    def resume(self) -> None:
+        """Start the runs held while paused."""
+        self._resumed.set()
 
     def note(self, key: Hashable, reason: str, outcome: str) -> None:
         """Count an enqueue (or an event that needed none, outcome ``ignored``) for the metrics."""
@@ -107,6 +124,7 @@ class WorkQueue:
         try:
             while True:
                 async with self._slots:
+                    await self._resumed.wait()  # inside the slot: no pause can slip in before the run
                     # Events that came while waiting for the slot are seen by this run: no rerun for them.
                     self._dirty.discard(key)
                     self._cancel(key, True)
