@@ -292,7 +292,8 @@ class Reconciler:
                     continue  # refused or reported by the apply already
                 meta = manifest.get("metadata") or {}
                 namespace = (meta.get("namespace") or ctx.namespace) if child.namespaced else None
-                if ChildKey(child.group, child.kind, namespace, str(meta.get("name", ""))) not in ctx.children:
+                key = ChildKey(child.group, child.kind, namespace, str(meta.get("name", "")))
+                if key not in ctx.children:
                     return True
         return False
 
