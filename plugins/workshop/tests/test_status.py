@@ -73,7 +73,10 @@ def test_nothing_yet_is_pending_then_creating() -> None:
     assert workshop_status(spec, body(), Children(), SETTINGS, T0).phase == "Pending"
     update = workshop_status(spec, body(), children(spec, bound=False), SETTINGS, T0)
     assert update.phase == "Creating"
-    assert "claim intro-home to bind" in conds(update)["Ready"].message
+    assert "claim binds" in conds(update)["Ready"].message
+    # the claim bound, RStudio not ready yet: the same status (every step of a start is a status write)
+    bound = workshop_status(spec, body(), children(spec, ready=False), SETTINGS, T0 + timedelta(seconds=5))
+    assert (bound.phase, bound.conditions, bound.fields) == (update.phase, update.conditions, update.fields)
     # no event marks the claim's fail_after passing: the next look is then, not a poll every few seconds
     assert update.requeue_after == SETTINGS.fail_after.total_seconds()
 
