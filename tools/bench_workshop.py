@@ -8,7 +8,8 @@ bench running: N Workshops (the seed's example: 1 CPU, 2Gi, 10Gi home, an Ingres
 once (50 requests in flight), and the time from the first create to all N in phase Running is taken from
 the bench's own watch, the same for both. Then, for the operator: API writes per Workshop by verb and
 reconciles per Workshop (its metrics `troupe_workshop_api_writes_total{verb}`,
-`troupe_workshop_reconciles_total`); at the largest N, the writes in an idle window (``--idle`` seconds,
+`troupe_workshop_reconciles_total`), what asked for the reconciles (`troupe_workshop_enqueues_total`) and
+the Events posted by type and reason; at the largest N, the writes in an idle window (``--idle`` seconds,
 env TROUPE_BENCH_IDLE_SECONDS; the default 300 s holds every object's 300 s resync), the operator's RSS,
 and a restart: start to /readyz, start to the first reconcile, writes in the 15 s after. RSS with 0
 objects is taken before the first burst. Every figure is printed beside the machine's load average (the
@@ -110,6 +111,17 @@ async def settle(op: Operator, quiet_for: float = 5, within: float = 120) -> Non
         await asyncio.sleep(0.5)
 
 
+async def events_by_reason(api: Api, namespace: str) -> dict[str, int]:
+    """The operator's Events in ``namespace`` by ``type/reason``: which transitions cost the event writes."""
+    items = (await api.request("GET", f"/api/v1/namespaces/{namespace}/events")).get("items") or []
+    counts: dict[str, int] = {}
+    for event in items:
+        if (event.get("source") or {}).get("component") == "troupe-workshop":
+            key = f"{event.get('type')}/{event.get('reason')}"
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
 async def run_size(api: Api, n: int, table: Table, *, last: bool, idle: float, rss0: list[float]) -> None:
     # the limit first, alone on the cluster
     ns = await new_namespace(api, f"bench-ws-limit-{n}")
@@ -168,6 +180,11 @@ async def run_size(api: Api, n: int, table: Table, *, last: bool, idle: float, r
         ", ".join(f"{v / n:.2f} {k}" for k, v in sorted(enqueues.items(), key=lambda kv: -kv[1]) if v),
     )
     table.add(f"operator RSS, {n} Workshops", f"{rss_mib(op.pid):.0f} MiB")
+    posted = await events_by_reason(api, ns)
+    table.add(
+        f"Events posted per Workshop by type/reason, N={n}",
+        ", ".join(f"{v / n:.2f} {k}" for k, v in sorted(posted.items(), key=lambda kv: -kv[1])) or "none",
+    )
 
     if last:
         before = sum((await op.writes_by_verb()).values())

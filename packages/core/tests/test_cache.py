@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from troupe.context import ChildKey
 from troupe.engine.cache import ChildIndex, ObjectCache, RelatedIndex, trimmed
+from troupe.kinds import ChildKind, KindSpec
 
 OWNER = "Greeting.example.troupe.dev/ns/hi"
 
@@ -104,3 +107,77 @@ def test_cached_bodies_share_their_keys_and_short_strings() -> None:
     assert k1 is k2  # one string for every cached object's key, not one per parsed body
     assert first["data"]["phase"] is second["data"]["phase"]
     assert first == json.loads(text) | {"metadata": first["metadata"]}
+
+
+def _deployment(
+    version: str, *, ready: int = 0, conditions: str = "", labels: dict[str, str] | None = None
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": "hi",
+            "namespace": "ns",
+            "resourceVersion": version,
+            "labels": labels or {},
+            "annotations": {"troupe.dev/owner": OWNER},
+            "managedFields": [{"manager": "kube-controller-manager", "operation": "Update", "time": version}],
+        },
+        "spec": {"replicas": 1},
+        "status": {"readyReplicas": ready, "conditions": [{"type": "Progressing", "reason": conditions}]},
+    }
+
+
+def _greeting_kind(reads: tuple[str, ...] | None) -> KindSpec:
+    from pydantic import BaseModel
+
+    return KindSpec(
+        operator="example",
+        group="example.troupe.dev",
+        version="v1",
+        kind="Greeting",
+        plural="greetings",
+        spec_model=BaseModel,
+        status_model=BaseModel,
+        children=(ChildKind("apps/v1", "Deployment", "deployments", reads=reads),),
+    )
+
+
+def test_a_status_change_the_owner_does_not_read_is_recorded_but_reconciles_nobody() -> None:
+    index = ChildIndex([_greeting_kind(("status.readyReplicas",))])
+    assert index.put(_deployment("1")) == {OWNER}  # a new child always counts
+    assert index.put(_deployment("2", conditions="NewReplicaSetAvailable")) == set()  # unread: no reconcile
+    (key,) = index.children(OWNER, "")
+    assert index.find(key)["status"]["conditions"][0]["reason"] == "NewReplicaSetAvailable"  # type: ignore[index]
+    assert index.put(_deployment("3", ready=1, conditions="NewReplicaSetAvailable")) == {OWNER}  # read
+    assert index.put(_deployment("4", ready=1, conditions="x", labels={"a": "b"})) == {
+        OWNER
+    }  # outside status
+    spec = _deployment("5", ready=1, conditions="x", labels={"a": "b"})
+    spec["spec"]["replicas"] = 2
+    assert index.put(spec) == {OWNER}  # drift of what was applied
+    gone = _deployment("6", ready=1, conditions="x", labels={"a": "b"})
+    gone["spec"]["replicas"] = 2
+    gone["metadata"]["deletionTimestamp"] = "2026-11-26T14:00:00Z"
+    assert index.put(gone) == {OWNER}
+
+
+def test_without_a_declaration_every_change_counts() -> None:
+    for index in (ChildIndex(), ChildIndex([_greeting_kind(None)])):
+        assert index.put(_deployment("1")) == {OWNER}
+        assert index.put(_deployment("2", conditions="NewReplicaSetAvailable")) == {OWNER}
+
+
+def test_reads_of_nothing_in_status_still_see_every_change_outside_it() -> None:
+    index = ChildIndex([_greeting_kind(())])
+    assert index.put(_deployment("1")) == {OWNER}
+    assert index.put(_deployment("2", ready=1, conditions="y")) == set()
+    assert index.put(_deployment("3", ready=1, conditions="y", labels={"a": "b"})) == {OWNER}
+    moved = _deployment("4", ready=1, conditions="y", labels={"a": "b"})
+    moved["metadata"]["annotations"]["troupe.dev/owner"] = "Greeting.example.troupe.dev/ns/other"
+    assert index.put(moved) == {OWNER, "Greeting.example.troupe.dev/ns/other"}  # a move: both owners
+
+
+def test_reads_name_status_fields_only() -> None:
+    with pytest.raises(ValueError, match=r"reads names spec\.replicas"):
+        ChildKind("apps/v1", "Deployment", "deployments", reads=("spec.replicas",))

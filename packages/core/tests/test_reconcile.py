@@ -9,6 +9,7 @@ import kopf
 import pytest
 from prometheus_client import CollectorRegistry
 
+from troupe import ReconcileContext, hookimpl
 from troupe.clock import FrozenClock
 from troupe.engine import reporting
 from troupe.engine.cache import ObjectKey
@@ -71,13 +72,37 @@ async def test_first_reconcile_applies_then_steady_state_writes_nothing(
     assert kube.writes == []  # zero-write steady state, even with an empty watch cache for children
 
 
-async def test_a_reconcile_that_created_a_child_looks_again_at_once(
-    kube: MemoryKube, reconciler: Reconciler
+class BuildsOnWhatItSees:
+    """An extension that builds a second child once the greeting's ConfigMap is observed (as a workspace
+    builds its objects once the Namespace it created is there)."""
+
+    @hookimpl
+    def troupe_build_resources(self, ctx: ReconcileContext[Any]) -> list[Manifest] | None:
+        if ctx.deleting or ctx.children.named("ConfigMap", "hi-greeting") is None:
+            return None
+        return [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "hi-after"}, "data": {}}]
+
+
+async def test_a_reconcile_that_created_a_child_looks_again_at_once_when_builders_build_on_it(
+    kube: MemoryKube, clock: FrozenClock
 ) -> None:
     """The echo of a created child starts no reconcile, and builders may build on what they observe."""
+    pm = get_plugin_manager(load_entrypoints=False, plugins=[greeting, cost_center, BuildsOnWhatItSees()])
+    metrics = {"example": OperatorMetrics("example", CollectorRegistry())}
+    reconciler = Reconciler(pm=pm, kube=kube, clock=clock, metrics=metrics)  # type: ignore[arg-type]
     key = add_greeting(kube, reconciler, {"name": "Ada"})
-    assert await reconcile(reconciler, key) == 0.0
-    assert await reconcile(reconciler, key) == greeting.GREETING.resync_seconds  # nothing new: no rerun
+    assert await reconcile(reconciler, key) == 0.0  # it created the ConfigMap the second one needs
+    assert ("configmaps", "ns", "hi-after") not in kube.objects
+    assert await reconcile(reconciler, key) == greeting.GREETING.resync_seconds  # all built: no rerun
+    assert ("configmaps", "ns", "hi-after") in kube.objects
+
+
+async def test_a_reconcile_that_created_every_child_runs_no_more(
+    kube: MemoryKube, reconciler: Reconciler
+) -> None:
+    key = add_greeting(kube, reconciler, {"name": "Ada"})
+    assert await reconcile(reconciler, key) == greeting.GREETING.resync_seconds
+    assert ("configmaps", "ns", "hi-greeting") in kube.objects
 
 
 async def test_spec_edit_rolls_out_and_deleted_child_comes_back(

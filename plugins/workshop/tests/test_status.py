@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import base64
+import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import pytest
 
 from troupe import ChildKey, Children
 from troupe_workshop.builders import build
 from troupe_workshop.config import Settings
 from troupe_workshop.models import WorkshopSpec
+from troupe_workshop.plugin import WORKSHOP
 from troupe_workshop.status import workshop_status
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -69,7 +73,10 @@ def test_nothing_yet_is_pending_then_creating() -> None:
     assert workshop_status(spec, body(), Children(), SETTINGS, T0).phase == "Pending"
     update = workshop_status(spec, body(), children(spec, bound=False), SETTINGS, T0)
     assert update.phase == "Creating"
-    assert "claim intro-home to bind" in conds(update)["Ready"].message
+    assert "claim binds" in conds(update)["Ready"].message
+    # the claim bound, RStudio not ready yet: the same status (every step of a start is a status write)
+    bound = workshop_status(spec, body(), children(spec, ready=False), SETTINGS, T0 + timedelta(seconds=5))
+    assert (bound.phase, bound.conditions, bound.fields) == (update.phase, update.conditions, update.fields)
     # no event marks the claim's fail_after passing: the next look is then, not a poll every few seconds
     assert update.requeue_after == SETTINGS.fail_after.total_seconds()
 
@@ -211,3 +218,113 @@ def test_participants_have_their_own_url_and_phase() -> None:
         {"name": "p2", "url": "https://r.io/p2/", "phase": "Running", "passwordSecret": "intro--p2-password"},
     ]
     assert update.fields["url"] == "https://r.io/p1/"
+
+
+# -- ChildKind.reads: the status fields of the children that status and builders read ----------
+
+#: What the controllers write into these kinds' status besides what the Workshop reads.
+BOOKKEEPING: dict[str, dict[str, Any]] = {
+    "PersistentVolumeClaim": {"accessModes": ["ReadWriteOnce"], "capacity": {"storage": "10Gi"}},
+    "Deployment": {
+        "observedGeneration": 3,
+        "updatedReplicas": 1,
+        "availableReplicas": 1,
+        "unavailableReplicas": 0,
+        "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}],
+    },
+    "Service": {"loadBalancer": {}},
+    "Ingress": {"loadBalancer": {"ingress": [{"ip": "10.0.0.1"}]}},
+    "Pod": {"phase": "Running", "podIP": "10.1.2.3", "hostIP": "10.0.0.9", "qosClass": "Guaranteed"},
+}
+
+
+def reads(kind: str) -> list[tuple[str, ...]]:
+    declared = next(c for c in WORKSHOP.children if c.kind == kind).reads
+    assert declared is not None, f"{kind} declares no reads"
+    return [tuple(p.split("."))[1:] for p in declared]
+
+
+def only_declared(child: dict[str, Any]) -> dict[str, Any]:
+    """``child`` with nothing in its status but the fields its kind declares it reads."""
+    kept: dict[str, Any] = {}
+    for path in reads(child["kind"]):
+        value: Any = child.get("status") or {}
+        for part in path:
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is not None:
+            target = kept
+            for part in path[:-1]:
+                target = target.setdefault(part, {})
+            target[path[-1]] = value
+    return {**child, "status": kept}
+
+
+def with_bookkeeping(observed: Children) -> Children:
+    out = {}
+    for key, child in observed.items():
+        child = copy.deepcopy(child)
+        child["status"] = {**BOOKKEEPING.get(key.kind, {}), **(child.get("status") or {})}
+        out[key] = child
+    return Children(out)
+
+
+SPEC = WorkshopSpec.model_validate({"duration": "1h", "expiryWarning": "10m", "participants": 2})
+
+
+def pods(**kwargs: Any) -> list[dict[str, Any]]:
+    made = []
+    for p in ("p1", "p2"):
+        one = pod(**kwargs)
+        one["metadata"]["name"] = f"intro--{p}-abc"
+        one["metadata"]["creationTimestamp"] = iso(T0 - timedelta(minutes=5))  # scheduled, then started
+        one["metadata"]["labels"]["orchestra.io/participant"] = p
+        made.append(one)
+    return made
+
+
+SCENES = {
+    "creating": (children(SPEC, bound=False, ready=False), {}, T0),
+    "crash-looping": (children(SPEC, ready=False, pods=pods(waiting="CrashLoopBackOff")), {}, T0),
+    "stuck": (children(SPEC, ready=False, pods=pods()), {}, T0 + timedelta(minutes=30)),
+    "image": (children(SPEC, ready=False, pods=pods(waiting="ErrImagePull")), {}, T0 + timedelta(hours=1)),
+    "running": (children(SPEC, pods=pods(ready=True)), {}, T0),
+    "pods ready before their Deployments say so": (
+        children(SPEC, ready=False, pods=pods(ready=True)),
+        {},
+        T0 + timedelta(minutes=30),
+    ),
+    "running for a while": (
+        children(SPEC, pods=pods(ready=True)),
+        {"phase": "Running", "startedAt": iso(T0)},
+        T0 + timedelta(minutes=30),
+    ),
+    "expired": (
+        children(SPEC, pods=pods(ready=True)),
+        {"phase": "Running", "startedAt": iso(T0)},
+        T0 + timedelta(hours=2),
+    ),
+    "scaled down": (
+        Children({k: v for k, v in children(SPEC).items() if k.kind in ("Deployment", "Secret")}),
+        {"phase": "Terminating", "startedAt": iso(T0)},
+        T0 + timedelta(hours=2),
+    ),
+}
+
+
+@pytest.mark.parametrize("scene", SCENES)
+def test_status_and_builders_read_only_the_declared_status_fields(scene: str) -> None:
+    observed, status, now = SCENES[scene]
+    full = with_bookkeeping(observed)
+    trimmed = Children({key: only_declared(child) for key, child in full.items()})
+    assert any(c.get("status") != trimmed[k].get("status") for k, c in full.items())  # something to drop
+    for deleting in (False, True):
+        assert workshop_status(SPEC, body(status), full, SETTINGS, now, deleting=deleting) == workshop_status(
+            SPEC, body(status), trimmed, SETTINGS, now, deleting=deleting
+        )
+        assert build(SPEC, body(status), full, SETTINGS, now, deleting=deleting) == build(
+            SPEC, body(status), trimmed, SETTINGS, now, deleting=deleting
+        )
+
+
+def test_every_child_kind_declares_what_it_reads() -> None:
+    assert all(c.reads is not None for c in WORKSHOP.children)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import kopf
-
 from troupe import (
     ChildKind,
     KindSpec,
@@ -17,7 +15,7 @@ from troupe import (
     hookimpl,
 )
 from troupe_workshop import config
-from troupe_workshop.builders import build, remaining_for_teardown
+from troupe_workshop.builders import build
 from troupe_workshop.metrics import WorkshopMetrics
 from troupe_workshop.models import WorkshopSpec, WorkshopStatus
 from troupe_workshop.status import workshop_status
@@ -40,18 +38,30 @@ WORKSHOP = KindSpec(
         PrinterColumn("Expires", ".status.expiresAt"),
         PrinterColumn("Participants", ".status.participants[*].name", priority=1),
     ),
+    # ``reads``: the status fields status.py and builders.py read; the controllers' other status updates
+    # (a Deployment's conditions and counters, a pod's IPs) are no reason to reconcile.
     children=(
-        ChildKind("v1", "PersistentVolumeClaim", "persistentvolumeclaims", prune=False),
-        ChildKind("v1", "Secret", "secrets"),
-        ChildKind("apps/v1", "Deployment", "deployments"),
-        ChildKind("v1", "Service", "services"),
-        ChildKind("networking.k8s.io/v1", "Ingress", "ingresses"),
+        ChildKind(
+            "v1", "PersistentVolumeClaim", "persistentvolumeclaims", prune=False, reads=("status.phase",)
+        ),
+        ChildKind("v1", "Secret", "secrets", reads=()),
+        ChildKind("apps/v1", "Deployment", "deployments", reads=("status.readyReplicas", "status.replicas")),
+        ChildKind("v1", "Service", "services", reads=()),
+        ChildKind("networking.k8s.io/v1", "Ingress", "ingresses", reads=()),
         # Never built: the RStudio pods are watched for health through the same owner annotation.
-        ChildKind("v1", "Pod", "pods", prune=False, observe_only=True),
+        ChildKind(
+            "v1",
+            "Pod",
+            "pods",
+            prune=False,
+            observe_only=True,
+            reads=("status.conditions", "status.containerStatuses", "status.startTime"),
+        ),
     ),
     description="An RStudio workshop with a lifetime: instances per participant, an Ingress, expiry.",
-    # Ordered teardown when deleted by hand (Ingress, Services, Deployments), as at expiry.
-    finalize=True,
+    # No finalizer (one write per Workshop less): deleted by hand, garbage collection removes what it
+    # owns, each RStudio pod still gets its grace period and preStop suspend (sessions are saved), and
+    # retained claims carry no owner reference. The ordered teardown is the expiry's (status.py).
 )
 
 _settings: config.Settings | None = None
@@ -92,13 +102,6 @@ def troupe_status_changed(
 ) -> None:
     if _metrics is not None:
         _metrics.observe(ctx.body, old, new, ctx.now)
-
-
-@hookimpl
-def troupe_finalize(ctx: ReconcileContext[WorkshopSpec]) -> None:
-    remaining = remaining_for_teardown(ctx.children)
-    if remaining:
-        raise kopf.TemporaryError(f"tearing down in order: {', '.join(remaining)} left", delay=2)
 
 
 @hookimpl

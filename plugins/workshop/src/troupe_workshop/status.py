@@ -18,6 +18,7 @@ IMAGE_FAILURES = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageNam
 #: While an instance is degraded (crash-looping, stuck), look again this often even without an event.
 DEGRADED_RECHECK = 15.0
 TEARDOWN_RECHECK = 2.0
+STARTING = "starting: each instance's claim binds, then its RStudio becomes ready"
 
 
 @dataclass(frozen=True)
@@ -203,8 +204,10 @@ def workshop_status(
         else:
             reason, message = "WaitingForStart", f"provisioned; starts at {isoformat(spec.start_time or now)}"
     else:
+        # One message for the whole start, not one per step (claim bound, then RStudio ready): each would
+        # be a status write of every Workshop. A step overdue shows as Degraded, or Failed, with the detail.
         phase = "Creating" if children else "Pending"
-        reason, message = "Creating", waiting
+        reason, message = "Creating", STARTING
 
     fields["participants"] = [
         {

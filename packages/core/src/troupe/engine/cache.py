@@ -133,16 +133,53 @@ class ObjectCache:
         return list(self._objects.items())
 
 
+#: Metadata that changes with every write and that nothing reads: never a reason to reconcile.
+_BOOKKEEPING = ("resourceVersion", "managedFields")
+
+
+def _outside_status(body: Manifest) -> Manifest:
+    meta = {k: v for k, v in (body.get("metadata") or {}).items() if k not in _BOOKKEEPING}
+    return {**{k: v for k, v in body.items() if k != "status"}, "metadata": meta}
+
+
+def _at(body: Manifest, path: tuple[str, ...]) -> Any:
+    value: Any = body
+    for part in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def read_change(before: Manifest, after: Manifest, reads: tuple[tuple[str, ...], ...]) -> bool:
+    """Does ``after`` differ from ``before`` anywhere outside ``status`` (bookkeeping aside), or in one of
+    the status fields ``reads``?"""
+    return _outside_status(before) != _outside_status(after) or any(
+        _at(before, path) != _at(after, path) for path in reads
+    )
+
+
 class ChildIndex:
     """Children by owner (the ``troupe.dev/owner`` annotation), then by :class:`ChildKey`.
 
     A child belongs to one owner at a time: an event that names another owner than before moves it.
+    ``kinds``: the owner kinds, whose :attr:`ChildKind.reads` tell which status changes of a child
+    concern its owner.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, kinds: Iterable[KindSpec] = ()) -> None:
         self._by_owner: dict[str, dict[ChildKey, Manifest]] = {}
         self._owner_of: dict[ChildKey, str] = {}
         self.ours = OwnWrites()
+        #: (owner kind as in the owner annotation, child group, child kind) -> status paths it reads
+        self._reads: dict[tuple[str, str, str], tuple[tuple[str, ...], ...]] = {
+            (f"{kind.kind}.{kind.group}", child.group, child.kind): tuple(
+                tuple(path.split(".")) for path in child.reads
+            )
+            for kind in kinds
+            for child in kind.children
+            if child.reads is not None
+        }
 
     @staticmethod
     def owner_of(child: Manifest) -> str | None:
@@ -171,9 +208,17 @@ class ChildIndex:
             self._drop(before, key)
         if owner is None:
             return {before} if before else set()
-        self._by_owner.setdefault(owner, {})[key] = trimmed(child)
+        kept = trimmed(child)
+        self._by_owner.setdefault(owner, {})[key] = kept
         self._owner_of[key] = owner
+        if before == owner and current is not None and not self._concerns(owner, key, current, kept):
+            return set()  # recorded: the next reconcile sees it, but nothing it reads has changed
         return {o for o in (before, owner) if o}
+
+    def _concerns(self, owner: str, key: ChildKey, before: Manifest, after: Manifest) -> bool:
+        """Does a new version of ``owner``'s child change anything its kind declares it reads?"""
+        reads = self._reads.get((owner.split("/", 1)[0], key.group, key.kind))
+        return reads is None or read_change(before, after, reads)
 
     def remove(self, child: Manifest) -> str | None:
         key = ChildKey.of(child)

@@ -25,7 +25,7 @@ from troupe.engine.metrics import OperatorMetrics
 from troupe.engine.reporting import StatusWriter, with_blockers
 from troupe.engine.status import failed
 from troupe.kinds import KindSpec
-from troupe.plugins import KindHooks, kind_hooks
+from troupe.plugins import KindHooks, collect_kinds, kind_hooks
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class Reconciler:
         self.clock = clock
         self.metrics = metrics
         self.objects = ObjectCache()
-        self.children = ChildIndex()
+        self.children = ChildIndex(collect_kinds(pm))
         self.related = RelatedIndex()
         self.availability = Availability()
         self.actions = ActionRunner(kube, clock, done=lambda key: None)
@@ -246,8 +246,9 @@ class Reconciler:
         except (kopf.PermanentError, InvalidChild) as exc:
             return await self._fail(key, body, "ApplyFailed", str(exc))
         # Builders may build on what they observe (a workspace's objects once its Namespace is there). The
-        # watch event of a child we just created is our own echo and starts no reconcile: look again now.
-        created = bool(set(ctx.children) - observed)
+        # watch event of a child we just created is our own echo and starts no reconcile: when the builders,
+        # shown what was created, build more, look again now.
+        deferred = bool(set(ctx.children) - observed) and self.builds_more(ctx)
         report.missing.extend(self.missing_related(key))
         if report.refusals:
             message = "the API server refused " + "; ".join(str(r) for r in report.refusals)
@@ -277,9 +278,24 @@ class Reconciler:
         delay = min(update.requeue_after or key.kind.resync_seconds, key.kind.resync_seconds)
         if report.conflicts:
             delay = min(delay, CONFLICT_RECHECK)
-        if created:
+        if deferred:
             delay = 0.0
         return delay, ("applied" if wrote else "unchanged")
+
+    def builds_more(self, ctx: ReconcileContext[Any]) -> bool:
+        """Do the builders, run on ``ctx``'s children as applied, return a child not among them yet?
+        (Builders are pure: running them again costs no API call.)"""
+        for batch in self.hooks_of(ctx.kind).troupe_build_resources(ctx=ctx):
+            for manifest in batch or []:
+                child = ctx.kind.child(manifest.get("apiVersion", ""), manifest.get("kind", ""))
+                if child is None or not self.availability.served(child):
+                    continue  # refused or reported by the apply already
+                meta = manifest.get("metadata") or {}
+                namespace = (meta.get("namespace") or ctx.namespace) if child.namespaced else None
+                key = ChildKey(child.group, child.kind, namespace, str(meta.get("name", "")))
+                if key not in ctx.children:
+                    return True
+        return False
 
     def backoff(self, key: ObjectKey) -> float:
         """The next retry delay of an object that keeps failing (reset by a reconcile that does not)."""
