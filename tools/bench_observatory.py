@@ -30,6 +30,7 @@ from harness import (
     Operator,
     Proc,
     Table,
+    _descendants,
     apply_crd,
     delete_namespace,
     limit_program,
@@ -44,6 +45,19 @@ GROUP = "workflow.seventh-horizon.io"
 CRD = ROOT / "charts" / "observatory-operator" / "crds" / "observatory.yaml"
 TASK_LABEL = f"{GROUP}/task"
 TIMEOUT = 180.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of every process under ``pid`` so far: the operator's python."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in _descendants(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / ticks
 
 
 def dag(tasks: int, width: int) -> list[dict[str, Any]]:
@@ -133,7 +147,9 @@ async def subject(api: Api, which: str, tasks: list[dict[str, Any]]) -> tuple[di
         await op.until_ready()
         await asyncio.sleep(1)
     load_ = load()
+    cpu_before = cpu_seconds(proc.pid)
     result = await one_run(api, ns, tasks)
+    result["cpu"] = cpu_seconds(proc.pid) - cpu_before
     rss = rss_mib(proc.pid)
     if op is not None:
         result["writes"] = await op.writes_by_verb()
@@ -185,6 +201,13 @@ async def main(n: int, width: int, runs: int) -> None:
                 f"run {r + 1}: operator writes (by verb) and reconciles",
                 f"{sum(writes.values()):.0f} ({by_verb}); {op['reconciles']:.0f} reconciles",
                 f"{n} pods + 1 status",
+                "",
+                load_op,
+            )
+            table.add(
+                f"run {r + 1}: CPU seconds during the run",
+                f"{op['cpu']:.2f} s",
+                f"{lim['cpu']:.2f} s",
                 "",
                 load_op,
             )

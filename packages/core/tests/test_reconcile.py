@@ -11,12 +11,14 @@ from prometheus_client import CollectorRegistry
 
 from troupe import ReconcileContext, hookimpl
 from troupe.clock import FrozenClock
+from troupe.context import ChildKey
 from troupe.engine import reporting
 from troupe.engine.cache import ObjectKey
-from troupe.engine.children import ApplyReport
+from troupe.engine.children import CREATE_PRECONDITION, ApplyReport
 from troupe.engine.client import ApiException
 from troupe.engine.health import WatchActivity
 from troupe.engine.metrics import OperatorMetrics
+from troupe.engine.names import NameIndex
 from troupe.engine.reconcile import LISTING_RECHECK, Reconciler
 from troupe.kinds import ChildKind
 from troupe.plugins import get_plugin_manager
@@ -112,6 +114,7 @@ async def test_spec_edit_rolls_out_and_deleted_child_comes_back(
     await reconcile(reconciler, key)
     body = copy.deepcopy(kube.objects["greetings", "ns", "hi"])
     body["spec"]["message"] = "Welcome"
+    body["metadata"]["generation"] = body["metadata"].get("generation", 0) + 1  # a spec edit
     body["metadata"]["generation"] = 2
     body["metadata"]["resourceVersion"] = "999"
     reconciler.objects.put(key, body)
@@ -129,6 +132,7 @@ async def test_child_no_longer_desired_is_pruned(kube: MemoryKube, reconciler: R
     await reconcile(reconciler, key)
     body = copy.deepcopy(kube.objects["greetings", "ns", "hi"])
     body["spec"]["delivery"] = {"channel": "log"}
+    body["metadata"]["generation"] = body["metadata"].get("generation", 0) + 1  # a spec edit
     body["metadata"]["resourceVersion"] = "999"
     reconciler.objects.put(key, body)
     await reconcile(reconciler, key)
@@ -151,6 +155,7 @@ async def test_a_child_is_pruned_only_once_the_status_deciding_it_is_written(
     await reconcile(reconciler, key)  # its status is decided, not written
     body = copy.deepcopy(kube.objects["greetings", "ns", "hi"])
     body["spec"]["delivery"] = {"channel": "log"}
+    body["metadata"]["generation"] = body["metadata"].get("generation", 0) + 1  # a spec edit
     body["metadata"]["resourceVersion"] = "999"
     reconciler.objects.put(key, body)
     await reconcile(reconciler, key)
@@ -216,6 +221,7 @@ async def test_finalize_of_an_unparseable_spec_deletes_nothing(
             reconciler.children.put(obj)
     body = copy.deepcopy(kube.objects["greetings", "ns", "hi"])
     body["spec"] = {"name": "Ada", "delivery": {"repeat": 0}}
+    body["metadata"]["generation"] = body["metadata"].get("generation", 0) + 1  # a spec edit
     body["metadata"]["deletionTimestamp"] = "2026-11-24T09:00:00Z"
     writes = len(kube.writes)
     await reconciler.finalize(key, body)
@@ -351,6 +357,7 @@ async def test_prune_deletes_only_its_own_object_by_uid(kube: MemoryKube, reconc
     await reconcile(reconciler, key)
     body = copy.deepcopy(kube.objects["greetings", "ns", "hi"])
     body["spec"]["delivery"] = {"channel": "log"}
+    body["metadata"]["generation"] = body["metadata"].get("generation", 0) + 1  # a spec edit
     body["metadata"]["resourceVersion"] = "999"
     reconciler.objects.put(key, body)
     kube.writes.clear()
@@ -448,3 +455,136 @@ async def test_the_echoes_of_our_own_writes_ask_for_no_reconcile(
     assert reconciler.put(key, edited)
     echo["metadata"]["resourceVersion"] = str(int(echo["metadata"]["resourceVersion"]) + 1)
     assert reconciler.children.put(echo) == {key.owner}
+
+
+# -- creating a child whose name the watch knows to be free -------------------------------------
+
+CHILD = ChildKey("", "ConfigMap", "ns", "hi-greeting")
+
+
+@pytest.fixture
+def listed(reconciler: Reconciler) -> Reconciler:
+    """The reconciler once the ConfigMap listing has arrived: names not seen are known to be free."""
+    reconciler.activity = WatchActivity(stale_after=600)
+    reconciler.activity.seen("configmaps@ns", listed=True)
+    return reconciler
+
+
+@pytest.fixture
+def calls(kube: MemoryKube, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
+    """The GETs (by name) and applies (the manifest sent) the core makes."""
+    seen: list[tuple[str, Any]] = []
+    get, apply = kube.get, kube.apply
+
+    async def counted_get(api_version: str, plural: str, namespace: str | None, name: str) -> Any:
+        seen.append(("get", name))
+        return await get(api_version, plural, namespace, name)
+
+    async def counted_apply(manifest: Manifest, plural: str, namespace: str | None, **kw: Any) -> Any:
+        seen.append(("apply", copy.deepcopy(manifest)))
+        return await apply(manifest, plural, namespace, **kw)
+
+    monkeypatch.setattr(kube, "get", counted_get)
+    monkeypatch.setattr(kube, "apply", counted_apply)
+    return seen
+
+
+def event(obj: Manifest, kind: str | None = None) -> dict[str, Any]:
+    return {"type": kind, "object": obj}
+
+
+def test_the_name_index_records_child_kinds_only_and_frees_deleted_names() -> None:
+    names = NameIndex([("", "ConfigMap")])
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "hi-greeting", "namespace": "ns"}}
+    names.record("ADDED", cm)
+    names.record("ADDED", {**cm, "kind": "Secret"})
+    assert names.taken(CHILD) and not names.taken(CHILD._replace(kind="Secret"))
+    assert not names.tracks(CHILD._replace(kind="Secret"))
+    names.record("DELETED", cm)
+    assert not names.taken(CHILD)
+
+
+async def test_a_name_known_free_is_created_without_a_look(
+    kube: MemoryKube, listed: Reconciler, calls: list[tuple[str, Any]]
+) -> None:
+    key = add_greeting(kube, listed, {"name": "Ada"})
+    await reconcile(listed, key)
+    assert [c for c in calls if c[0] == "get"] == []
+    (sent,) = [m for verb, m in calls if verb == "apply"]
+    assert sent["metadata"]["resourceVersion"] == CREATE_PRECONDITION  # a create, never a merge
+    assert kube.objects["configmaps", "ns", "hi-greeting"]["data"] == {"greeting": "Hello, Ada!"}
+    assert (
+        kube.objects["configmaps", "ns", "hi-greeting"]["metadata"]["resourceVersion"] != CREATE_PRECONDITION
+    )
+
+
+def test_a_name_counts_as_free_only_where_its_listing_has_arrived(reconciler: Reconciler) -> None:
+    reconciler.activity = WatchActivity(stale_after=600)
+    reconciler.activity.seen("configmaps@ns", listed=True)
+    assert reconciler.absent(greeting.GREETING.children[0], CHILD)
+    reconciler.activity = WatchActivity(stale_after=600)
+    reconciler.activity.seen("configmaps@other", listed=True)
+    assert not reconciler.absent(greeting.GREETING.children[0], CHILD)  # another namespace's listing
+    reconciler.activity = None
+    assert not reconciler.absent(greeting.GREETING.children[0], CHILD)  # nothing known of listings
+
+
+async def test_a_users_object_the_watch_has_shown_is_looked_at_and_left_alone(
+    kube: MemoryKube, listed: Reconciler, calls: list[tuple[str, Any]]
+) -> None:
+    before = users_config_map(kube)
+    listed.names.record("ADDED", copy.deepcopy(before))  # unlabelled: only the name index has it
+    key = add_greeting(kube, listed, {"name": "Ada"})
+    await reconcile(listed, key)
+    assert ("get", "hi-greeting") in calls
+    assert not [c for c in calls if c[0] == "apply"]
+    assert kube.objects["configmaps", "ns", "hi-greeting"] == before
+
+
+async def test_a_users_object_the_watch_has_not_shown_refuses_the_create(
+    kube: MemoryKube, listed: Reconciler
+) -> None:
+    """Made in between (its event not in yet): the create's precondition fails, nothing of theirs changes.
+
+    The object has no field managers, so an apply without the precondition would merge into it here.
+    """
+    before = users_config_map(kube, managedFields=[])
+    key = add_greeting(kube, listed, {"name": "Ada"})
+    delay = await reconcile(listed, key)
+    assert kube.objects["configmaps", "ns", "hi-greeting"] == before
+    status = kube.objects["greetings", "ns", "hi"]["status"]
+    conflict = next(c for c in status["conditions"] if c["type"] == "NameConflict")
+    assert conflict["status"] == "True" and "ConfigMap ns/hi-greeting is held by" in conflict["message"]
+    assert delay is not None and delay <= 15
+
+
+async def test_our_own_child_not_yet_in_the_cache_is_applied_as_ours(
+    kube: MemoryKube, listed: Reconciler, calls: list[tuple[str, Any]]
+) -> None:
+    """A create answered 409 by our own child (created by an earlier reconcile, its event not in yet)."""
+    key = add_greeting(kube, listed, {"name": "Ada"})
+    await reconcile(listed, key)
+    listed.children.forget(key.owner)  # as after a restart, before the child's event
+    kube.objects["configmaps", "ns", "hi-greeting"]["data"] = {"greeting": "stale"}
+    calls.clear()
+    await reconcile(listed, key)
+    assert [verb for verb, _ in calls] == ["apply", "get", "apply"]  # create refused, look, apply as ours
+    assert kube.objects["configmaps", "ns", "hi-greeting"]["data"] == {"greeting": "Hello, Ada!"}
+    status = kube.objects["greetings", "ns", "hi"]["status"]
+    assert not any(c["type"] == "NameConflict" and c["status"] == "True" for c in status["conditions"])
+
+
+async def test_the_spec_is_parsed_once_per_generation(kube: MemoryKube, reconciler: Reconciler) -> None:
+    key = add_greeting(kube, reconciler, {"name": "Ada"})
+    body = copy.deepcopy(kube.objects["greetings", "ns", "hi"])
+    first = reconciler.context(key, body).spec
+    assert reconciler.context(key, copy.deepcopy(body)).spec is first  # a child's event: same spec
+    body["spec"]["name"] = "Grace"
+    body["metadata"]["generation"] += 1
+    assert reconciler.context(key, body).spec.name == "Grace"
+    body["metadata"]["uid"] = "another-uid"  # deleted and created again: its generation starts over
+    body["metadata"]["generation"] = 1
+    body["spec"]["name"] = "Ada"
+    assert reconciler.context(key, body).spec.name == "Ada"
+    reconciler.forget(key)
+    assert key not in reconciler._specs

@@ -142,6 +142,7 @@ async def test_a_changed_reference_moves_the_reverse_index(kube: MemoryKube, rec
     key = add_tile(kube, reconciler, palette="sea")
     body = copy.deepcopy(kube.objects["tiles", "ns", "t"])
     body["spec"]["palette"] = "sky"
+    body["metadata"]["generation"] = body["metadata"].get("generation", 0) + 1  # a spec edit
     body["metadata"]["resourceVersion"] = "2"
     reconciler.put(key, body)
     assert reconciler.related.put(palette("sea", "blue")) == set()

@@ -54,8 +54,8 @@ def test_one_stream_per_kind_and_watched_namespace(kube: MemoryKube, clock: Any)
     assert set(named) == {"configmaps@a", "configmaps@b", "statues@a", "statues@b"}
     everywhere = registry_for(kube, clock, [])
     assert set(streams(everywhere)) == {"configmaps@*", "statues@*"}
-    # children only: the API server filters by the managed-by label
-    assert streams(everywhere)["statues@*"].label_selector == "app.kubernetes.io/managed-by in (troupe-tiles)"
+    # read whole: the name index learns every name taken, the child index keeps the operators' own
+    assert streams(everywhere)["statues@*"].label_selector is None
     # ConfigMaps are children and related objects (read whole): one stream, filtered here for the children
     assert streams(everywhere)["configmaps@*"].label_selector is None
     assert everywhere.crd_stream is not None and everywhere.crd_stream.stream == "customresourcedefinitions@*"
@@ -86,6 +86,8 @@ async def test_a_kind_both_child_and_related_files_each_object_where_it_belongs(
         ChildKey("", "ConfigMap", "ns", "t-tile")
     ]
     assert registry.reconciler.related.view(key).get(ChildKey("", "ConfigMap", "ns", "plain")) is not None
+    # a name held by anyone is known taken, so a child of that name is looked at before any write
+    assert registry.reconciler.names.taken(ChildKey("", "ConfigMap", "ns", "plain"))
     # the managed-by label taken off: no longer a child
     stream.handler(
         "MODIFIED", {**ours, "metadata": {**ours["metadata"], "labels": {}, "resourceVersion": "6"}}

@@ -50,6 +50,9 @@ class MemoryKube:
         managers = {m["manager"] for m in (existing or {}).get("metadata", {}).get("managedFields", [])}
         if existing is not None and not force and managers - {self.field_manager}:
             raise ApiException(status=409, reason="Conflict")  # another manager's fields (simplified)
+        version = manifest["metadata"].get("resourceVersion")
+        if existing is not None and version and version != existing["metadata"].get("resourceVersion"):
+            raise ApiException(status=409, reason="Conflict")  # a resourceVersion precondition not met
         self.writes.append(f"apply {manifest['kind']}/{manifest['metadata']['name']}")
         stored = copy.deepcopy(manifest)
         stored["metadata"]["uid"] = "child-uid"

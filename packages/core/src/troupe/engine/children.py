@@ -24,6 +24,11 @@ logger = logging.getLogger(__name__)
 APPLY_CONCURRENCY = 16
 #: Refusals that no retry cures: the built manifest itself is wrong, so only a spec change helps.
 PERMANENT_REFUSALS = frozenset({400, 422})
+#: The resourceVersion a create is sent with: a precondition no existing object meets (the largest
+#: uint64), so server-side apply creates the name when it is free and answers 409 when anything holds
+#: it, instead of merging our fields into an object someone made in between (what an apply without
+#: force does when no field of theirs differs).
+CREATE_PRECONDITION = "18446744073709551615"
 
 
 class InvalidChild(Exception):
@@ -74,6 +79,9 @@ class ChildApplier:
         self.availability = availability
         self.metrics = metrics
         self.hooks_of = hooks_of
+        #: True when the watch has listed ``child``'s kind where it lives and no object holds its name
+        #: (the reconciler's name index): then it is created without a GET first. Default: always look.
+        self.absent: Callable[[ChildKind, ChildKey], bool] = lambda child, key: False
         #: Waits until the owner's decided status is on record (the status writer's ``settled``): a child
         #: is deleted on a status that is written only, since a plugin may decide deletions from its status
         #: (a finished attempt's pod), and a lost write must not leave the record without that attempt.
@@ -105,7 +113,7 @@ class ChildApplier:
         async def look(child: ChildKind, manifest: Manifest) -> Manifest | None:
             key = ChildKey.of(manifest)
             found = self.children.find(key)
-            if found is None:  # not on the watch (start-up, or not ours): ask, rather than write blindly
+            if found is None and not self.absent(child, key):  # not ours, or not known free: ask
                 async with slots:
                     found = await self.kube.get(child.api_version, child.plural, key.namespace, key.name)
             return found
@@ -128,13 +136,23 @@ class ChildApplier:
 
         # Namespaces and cluster-scoped children first: namespaced children may live in them. Within a
         # wave children are independent objects, applied side by side (N round trips become about one).
+        # Children that need no write are settled here, without a task each (most, in a large owner).
         applied: dict[ChildKey, Manifest] = {}
         for namespaced in (False, True):
-            wave = [(c, m, o) for (c, m), o in zip(prepared, seen, strict=True) if c.namespaced == namespaced]
+            wave = []
+            for (child, manifest), observed in zip(prepared, seen, strict=True):
+                if child.namespaced != namespaced:
+                    continue
+                if observed is not None and unchanged(manifest, observed):
+                    applied[ChildKey.of(manifest)] = observed
+                else:
+                    wave.append((child, manifest, observed))
             results = await asyncio.gather(*(ensure_one(c, m, o) for c, m, o in wave))
             for (_, manifest, _), observed in zip(wave, results, strict=True):
                 if observed is not None:
                     applied[ChildKey.of(manifest)] = observed
+            if report.conflicts:  # a name taken meanwhile: nothing more for this owner (the rule above)
+                return report, replace(ctx, children=Children({**ctx.children, **applied}))
         pruned = await self._prune(ctx, {ChildKey.of(m) for _, m in prepared}, report)
         children = {key: obj for key, obj in {**ctx.children, **applied}.items() if key not in pruned}
         return report, replace(ctx, children=Children(children))
@@ -201,26 +219,56 @@ class ChildApplier:
         server's message.
         """
         key = ChildKey.of(manifest)
-        create_only = manifest["metadata"]["annotations"].get(CREATE_ONLY_ANNOTATION) == "true"
-        if observed is not None and (create_only or is_subset(manifest, observed)):
+        if observed is not None and unchanged(manifest, observed):
             return observed
         try:
-            # Force only over an object that is ours; a create races nobody's fields, and a 409 means
-            # someone created the name in between.
-            result = await self.kube.apply(manifest, child.plural, key.namespace, force=observed is not None)
+            # Force only over an object that is ours. A create is conditional on the name being free: a
+            # 409 means someone holds it (made in between, or never seen by the watch).
+            result = await self.kube.apply(
+                manifest if observed is not None else conditional(manifest),
+                child.plural,
+                key.namespace,
+                force=observed is not None,
+            )
         except ApiException as exc:
             if exc.status == 403 and "being terminated" in (exc.body or ""):
                 logger.debug("%s: not applied, its namespace is being deleted", key)
                 return None  # the namespace goes, and everything in it: nothing to report
             if exc.status == 409 and observed is None:
-                report.conflicts.append(f"{key} was created by someone else meanwhile: {api_message(exc)}")
-            else:
-                report.refusals.append(Refusal(key, exc.status or 0, api_message(exc)))
+                return await self._taken(ctx, child, manifest, report)
+            report.refusals.append(Refusal(key, exc.status or 0, api_message(exc)))
             return None
         self.metrics[ctx.kind.operator].writes.labels(verb="apply").inc()
         self.children.put(result, ours=True)
         report.wrote = True
         return result
+
+    async def _taken(
+        self, ctx: ReconcileContext[Any], child: ChildKind, manifest: Manifest, report: ApplyReport
+    ) -> Manifest | None:
+        """A create found the name taken: by this owner's own child (its watch event not in yet), which
+        is then applied as ours, or by someone else, a conflict naming them."""
+        key = ChildKey.of(manifest)
+        found = await self.kube.get(child.api_version, child.plural, key.namespace, key.name)
+        if found is None:
+            report.conflicts.append(f"{key} was created and deleted by someone else meanwhile")
+            return None
+        taken_by = holder(found, ctx.body, self.kube.field_manager)
+        if taken_by is not None:
+            report.conflicts.append(f"{key} is held by {taken_by}")
+            return None
+        return await self.ensure(ctx, child, manifest, report, found)
+
+
+def unchanged(manifest: Manifest, observed: Manifest) -> bool:
+    """No write needed: every desired field is as observed, or the child is created once and kept."""
+    create_only = manifest["metadata"]["annotations"].get(CREATE_ONLY_ANNOTATION) == "true"
+    return create_only or is_subset(manifest, observed)
+
+
+def conditional(manifest: Manifest) -> Manifest:
+    """``manifest`` as a create that fails with 409 on any existing object of its name."""
+    return {**manifest, "metadata": {**manifest["metadata"], "resourceVersion": CREATE_PRECONDITION}}
 
 
 async def _on_record(owner: ObjectKey) -> bool:

@@ -22,9 +22,10 @@ from troupe.engine.children import ChildApplier, InvalidChild, api_message
 from troupe.engine.client import ApiException, Kube, NotFound
 from troupe.engine.health import WatchActivity
 from troupe.engine.metrics import OperatorMetrics
+from troupe.engine.names import NameIndex
 from troupe.engine.reporting import StatusWriter, with_blockers
 from troupe.engine.status import failed
-from troupe.kinds import KindSpec
+from troupe.kinds import ChildKind, KindSpec
 from troupe.plugins import KindHooks, collect_kinds, kind_hooks
 
 logger = logging.getLogger(__name__)
@@ -85,6 +86,16 @@ class Reconciler:
             kube=kube, clock=clock, objects=self.objects, metrics=metrics, hooks_of=self.hooks_of
         )
         self.applier.settled = self.reporter.settled  # children are deleted on a status on record only
+        self.names = NameIndex(
+            (child.group, child.kind)
+            for kind in collect_kinds(pm)
+            for child in kind.children
+            if not child.observe_only  # never written: no name of theirs to know
+        )
+        self.applier.absent = self.absent
+        #: Each object's parsed spec by (uid, generation): the generation changes with every spec edit,
+        #: and most reconciles (a child's event) see the same spec again.
+        self._specs: dict[ObjectKey, tuple[str, int, Any]] = {}
         self._failures: dict[ObjectKey, int] = {}
         #: Objects that waited for a listing: run again as soon as one arrives, not at the next recheck.
         self.gated: set[ObjectKey] = set()
@@ -113,22 +124,33 @@ class Reconciler:
 
     def forget(self, key: ObjectKey) -> None:
         self.actions.cancel(key)
+        self._specs.pop(key, None)
         self.objects.pop(key)
         self.children.forget(key.owner)
         self.related.forget(key)
 
     def context(self, key: ObjectKey, body: Manifest) -> ReconcileContext[Any]:
         """Parse the spec, gather the children and related objects; raises ValidationError on a bad spec."""
-        spec = key.kind.spec_model.model_validate(body.get("spec") or {})
         return ReconcileContext(
             kind=key.kind,
             body=body,
-            spec=spec,
+            spec=self.spec(key, body),
             now=self.clock(),
             children=self.children.children(key.owner, str(body["metadata"].get("uid", ""))),
             related=self.related.view(key),
             admission=self.line(key.kind).get(key, AdmissionState(admitted=True)),
         )
+
+    def spec(self, key: ObjectKey, body: Manifest) -> Any:
+        """The object's spec as its kind's model, parsed once per generation; raises ValidationError."""
+        meta = body["metadata"]
+        uid, generation = str(meta.get("uid", "")), int(meta.get("generation") or 0)
+        cached = self._specs.get(key)
+        if cached is not None and cached[:2] == (uid, generation) and generation:
+            return cached[2]
+        spec = key.kind.spec_model.model_validate(body.get("spec") or {})
+        self._specs[key] = (uid, generation, spec)
+        return spec
 
     def line(self, kind: KindSpec) -> dict[object, AdmissionState]:
         """The admission states of ``kind``'s objects that hold or wait for a slot (empty: no admission)."""
@@ -176,6 +198,14 @@ class Reconciler:
             for dep in key.kind.watched
             if self.availability.served(dep)
         )
+
+    def absent(self, child: ChildKind, key: ChildKey) -> bool:
+        """No object holds ``key``'s name as far as the watch of its kind can tell: the kind's listing has
+        arrived for the child's namespace (or cluster-wide) and no event showed that name since."""
+        if self.activity is None or not self.names.tracks(key) or self.names.taken(key):
+            return False
+        where = [f"{child.plural}@*"] + ([f"{child.plural}@{key.namespace}"] if key.namespace else [])
+        return any(self.activity.has_listed(stream) for stream in where)
 
     def missing_related(self, key: ObjectKey) -> list[str]:
         """The related kinds this object references whose optional API is not served."""

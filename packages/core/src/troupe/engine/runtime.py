@@ -202,17 +202,15 @@ def register(registry: HandlerRegistry, pm: pluggy.PluginManager) -> None:
     # One stream per kind, as /readyz and the listing gate know streams by kind (plural) and namespace.
     for ref in {**children, **related}:
         handlers: list[Handler] = []
-        selector = None
         if ref in children:
+            # Read whole, not filtered by the managed-by label on the server: the name index learns every
+            # name taken (a user's object too), which lets a child known free be created without a GET.
+            handlers.append(reconciler.names.record)
             on_child = _child_handler(reconciler, queue, registry.kinds)
-            if ref in related:  # read whole: only the operators' own objects are children
-                handlers.append(_managed_only(on_child, set(managers)))
-            else:  # only the operators' own children: the API server filters, the cache holds no other
-                handlers.append(on_child)
-                selector = f"{MANAGED_BY} in ({','.join(managers)})"
+            handlers.append(_managed_only(on_child, set(managers)))
         if ref in related:
             handlers.append(_related_handler(reconciler, queue))
-        registry.add_streams(children.get(ref) or related[ref], _each(handlers), label_selector=selector)
+        registry.add_streams(children.get(ref) or related[ref], _each(handlers))
     if optional_kinds(served):
         registry.crd_stream = _crd_informer(registry, served)
     pm.hook.troupe_register_handlers(handle=registry.handle())
