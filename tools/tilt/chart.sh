@@ -9,7 +9,15 @@ eval "$(bash tools/cluster/build.sh --env | grep -E '^(HELM|KUBECTL)=')"
 chart="charts/$op-operator"
 # helm installs crds/ only when absent; apply them so a changed model reaches the cluster
 "$KUBECTL" apply --server-side --force-conflicts -f "$chart/crds" >/dev/null
-"$KUBECTL" wait --for=condition=Established crd -l "troupe.dev/operator=$op" --timeout=60s >/dev/null
+# kubectl wait fails at once on a CRD that has no conditions yet (".status.conditions accessor error"),
+# so it is asked again until the CRDs are Established or a minute has passed
+for attempt in $(seq 60); do
+  if "$KUBECTL" wait --for=condition=Established crd -l "troupe.dev/operator=$op" --timeout=60s >/dev/null 2>&1; then
+    break
+  fi
+  [ "$attempt" -lt 60 ] || { echo "the $op CRDs are not Established after a minute" >&2; exit 1; }
+  sleep 1
+done
 "$HELM" dependency build --skip-refresh "$chart" >/dev/null
 # A chart whose operator can only watch all namespaces (a cluster-scoped kind) refuses watchNamespaces.
 # Its operator runs standalone here: its peering object would be the cluster's one ClusterKopfPeering
