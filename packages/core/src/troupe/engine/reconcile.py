@@ -71,7 +71,8 @@ class Reconciler:
         self.clock = clock
         self.metrics = metrics
         self.objects = ObjectCache()
-        self.children = ChildIndex(collect_kinds(pm))
+        kinds = collect_kinds(pm)  # every plugin's troupe_kinds, asked once
+        self.children = ChildIndex(kinds)
         self.related = RelatedIndex()
         self.availability = Availability()
         self.actions = ActionRunner(kube, clock, done=lambda key: None)
@@ -88,7 +89,7 @@ class Reconciler:
         self.applier.settled = self.reporter.settled  # children are deleted on a status on record only
         self.names = NameIndex(
             (child.group, child.kind)
-            for kind in collect_kinds(pm)
+            for kind in kinds
             for child in kind.children
             if not child.observe_only  # never written: no name of theirs to know
         )

@@ -112,7 +112,7 @@ class HandlerRegistry:
     crd_stream: Informer | None = None
     _stopping: set[asyncio.Task[None]] = field(default_factory=set)
 
-    def add_streams(self, dep: OptionalKind, handler: Handler, label_selector: str | None = None) -> None:
+    def add_streams(self, dep: OptionalKind, handler: Handler) -> None:
         named: list[str | None] = list(self.settings.namespaces) if dep.namespaced else []
         self.streams[dep.api_version, dep.kind] = [
             Informer(
@@ -123,7 +123,6 @@ class HandlerRegistry:
                 namespace=namespace,
                 handler=handler,
                 activity=self.reconciler.activity,
-                label_selector=label_selector,
             )
             for namespace in named or [None]
         ]
