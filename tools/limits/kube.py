@@ -88,6 +88,9 @@ class Api:
             text = await response.text()
             if response.status >= 400 and response.status not in ok:
                 raise RuntimeError(f"{method} {path}: {response.status} {text[:300]}")
+            if response.status >= 400 and not text.startswith("{"):
+                # a group not served yet answers 404 with a plain "404 page not found"
+                return {"kind": "Status", "code": response.status, "message": text.strip()}
             return json.loads(text) if text else {}
 
     async def watch(self, path: str, resource_version: str) -> AsyncIterator[tuple[str, Body]]:
