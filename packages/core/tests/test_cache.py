@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from troupe.context import ChildKey
-from troupe.engine.cache import ChildIndex, ObjectCache, RelatedIndex, trimmed
+from troupe.engine.cache import APPLIED_FIELDS, ChildIndex, ObjectCache, RelatedIndex, read_at, trimmed
 from troupe.kinds import ChildKind, KindSpec
 
 OWNER = "Greeting.example.troupe.dev/ns/hi"
@@ -68,7 +66,12 @@ def test_cached_bodies_keep_the_managers_names_but_not_their_field_sets() -> Non
     body = child("5", greeting="hi")
     body["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] = "{...}" * 1000
     kept = trimmed(body)
-    assert kept["metadata"]["managedFields"] == [{"manager": "troupe-example", "operation": "Apply"}]
+    (entry,) = kept["metadata"]["managedFields"]
+    assert {k: v for k, v in entry.items() if k != APPLIED_FIELDS} == {
+        "manager": "troupe-example",
+        "operation": "Apply",
+    }
+    assert isinstance(entry[APPLIED_FIELDS], int)  # what the apply owns, as a digest
     assert kept["metadata"]["annotations"] == {"troupe.dev/owner": OWNER}
     assert kept["data"] == body["data"]
     assert "fieldsV1" in body["metadata"]["managedFields"][0]  # the caller's body is left as it was
@@ -110,8 +113,15 @@ def test_cached_bodies_share_their_keys_and_short_strings() -> None:
 
 
 def _deployment(
-    version: str, *, ready: int = 0, conditions: str = "", labels: dict[str, str] | None = None
+    version: str,
+    *,
+    ready: int = 0,
+    conditions: str = "",
+    labels: dict[str, str] | None = None,
+    applied: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """A Deployment of ours as the watch brings it: our apply's fields (``applied``, by default
+    ``spec.replicas``), the controller's status."""
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -121,7 +131,15 @@ def _deployment(
             "resourceVersion": version,
             "labels": labels or {},
             "annotations": {"troupe.dev/owner": OWNER},
-            "managedFields": [{"manager": "kube-controller-manager", "operation": "Update", "time": version}],
+            "managedFields": [
+                {
+                    "manager": "troupe-example",
+                    "operation": "Apply",
+                    "fieldsType": "FieldsV1",
+                    "fieldsV1": applied if applied is not None else {"f:spec": {"f:replicas": {}}},
+                },
+                {"manager": "kube-controller-manager", "operation": "Update", "time": version},
+            ],
         },
         "spec": {"replicas": 1},
         "status": {"readyReplicas": ready, "conditions": [{"type": "Progressing", "reason": conditions}]},
@@ -143,23 +161,30 @@ def _greeting_kind(reads: tuple[str, ...] | None) -> KindSpec:
     )
 
 
-def test_a_status_change_the_owner_does_not_read_is_recorded_but_reconciles_nobody() -> None:
+def test_a_change_the_owner_does_not_read_is_recorded_but_reconciles_nobody() -> None:
     index = ChildIndex([_greeting_kind(("status.readyReplicas",))])
     assert index.put(_deployment("1")) == {OWNER}  # a new child always counts
     assert index.put(_deployment("2", conditions="NewReplicaSetAvailable")) == set()  # unread: no reconcile
     (key,) = index.children(OWNER, "")
     assert index.find(key)["status"]["conditions"][0]["reason"] == "NewReplicaSetAvailable"  # type: ignore[index]
     assert index.put(_deployment("3", ready=1, conditions="NewReplicaSetAvailable")) == {OWNER}  # read
-    assert index.put(_deployment("4", ready=1, conditions="x", labels={"a": "b"})) == {
-        OWNER
-    }  # outside status
-    spec = _deployment("5", ready=1, conditions="x", labels={"a": "b"})
-    spec["spec"]["replicas"] = 2
-    assert index.put(spec) == {OWNER}  # drift of what was applied
-    gone = _deployment("6", ready=1, conditions="x", labels={"a": "b"})
-    gone["spec"]["replicas"] = 2
+    # another controller's label or annotation is its own business: re-applying would not touch it
+    foreign = _deployment("4", ready=1, conditions="x", labels={"a": "b"})
+    foreign["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = "1"
+    assert index.put(foreign) == set()
+
+
+def test_drift_of_what_was_applied_counts_by_the_fields_the_apply_owns() -> None:
+    index = ChildIndex([_greeting_kind(())])
+    assert index.put(_deployment("1")) == {OWNER}
+    # `kubectl scale` took spec.replicas over: our apply owns one field less
+    scaled = _deployment("2", applied={})
+    scaled["spec"]["replicas"] = 3
+    assert index.put(scaled) == {OWNER}
+    assert index.put(_deployment("3")) == {OWNER}  # applied again: ours again
+    gone = _deployment("4")
     gone["metadata"]["deletionTimestamp"] = "2026-11-26T14:00:00Z"
-    assert index.put(gone) == {OWNER}
+    assert index.put(gone) == {OWNER}  # a deletion starting
 
 
 def test_without_a_declaration_every_change_counts() -> None:
@@ -168,16 +193,35 @@ def test_without_a_declaration_every_change_counts() -> None:
         assert index.put(_deployment("2", conditions="NewReplicaSetAvailable")) == {OWNER}
 
 
-def test_reads_of_nothing_in_status_still_see_every_change_outside_it() -> None:
+def test_reads_of_nothing_still_see_a_move_to_another_owner() -> None:
     index = ChildIndex([_greeting_kind(())])
     assert index.put(_deployment("1")) == {OWNER}
-    assert index.put(_deployment("2", ready=1, conditions="y")) == set()
-    assert index.put(_deployment("3", ready=1, conditions="y", labels={"a": "b"})) == {OWNER}
-    moved = _deployment("4", ready=1, conditions="y", labels={"a": "b"})
+    assert index.put(_deployment("2", ready=1, conditions="y", labels={"a": "b"})) == set()
+    moved = _deployment("3", ready=1, conditions="y", labels={"a": "b"})
     moved["metadata"]["annotations"]["troupe.dev/owner"] = "Greeting.example.troupe.dev/ns/other"
     assert index.put(moved) == {OWNER, "Greeting.example.troupe.dev/ns/other"}  # a move: both owners
 
 
-def test_reads_name_status_fields_only() -> None:
-    with pytest.raises(ValueError, match=r"reads names spec\.replicas"):
-        ChildKind("apps/v1", "Deployment", "deployments", reads=("spec.replicas",))
+def test_reads_enter_lists_by_their_items_type_or_name() -> None:
+    pod = {
+        "spec": {"nodeName": "n1"},
+        "status": {
+            "conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "False"}],
+            "containerStatuses": [{"name": "rstudio", "ready": False}],
+        },
+    }
+    assert read_at(pod, ("status", "conditions", "Ready", "status")) == "False"
+    assert read_at(pod, ("status", "containerStatuses", "rstudio", "ready")) is False
+    assert read_at(pod, ("status", "conditions", "Initialized", "status")) is None
+    assert read_at(pod, ("spec", "nodeName", "deeper")) is None
+    index = ChildIndex([_greeting_kind(("status.conditions.Ready.status", "spec.template"))])
+    assert index.put(_deployment("1")) == {OWNER}
+    ready = _deployment("2")
+    ready["status"]["conditions"].append({"type": "Ready", "status": "True"})
+    assert index.put(ready) == {OWNER}
+    other = _deployment("3")
+    other["status"]["conditions"] = [
+        {"type": "Ready", "status": "True"},
+        {"type": "Available", "status": "True"},
+    ]
+    assert index.put(other) == set()  # another condition, and the order: Ready's status is the same

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from typing import Any
 
@@ -9,7 +10,7 @@ import kopf
 import pytest
 from prometheus_client import CollectorRegistry
 
-from troupe import ReconcileContext, hookimpl
+from troupe import ReconcileContext, StatusUpdate, hookimpl
 from troupe.clock import FrozenClock
 from troupe.context import ChildKey
 from troupe.engine import reporting
@@ -588,3 +589,38 @@ async def test_the_spec_is_parsed_once_per_generation(kube: MemoryKube, reconcil
     assert reconciler.context(key, body).spec.name == "Ada"
     reconciler.forget(key)
     assert key not in reconciler._specs
+
+
+async def test_the_watch_echo_of_a_status_write_under_way_is_no_news(
+    kube: MemoryKube, reconciler: Reconciler
+) -> None:
+    key = add_greeting(kube, reconciler, {"name": "Ada"})
+    await reconcile(reconciler, key)  # held, applied, written: the object is on record as Ready
+    gate = asyncio.Event()
+    sent = kube.patch_status
+
+    async def slow(*args: Any, **kwargs: Any) -> Manifest:
+        await gate.wait()
+        return await sent(*args, **kwargs)
+
+    kube.patch_status = slow  # type: ignore[method-assign]
+    on_record = copy.deepcopy(kube.objects["greetings", "ns", "hi"])
+    decided = {**on_record["status"], "phase": "Degraded"}
+    await reconciler.reporter.write(key, on_record, StatusUpdate(phase="Degraded"))
+    await asyncio.sleep(0)
+    sending = reconciler.reporter.sending(key)
+    assert sending is not None and sending["phase"] == "Degraded", "the write is under way"
+
+    def event(version: str, **changes: Any) -> Manifest:
+        body = copy.deepcopy(on_record)
+        body["metadata"]["resourceVersion"] = version
+        body["status"] = copy.deepcopy(sending)
+        body.update(changes)
+        return body
+
+    assert reconciler.put(key, event("900")) is False, "our own write, before its response"
+    assert reconciler.put(key, event("901", spec={"name": "Bo"})) is True, "an edit with it is news"
+    assert reconciler.put(key, event("902", status={**decided, "phase": "Other"})) is True
+    gate.set()
+    await reconciler.reporter.settled(key)
+    assert reconciler.reporter.sending(key) is None

@@ -36,12 +36,14 @@ class ChildKind:
     (the pods of its Deployments) and carry its owner label; the core watches them into ``ctx.children``,
     and builders never return them. The chart's generated RBAC then grants only get, list and watch.
 
-    ``reads``: the status fields the plugin's hooks read of these children, as dotted paths
-    (``("status.readyReplicas",)``; ``()`` for none). A watch event whose only change is elsewhere in
-    ``status`` (another controller's bookkeeping: a Deployment's conditions, a pod's IP) or in
-    ``metadata.resourceVersion`` and the field managers is recorded in ``ctx.children`` but reconciles
-    nobody. A change anywhere outside ``status`` (drift of what was applied, labels, annotations, owner
-    references, deletion) always counts. ``None`` (the default): every change counts.
+    ``reads``: what the plugin's hooks read of these children, as dotted paths (``("status.readyReplicas",)``;
+    ``()`` for nothing). A list is entered by its items' ``type`` or ``name``
+    (``status.conditions.Ready.status``). A watch event then reconciles the owner only when it changes a
+    path read, starts the child's deletion, or changes what the operator applied (another writer taking
+    over or removing a field of its apply); other controllers' changes (a Deployment's conditions and
+    revision annotation, a pod's IPs and node, a claim's volume name) are recorded in ``ctx.children``
+    and reconcile nobody. A child appearing or going always counts. ``None`` (the default): every change
+    counts.
     """
 
     api_version: str
@@ -53,14 +55,6 @@ class ChildKind:
     missing_hint: str = ""
     observe_only: bool = False
     reads: tuple[str, ...] | None = None
-
-    def __post_init__(self) -> None:
-        outside = [p for p in self.reads or () if p != "status" and not p.startswith("status.")]
-        if outside:
-            raise ValueError(
-                f"ChildKind {self.kind}: reads names {', '.join(outside)}; it lists status fields only "
-                "(a change outside status always counts)"
-            )
 
     @property
     def group(self) -> str:

@@ -8,8 +8,11 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
+from troupe.engine.apply import OWNER_ANNOTATION, owner_key
+from troupe.engine.cache import ChildIndex
 from troupe.engine.client import ApiException, NotFound
 from troupe.engine.status import apply_merge_patch
+from troupe.kinds import KindSpec
 
 if TYPE_CHECKING:
     from troupe.engine.cache import ObjectKey
@@ -114,3 +117,18 @@ async def reconcile(reconciler: Reconciler, key: ObjectKey) -> float | None:
     delay = await reconciler.reconcile(key)
     await reconciler.reporter.settled(key)
     return delay
+
+
+def reconciles_owner(kind: KindSpec, before: Manifest, after: Manifest) -> bool:
+    """Would a watch event that changes a child of an object of ``kind`` from ``before`` to ``after``
+    reconcile that object? For a plugin's test that its :attr:`ChildKind.reads` cover what its hooks read."""
+    owner = owner_key(kind, "ns", "owner")
+    index = ChildIndex([kind])
+    versions = []
+    for version, child in enumerate((before, after), start=1):
+        child = copy.deepcopy(child)
+        meta = child.setdefault("metadata", {})
+        meta.update(namespace="ns", resourceVersion=str(version))
+        meta["annotations"] = {**(meta.get("annotations") or {}), OWNER_ANNOTATION: owner}
+        versions.append(index.put(child))
+    return owner in versions[1]

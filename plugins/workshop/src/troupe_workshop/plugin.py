@@ -38,11 +38,16 @@ WORKSHOP = KindSpec(
         PrinterColumn("Expires", ".status.expiresAt"),
         PrinterColumn("Participants", ".status.participants[*].name", priority=1),
     ),
-    # ``reads``: the status fields status.py and builders.py read; the controllers' other status updates
-    # (a Deployment's conditions and counters, a pod's IPs) are no reason to reconcile.
+    # ``reads``: what status.py and builders.py read of each child beyond what they applied; the other
+    # controllers' updates (a Deployment's conditions and revision, a pod's IPs and node, a claim's volume
+    # name and binding annotations) are no reason to reconcile.
     children=(
         ChildKind(
-            "v1", "PersistentVolumeClaim", "persistentvolumeclaims", prune=False, reads=("status.phase",)
+            "v1",
+            "PersistentVolumeClaim",
+            "persistentvolumeclaims",
+            prune=False,
+            reads=("status.phase", "metadata.creationTimestamp"),
         ),
         ChildKind("v1", "Secret", "secrets", reads=()),
         ChildKind("apps/v1", "Deployment", "deployments", reads=("status.readyReplicas", "status.replicas")),
@@ -55,7 +60,14 @@ WORKSHOP = KindSpec(
             "pods",
             prune=False,
             observe_only=True,
-            reads=("status.conditions", "status.containerStatuses", "status.startTime"),
+            reads=(
+                "metadata.labels",
+                "metadata.creationTimestamp",
+                "spec.containers",
+                "status.conditions.Ready.status",
+                "status.containerStatuses",
+                "status.startTime",
+            ),
         ),
     ),
     description="An RStudio workshop with a lifetime: instances per participant, an Ingress, expiry.",

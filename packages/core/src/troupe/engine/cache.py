@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ def unseen(candidate: Manifest, current: Manifest | None) -> bool:
 #: Per-field detail of each manager's fields (``fieldsV1``) is most of an object's size and nothing the
 #: core or a hook reads: the managers' names stay (a NameConflict names them).
 _MANAGER_KEYS = ("manager", "operation", "subresource")
+#: In a trimmed manager entry of an apply: a digest of the fields it owns (see :func:`read_change`).
+APPLIED_FIELDS = "troupe.dev/appliedFields"
 _HEAVY_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
 
 
@@ -56,6 +59,14 @@ def _shared(value: Any) -> Any:
     return value
 
 
+def _manager(entry: Manifest) -> Manifest:
+    kept = {k: entry[k] for k in _MANAGER_KEYS if k in entry}
+    if entry.get("operation") == "Apply" and "fieldsV1" in entry:
+        # what an apply owns, as a number: it changes when another writer takes or removes a field of it
+        kept[APPLIED_FIELDS] = hash(json.dumps(entry["fieldsV1"], sort_keys=True))
+    return kept
+
+
 def trimmed(body: Manifest) -> Manifest:
     """``body`` as kept in the caches: without the field managers' field sets and kubectl's copy of the
     last applied object, which no hook reads and which doubled the memory of every cached object, and
@@ -69,7 +80,7 @@ def trimmed(body: Manifest) -> Manifest:
     heavy = [a for a in _HEAVY_ANNOTATIONS if a in annotations]
     meta = dict(meta)
     if managed:
-        meta["managedFields"] = [{k: m[k] for k in _MANAGER_KEYS if k in m} for m in managed]
+        meta["managedFields"] = [_manager(m) for m in managed]
     if heavy:
         meta["annotations"] = {k: v for k, v in annotations.items() if k not in heavy}
     return dict(_shared({**body, "metadata": meta}))
@@ -133,29 +144,58 @@ class ObjectCache:
         return list(self._objects.items())
 
 
-#: Metadata that changes with every write and that nothing reads: never a reason to reconcile.
+#: Metadata that changes with every write: no news in itself.
 _BOOKKEEPING = ("resourceVersion", "managedFields")
 
 
-def _outside_status(body: Manifest) -> Manifest:
-    meta = {k: v for k, v in (body.get("metadata") or {}).items() if k not in _BOOKKEEPING}
-    return {**{k: v for k, v in body.items() if k != "status"}, "metadata": meta}
+def same_but_status(before: Manifest, after: Manifest) -> bool:
+    """Do two versions of an object differ in nothing but their status (and bookkeeping)?"""
+
+    def rest(body: Manifest) -> Manifest:
+        meta = {k: v for k, v in (body.get("metadata") or {}).items() if k not in _BOOKKEEPING}
+        return {**{k: v for k, v in body.items() if k != "status"}, "metadata": meta}
+
+    return rest(before) == rest(after)
 
 
-def _at(body: Manifest, path: tuple[str, ...]) -> Any:
+def read_at(body: Manifest, path: tuple[str, ...]) -> Any:
+    """The value at a dotted path of :attr:`ChildKind.reads`: a list is entered by the ``type`` or
+    ``name`` of its items (``status.conditions.Ready.status``, ``status.containerStatuses.rstudio``),
+    the keys Kubernetes merges such lists by."""
     value: Any = body
     for part in path:
-        if not isinstance(value, dict):
+        if isinstance(value, list):
+            value = next(
+                (v for v in value if isinstance(v, dict) and part in (v.get("type"), v.get("name"))), None
+            )
+        elif isinstance(value, dict):
+            value = value.get(part)
+        else:
             return None
-        value = value.get(part)
     return value
 
 
+def _applied(body: Manifest) -> list[tuple[Any, Any]]:
+    """Each apply's manager and the digest of the fields it owns."""
+    managed = (body.get("metadata") or {}).get("managedFields") or []
+    return [(m.get("manager"), m.get(APPLIED_FIELDS)) for m in managed if m.get("operation") == "Apply"]
+
+
 def read_change(before: Manifest, after: Manifest, reads: tuple[tuple[str, ...], ...]) -> bool:
-    """Does ``after`` differ from ``before`` anywhere outside ``status`` (bookkeeping aside), or in one of
-    the status fields ``reads``?"""
-    return _outside_status(before) != _outside_status(after) or any(
-        _at(before, path) != _at(after, path) for path in reads
+    """Does ``after`` differ from ``before`` in what the owner's hooks read (``reads``), in what was
+    applied to it, or by its deletion starting?
+
+    What was applied is judged the way server-side apply does, by the fields each apply owns: another
+    writer changing or removing one of them takes it over, which changes that apply's field set. Other
+    controllers' own fields (a claim's ``spec.volumeName``, a pod's ``spec.nodeName``, a Deployment's
+    revision annotation) and bookkeeping (``resourceVersion``) are theirs: re-applying would not touch
+    them, so they are no drift.
+    """
+    return (
+        (before.get("metadata") or {}).get("deletionTimestamp")
+        != (after.get("metadata") or {}).get("deletionTimestamp")
+        or _applied(before) != _applied(after)
+        or any(read_at(before, path) != read_at(after, path) for path in reads)
     )
 
 
@@ -163,15 +203,15 @@ class ChildIndex:
     """Children by owner (the ``troupe.dev/owner`` annotation), then by :class:`ChildKey`.
 
     A child belongs to one owner at a time: an event that names another owner than before moves it.
-    ``kinds``: the owner kinds, whose :attr:`ChildKind.reads` tell which status changes of a child
-    concern its owner.
+    ``kinds``: the owner kinds, whose :attr:`ChildKind.reads` tell which changes of a child concern its
+    owner.
     """
 
     def __init__(self, kinds: Iterable[KindSpec] = ()) -> None:
         self._by_owner: dict[str, dict[ChildKey, Manifest]] = {}
         self._owner_of: dict[ChildKey, str] = {}
         self.ours = OwnWrites()
-        #: (owner kind as in the owner annotation, child group, child kind) -> status paths it reads
+        #: (owner kind as in the owner annotation, child group, child kind) -> the paths it reads
         self._reads: dict[tuple[str, str, str], tuple[tuple[str, ...], ...]] = {
             (f"{kind.kind}.{kind.group}", child.group, child.kind): tuple(
                 tuple(path.split(".")) for path in child.reads

@@ -17,7 +17,7 @@ from troupe.context import AdmissionState, ChildKey, Manifest, ReconcileContext,
 from troupe.engine.actions import ActionRunner
 from troupe.engine.admission import line_up, newly_admitted
 from troupe.engine.availability import Availability, missing_message
-from troupe.engine.cache import ChildIndex, ObjectCache, ObjectKey, RelatedIndex
+from troupe.engine.cache import ChildIndex, ObjectCache, ObjectKey, RelatedIndex, same_but_status
 from troupe.engine.children import ChildApplier, InvalidChild, api_message
 from troupe.engine.client import ApiException, Kube, NotFound
 from troupe.engine.health import WatchActivity
@@ -111,7 +111,11 @@ class Reconciler:
         """An object's latest body (from its watch, or the response to a write of ours), and the related
         objects it references now; True when it is a version not seen before (not the echo of our own
         status or finalizer write)."""
-        fresh = self.objects.put(key, body, ours=ours)
+        before = self.objects.get(key)
+        # The watch may bring our status write back before its response: the status being sent, nothing
+        # else changed. Taken as ours, it starts no reconcile of an object that has none running.
+        echo = not ours and before is not None and self._status_echo(key, before, body)
+        fresh = self.objects.put(key, body, ours=ours or echo) and not echo
         uses: set[ChildKey] = set()
         for rel in key.kind.related:
             try:
@@ -122,6 +126,10 @@ class Reconciler:
             uses |= {ChildKey(rel.group, rel.kind, ns if rel.namespaced else None, name) for ns, name in refs}
         self.related.track(key, uses)
         return fresh
+
+    def _status_echo(self, key: ObjectKey, before: Manifest, body: Manifest) -> bool:
+        sending = self.reporter.sending(key)
+        return sending is not None and body.get("status") == sending and same_but_status(before, body)
 
     def forget(self, key: ObjectKey) -> None:
         self.actions.cancel(key)

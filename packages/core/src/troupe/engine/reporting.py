@@ -145,6 +145,11 @@ class StatusWriter:
         self._writers: dict[ObjectKey, asyncio.Task[None]] = {}
         self._errors: dict[ObjectKey, Exception] = {}
         self._failures: dict[ObjectKey, int] = {}
+        self._sending: dict[ObjectKey, Manifest] = {}
+
+    def sending(self, key: ObjectKey) -> Manifest | None:
+        """The status being written for ``key`` right now: its watch event may come before the response."""
+        return self._sending.get(key)
 
     @overload
     def current(self, key: ObjectKey, body: Manifest) -> Manifest: ...
@@ -236,6 +241,7 @@ class StatusWriter:
             target, events, ctx = pending.target, pending.events, pending.ctx
             pending.events = []
             pending.urgent.clear()
+            self._sending[key] = target
             try:
                 result = await self._send(key, pending.written, target)
             except NotFound:  # deleted meanwhile: nothing left to report on
@@ -246,6 +252,8 @@ class StatusWriter:
                 self._errors[key] = exc
                 self._retry_later(key, exc)
                 return
+            finally:
+                self._sending.pop(key, None)
             self._failures.pop(key, None)
             self._errors.pop(key, None)
             self._wrote_at(key)
