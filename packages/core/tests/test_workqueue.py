@@ -168,3 +168,47 @@ async def test_an_echo_that_beat_the_response_of_its_write_needs_no_rerun() -> N
     await queue.drain()
     assert runs == 2
     assert outcomes == ["object/run", "object/ignored", "child/rerun", "object/ignored"]
+
+
+async def test_events_within_a_batch_window_share_one_run() -> None:
+    runs: list[float] = []
+    outcomes: list[tuple[str, str]] = []
+
+    async def worker(key: Hashable) -> float:
+        runs.append(asyncio.get_running_loop().time())
+        return 300.0  # the resync: replaced by the window, set again by the run
+
+    queue = WorkQueue(worker, observe=lambda key, reason, outcome: outcomes.append((reason, outcome)))
+    start = asyncio.get_running_loop().time()
+    for _ in range(3):  # a claim binding, a pod starting, its Deployment counting it
+        queue.enqueue("a", reason="child", within=0.1)
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.15)
+    assert len(runs) == 1 and 0.1 <= runs[0] - start < 0.15, "one run, when the window ends"
+    assert outcomes == [("child", "batched")] * 3 + [("child", "run")]
+    queue.enqueue("a", reason="child", within=0.1)
+    queue.enqueue("a", reason="object")  # a run that starts meanwhile takes the event in
+    await asyncio.sleep(0.2)
+    assert len(runs) == 2, "no second run when the window ends"
+    queue.close()
+
+
+async def test_an_event_in_a_batch_window_during_a_run_waits_for_the_window_not_the_run() -> None:
+    runs: list[float] = []
+    gate = asyncio.Event()
+
+    async def worker(key: Hashable) -> None:
+        runs.append(asyncio.get_running_loop().time())
+        await gate.wait()
+
+    queue = WorkQueue(worker)
+    queue.enqueue("a", reason="object")
+    await asyncio.sleep(0)
+    queue.enqueue("a", reason="child", within=0.1)  # while the run is busy
+    queue.enqueue("a", reason="child", within=0.1, echo=lambda: False)
+    gate.set()
+    await asyncio.sleep(0.02)
+    assert len(runs) == 1, "no rerun at once"
+    await asyncio.sleep(0.15)
+    assert len(runs) == 2, "one run when the window ends"
+    queue.close()

@@ -136,6 +136,11 @@ class KindSpec:
     The spec and status pydantic models are the only source of the CRD schema (see ``troupe.crd``).
     ``reconcile`` False means the core generates the CRD but runs no generic reconcile loop for the kind
     (a plugin that drives it with its own handlers, or a kind that is only configuration).
+
+    ``batch_window``: seconds a child's event waits before it reconciles its owner, so that what the
+    cluster's controllers do in quick succession (a claim binding, a pod appearing, its Deployment
+    counting it) is one reconcile, not one each. A reconcile that starts meanwhile (for any reason) takes
+    the event in. 0 (the default): at once, for kinds whose next step waits on a child (a workflow).
     """
 
     operator: str
@@ -159,6 +164,7 @@ class KindSpec:
     reconcile: bool = True
     finalize: bool = False
     resync_seconds: float = 300.0
+    batch_window: float = 0.0
 
     @property
     def api_version(self) -> str:

@@ -71,6 +71,10 @@ WORKSHOP = KindSpec(
         ),
     ),
     description="An RStudio workshop with a lifetime: instances per participant, an Ingress, expiry.",
+    # A start is two bursts of the controllers' work, each under a second: the pod appearing and the
+    # Deployment counting it; then the claim binding, the pod running and the Deployment ready. One
+    # reconcile each, a second later at most, instead of one per event (measured: 4.9 a Workshop -> 3).
+    batch_window=1.0,
     # No finalizer (one write per Workshop less): deleted by hand, garbage collection removes what it
     # owns, each RStudio pod still gets its grace period and preStop suspend (sessions are saved), and
     # retained claims carry no owner reference. The ordered teardown is the expiry's (status.py).

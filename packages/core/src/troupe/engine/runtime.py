@@ -339,7 +339,8 @@ def _child_handler(reconciler: Reconciler, queue: WorkQueue, kinds: list[KindSpe
             kind_ref, namespace, name = owner.split("/", 2)
             kind = owners.get(kind_ref)
             if kind is not None:
-                queue.enqueue(ObjectKey(kind, namespace or None, name), reason="child", echo=echo)
+                key = ObjectKey(kind, namespace or None, name)
+                queue.enqueue(key, reason="child", echo=echo, within=kind.batch_window)
 
     return on_child
 

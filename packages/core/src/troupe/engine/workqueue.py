@@ -47,7 +47,8 @@ class WorkQueue:
         self._running: dict[Hashable, asyncio.Task[None]] = {}
         self._busy: set[Hashable] = set()  # keys whose worker is running now (not waiting for a slot)
         self._dirty: set[Hashable] = set()
-        self._maybe: dict[Hashable, list[tuple[str, Echo]]] = {}  # events to a busy key, perhaps echoes
+        # events to a busy key, perhaps echoes: (reason, echo, batch window)
+        self._maybe: dict[Hashable, list[tuple[str, Echo, float]]] = {}
         # (key, requeue): the worker's own requeue (True) or a delay asked for from outside (False)
         self._timers: dict[tuple[Hashable, bool], tuple[float, asyncio.TimerHandle]] = {}
         self._failures: dict[Hashable, int] = {}
@@ -55,18 +56,30 @@ class WorkQueue:
         self._resumed.set()
 
     def enqueue(
-        self, key: Hashable, delay: float = 0.0, *, reason: str = "event", echo: Echo | None = None
+        self,
+        key: Hashable,
+        delay: float = 0.0,
+        *,
+        reason: str = "event",
+        echo: Echo | None = None,
+        within: float = 0.0,
     ) -> None:
         """Run ``key`` now, or once more when it runs, or after ``delay`` seconds.
 
         ``echo``: asked when the run that is busy now is over, True if this event only brought back a write
         of that run (whose response may come after the event): then no rerun is needed for it.
+        ``within``: run ``key`` at the latest this many seconds from now (or after the run under way, if
+        later) rather than at once, so the events that follow within that time share the run; any run
+        starting before takes it in.
         """
         if delay > 0:
-            self._later(key, delay, requeue=False)
+            self._later(key, delay, requeue=False, reason="delayed")
             return
         if key in self._busy and echo is not None and key not in self._dirty:
-            self._maybe.setdefault(key, []).append((reason, echo))
+            self._maybe.setdefault(key, []).append((reason, echo, within))
+            return
+        if within > 0 and key not in self._dirty and (key in self._busy or key not in self._running):
+            self._batch(key, within, reason)
             return
         if key in self._busy:
             outcome = "folded" if key in self._dirty else "rerun"
@@ -95,7 +108,11 @@ class WorkQueue:
         if self._observe is not None:
             self._observe(key, reason, outcome)
 
-    def _later(self, key: Hashable, delay: float, *, requeue: bool) -> None:
+    def _batch(self, key: Hashable, within: float, reason: str) -> None:
+        self._later(key, within, requeue=True, reason=reason)
+        self.note(key, reason, "batched")
+
+    def _later(self, key: Hashable, delay: float, *, requeue: bool, reason: str = "requeue") -> None:
         loop = asyncio.get_running_loop()
         due = loop.time() + delay
         pending = self._timers.get((key, requeue))
@@ -103,11 +120,11 @@ class WorkQueue:
             if pending[0] <= due:
                 return
             pending[1].cancel()
-        self._timers[key, requeue] = (due, loop.call_at(due, self._fire, key, requeue))
+        self._timers[key, requeue] = (due, loop.call_at(due, self._fire, key, requeue, reason))
 
-    def _fire(self, key: Hashable, requeue: bool) -> None:
+    def _fire(self, key: Hashable, requeue: bool, reason: str) -> None:
         self._timers.pop((key, requeue), None)
-        self.enqueue(key, reason="requeue" if requeue else "delayed")
+        self.enqueue(key, reason=reason)
 
     def _cancel(self, key: Hashable, requeue: bool) -> None:
         pending = self._timers.pop((key, requeue), None)
@@ -143,11 +160,13 @@ class WorkQueue:
 
     def _settle(self, key: Hashable) -> None:
         """After a run: the events it got that were not echoes of its own writes make it run again."""
-        for reason, echo in self._maybe.pop(key, ()):
+        for reason, echo, within in self._maybe.pop(key, ()):
             if key in self._dirty:
                 self.note(key, reason, "folded")
             elif echo():
                 self.note(key, reason, "ignored")
+            elif within > 0:
+                self._batch(key, within, reason)
             else:
                 self._dirty.add(key)
                 self.note(key, reason, "rerun")
