@@ -377,7 +377,8 @@ def _primary_handler(
     def on_object(event: str, obj: dict[str, Any]) -> None:
         meta = obj.get("metadata") or {}
         key = ObjectKey(kind, meta.get("namespace") or None, str(meta.get("name", "")))
-        if event == "DELETED" or not (selected(meta.get("labels") or {}) or _ours_to_release(meta, reconciler)):
+        in_scope = selected(meta.get("labels") or {}) or _ours_to_release(meta, reconciler)
+        if event == "DELETED" or not in_scope:
             reconciler.forget(key)
             queue.forget(key)
         elif reconciler.put(key, obj):
