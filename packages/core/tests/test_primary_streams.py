@@ -218,3 +218,48 @@ async def test_a_referenced_object_waits_for_the_listing_of_its_referrers(setup:
     assert not registry.reconciler.listed(key), "the Pieces naming it are not all known yet"
     activity.seen("pieces@*", listed=True)
     assert registry.reconciler.listed(key)
+
+
+async def test_the_admission_line_is_taken_once_the_listing_is_in_not_at_each_listed_object(
+    kube: MemoryKube, clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    from troupe import Admission
+
+    queued = replace(PIECE, admission=Admission(limit=lambda related: 1, holding=lambda b: True,
+                                                 waiting=lambda b: False))  # fmt: skip
+
+    class Queued(Games):
+        @hookimpl
+        def troupe_kinds(self) -> list[KindSpec]:
+            return [BOARD, queued]
+
+    pm = get_plugin_manager(load_entrypoints=False, plugins=[Queued()])
+    metrics = {"games": OperatorMetrics("games", CollectorRegistry())}
+    activity = WatchActivity(stale_after=60)
+    reconciler = Reconciler(pm=pm, kube=kube, clock=clock, metrics=metrics, activity=activity)  # type: ignore[arg-type]
+    queue = WorkQueue(lambda key: None)  # type: ignore[arg-type,return-value]
+    queue.pause()
+    registry = HandlerRegistry(
+        kopf=kopf.OperatorRegistry(),
+        reconciler=reconciler,
+        queue=queue,
+        kinds=[BOARD, queued],
+        settings=RunSettings(operators=["games"]),
+        metrics=metrics,
+    )
+    activity.on_listed = registry.listed
+    register(registry, pm)
+    lined: list[KindSpec] = []
+    original = reconciler.admission_changes
+    monkeypatch.setattr(reconciler, "admission_changes", lambda kind: lined.append(kind) or original(kind))
+    pieces = next(i for i in registry.streams[queued.api_version, queued.kind])
+    for i in range(5):
+        pieces.handler("ADDED", body(f"p{i}", board="x"))
+    assert lined == []
+    activity.seen("pieces@*", listed=True)
+    assert lined == [queued]
+    pieces.handler("MODIFIED", body("p0", board="x", version="2"))
+    assert lined == [queued, queued]
+    queue.close()

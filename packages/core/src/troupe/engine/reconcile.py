@@ -214,6 +214,13 @@ class Reconciler:
             if isinstance(dep, KindSpec) or self.availability.served(dep)
         )
 
+    def kind_listed(self, kind: KindSpec, namespace: str | None) -> bool:
+        """The watch of one of the kinds reconciled here has delivered its initial listing (there)."""
+        if self.activity is None:
+            return True
+        where = [f"{kind.plural}@*"] + ([f"{kind.plural}@{namespace}"] if namespace else [])
+        return any(self.activity.has_listed(stream) for stream in where)
+
     def absent(self, child: ChildKind, key: ChildKey) -> bool:
         """No object holds ``key``'s name as far as the watch of its kind can tell: the kind's listing has
         arrived for the child's namespace (or cluster-wide) and no event showed that name since."""

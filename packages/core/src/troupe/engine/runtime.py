@@ -170,6 +170,10 @@ class HandlerRegistry:
                 continue
             if activity is None or all(activity.has_listed(i.stream) for i in informers):
                 self._announced.add(ref)
+                kind = next((k for k in self.kinds if (k.api_version, k.kind) == ref and k.reconcile), None)
+                if kind is not None and kind.admission is not None:
+                    for admitted in self.reconciler.admission_changes(kind):
+                        self.queue.enqueue(admitted, reason="admission")
                 for callback in self.listing_callbacks.get(ref, ()):
                     try:
                         callback()
@@ -386,8 +390,11 @@ def _primary_handler(
             queue.enqueue(key, reason="object", echo=lambda: mine in reconciler.objects.ours)
         else:  # our own status or finalizer write coming back: the cache has it, nothing is new
             queue.note(key, "object", "ignored")
-        for admitted in reconciler.admission_changes(kind):
-            queue.enqueue(admitted, reason="admission")
+        # During the initial listing every object is queued anyway, and lining them all up again at each
+        # of 1,000 objects cost O(n^2): the line is first taken once the listing is in (registry.listed).
+        if kind.admission is not None and reconciler.kind_listed(kind, key.namespace):
+            for admitted in reconciler.admission_changes(kind):
+                queue.enqueue(admitted, reason="admission")
 
     return on_object
 
