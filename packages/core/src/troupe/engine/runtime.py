@@ -72,9 +72,10 @@ class RunSettings:
 
 
 def kopf_settings(run: RunSettings) -> kopf.OperatorSettings:
-    # kopf only watches (kopf.on.event): the core holds its own finalizer and keeps no copy of the spec,
-    # so kopf writes nothing on the objects (a kopf.on.delete handler cost two patches per object and an
-    # annotation holding the whole spec, which made a spec near 256 KiB unstorable).
+    # kopf runs peering, login and third parties' handle.kopf handlers; the core's informers watch every
+    # kind of the core, and the core holds its own finalizer, so kopf writes nothing on the objects (a
+    # kopf.on.delete handler cost two patches per object and an annotation holding the whole spec, which
+    # made a spec near 256 KiB unstorable).
     settings = kopf.OperatorSettings()
     settings.peering.name = run.peering_name
     settings.peering.mandatory = not run.standalone
