@@ -254,6 +254,32 @@ def test_seed_manifests(operator: Operator, registry: Registry) -> None:
             delete_namespace(ns)
 
 
+def test_a_project_counts_the_environments_naming_it_as_they_come_and_go(
+    operator: Operator, team: str, registry: Registry, git_server: GitServer
+) -> None:
+    # the count comes from the core's reverse references (ctx.referrers): a Project is reconciled again
+    # whenever an Environment naming it is created or deleted; the plugin watches nothing itself
+    apply(project("counted", registry, git_server), team)
+
+    def counts(n: int) -> None:
+        wait_for(
+            lambda: get("project", "counted", team),
+            lambda o: status(o).get("environments") == n,
+            describe=f"Project counted to count {n} Environments",
+        )
+
+    counts(0)
+    sha = git_server.first_commit
+    apply(environment("c1", "counted", sha), team)
+    counts(1)
+    apply(environment("c2", "counted", sha), team)
+    counts(2)
+    delete_environment("c1", team, f"{team}-counted-c1")
+    counts(1)
+    delete_environment("c2", team, f"{team}-counted-c2")
+    counts(0)
+
+
 def test_pr_environment_builds_deploys_upgrades_survives_the_registry_and_is_deleted(
     operator: Operator, team: str, registry: Registry, git_server: GitServer
 ) -> None:

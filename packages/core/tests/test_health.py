@@ -84,30 +84,21 @@ def test_kopf_logs_no_line_per_handler_call_unless_verbose() -> None:
         objects.setLevel(objects_level)
 
 
-def test_a_listing_is_finished_once_the_handlers_took_in_each_of_its_objects() -> None:
-    # kopf's stream ends a listing before its per-object tasks hand the objects to our handlers: until
-    # they did, a listed child would look absent to a reconcile.
+def test_a_listing_is_finished_at_its_end_and_announced_once() -> None:
+    # The informers hand each object of a listing to the caches before they report its end.
     activity = WatchActivity(stale_after=60)
-    activity.counted = {"pods"}
     arrived: list[str] = []
     activity.on_listed = arrived.append
-    activity.seen("kopf:pods@*", uid="a")
-    activity.seen("kopf:pods@*", uid="b")
-    activity.seen("kopf:pods@*", uid="a")  # the listing restarted after a dropped connection
-    activity.seen("kopf:pods@*", listed=True)
-    assert not activity.has_listed("kopf:pods@*") and not activity.ready()
-    activity.took("pods", "ns", "a")
-    assert not activity.has_listed("kopf:pods@*")
-    activity.took("pods", "ns", "b")
-    assert activity.has_listed("kopf:pods@*") and arrived == ["kopf:pods@*"]
-    activity.took("pods", "ns", "c")  # a relisting later changes nothing
-    assert arrived == ["kopf:pods@*"]
-    activity.seen("kopf:kopfpeerings@*", uid="p")  # a stream no handler of ours counts: its end is enough
+    activity.seen("pods@*")
+    assert not activity.has_listed("pods@*") and not activity.ready()
+    activity.seen("pods@*", listed=True)
+    assert activity.has_listed("pods@*") and arrived == ["pods@*"] and activity.ready()
+    activity.seen("pods@*", listed=True)  # a relisting after a 410 announces nothing again
+    assert arrived == ["pods@*"]
+    activity.seen("kopf:kopfpeerings@*")  # a kopf stream (peering) is waited for too
+    assert not activity.ready()
     activity.seen("kopf:kopfpeerings@*", listed=True)
-    assert activity.has_listed("kopf:kopfpeerings@*") and activity.ready()
-    named = WatchActivity(stale_after=60)  # watching named namespaces: one stream per namespace
-    named.counted = {"pods"}
-    named.seen("kopf:pods@ns2", uid="x")
-    named.seen("kopf:pods@ns2", listed=True)
-    named.took("pods", "ns2", "x")
-    assert named.has_listed("kopf:pods@ns2")
+    assert activity.ready()
+    activity.forget("pods@*")  # its kind went: a new listing is announced when it comes back
+    activity.seen("pods@*", listed=True)
+    assert arrived == ["pods@*", "kopf:kopfpeerings@*", "pods@*"]

@@ -51,9 +51,9 @@ def streams(registry: HandlerRegistry) -> dict[str, Informer]:
 
 def test_one_stream_per_kind_and_watched_namespace(kube: MemoryKube, clock: Any) -> None:
     named = streams(registry_for(kube, clock, ["a", "b"]))
-    assert set(named) == {"configmaps@a", "configmaps@b", "statues@a", "statues@b"}
+    assert set(named) == {"configmaps@a", "configmaps@b", "statues@a", "statues@b", "tiles@a", "tiles@b"}
     everywhere = registry_for(kube, clock, [])
-    assert set(streams(everywhere)) == {"configmaps@*", "statues@*"}
+    assert set(streams(everywhere)) == {"configmaps@*", "statues@*", "tiles@*"}
     # read whole: the name index learns every name taken, the child index keeps the operators' own
     assert streams(everywhere)["statues@*"].label_selector is None
     # ConfigMaps are children and related objects (read whole): one stream, filtered here for the children

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import kopf
 import pytest
+from prometheus_client import CollectorRegistry
 
-from troupe import KindSpec, Manifest, OperatorHandle
+from troupe import ChildKey, Children, KindSpec, OperatorHandle, OperatorMetrics, ReconcileContext
 from troupe.plugins import collect_kinds, get_plugin_manager, kind_hooks
 from troupe_catalyst import environment, project
 from troupe_catalyst.environment import ENVIRONMENT
-from troupe_catalyst.project import PROJECT, count_environments
+from troupe_catalyst.project import PROJECT
 from troupe_catalyst.references import GROUP
 
 
@@ -35,65 +36,47 @@ def test_disabling_one_plugin_leaves_the_other_kind(monkeypatch: pytest.MonkeyPa
     assert [k.kind for k in collect_kinds(get_plugin_manager(), ["catalyst"])] == ["Environment"]
 
 
-@dataclass
-class FakeKube:
-    patched: list[tuple[str | None, str, dict[str, Any]]] = field(default_factory=list)
-
-    async def patch_status(
-        self, api_version: str, plural: str, namespace: str | None, name: str, status: dict[str, Any]
-    ) -> Manifest:
-        assert (api_version, plural) == (f"{GROUP}/v1alpha1", "projects")
-        self.patched.append((namespace, name, status))
-        return {}
-
-
-def handle(objects: dict[str, list[Manifest]], kinds: tuple[KindSpec, ...] = (PROJECT, ENVIRONMENT)) -> Any:
+def handle(kinds: tuple[KindSpec, ...], told: list[tuple[str, Any]]) -> OperatorHandle:
     return OperatorHandle(
         kopf=kopf.OperatorRegistry(),
-        kube=FakeKube(),  # type: ignore[arg-type]
+        kube=None,  # type: ignore[arg-type]
         operators=("catalyst",),
         kinds=kinds,
         _enqueue=lambda *_: None,
-        _objects=lambda kind: objects[kind.kind],
-        _metrics={},
+        _objects=lambda kind: [],
+        _metrics={"catalyst": OperatorMetrics("catalyst", CollectorRegistry())},
+        _on_event=lambda kind, callback: told.append((kind.kind, callback)),
+        _on_listed=lambda kind, callback: told.append((f"{kind.kind} listed", callback)),
     )
 
 
-def body(
-    name: str, ns: str = "team", project_name: str | None = None, environments: int | None = None
-) -> Manifest:
-    return {
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {"projectRef": {"name": project_name}} if project_name else {},
-        "status": {} if environments is None else {"environments": environments},
+def project_ctx(*environments: str) -> ReconcileContext[Any]:
+    referrers = {
+        ChildKey(GROUP, "Environment", "team", name): {"metadata": {"name": name}} for name in environments
     }
-
-
-async def test_the_count_writes_only_what_differs_and_sees_the_event_before_the_cache() -> None:
-    h = handle(
-        {
-            "Project": [
-                body("app", environments=1),
-                body("web", environments=1),
-                body("idle", environments=0),
-            ],
-            "Environment": [body("a", project_name="app"), body("b", project_name="web")],
-        }
+    return ReconcileContext(
+        kind=PROJECT,
+        body={"metadata": {"name": "app", "namespace": "team"}},
+        spec=PROJECT.spec_model.model_construct(),
+        now=datetime(2026, 1, 1, tzinfo=UTC),
+        referrers=Children(referrers),
     )
-    # the event's body counts though the cache does not hold it yet: "c" added (app 1 -> 2), "b" deleted
-    # (web 1 -> 0); counts already right are not written (web at first, idle, app at the second event)
-    await count_environments(h, body("c", project_name="app"), "ADDED")
-    await count_environments(h, body("b", project_name="web"), "DELETED")
-    assert h.kube.patched == [("team", "app", {"environments": 2}), ("team", "web", {"environments": 0})]
 
 
-def test_the_count_is_registered_only_when_both_kinds_run() -> None:
-    objects: dict[str, list[Manifest]] = {"Project": [], "Environment": []}
-    alone, both = handle(objects, kinds=(PROJECT,)), handle(objects)
-    project.troupe_register_handlers(alone)
-    project.troupe_register_handlers(both)
-    assert not alone.kopf._watching.get_all_handlers()
-    assert {h.id for h in both.kopf._watching.get_all_handlers()} == {
-        "catalyst-project-counts",
-        "catalyst-projects",
-    }
+def test_a_project_counts_the_environments_naming_it_when_both_kinds_run() -> None:
+    told: list[tuple[str, Any]] = []
+    project.troupe_register_handlers(handle((PROJECT,), told))
+    assert project.troupe_aggregate_status(project_ctx("a")).fields == {}, "no Environments here: no count"
+    project.troupe_register_handlers(handle((PROJECT, ENVIRONMENT), told))
+    assert project.troupe_aggregate_status(project_ctx()).fields == {"environments": 0}
+    update = project.troupe_aggregate_status(project_ctx("a", "b"))
+    assert update.phase == "Ready" and update.fields == {"environments": 2}
+    assert not told, "a Project watches nothing of its own"
+
+
+def test_environments_are_followed_on_the_cores_stream_not_a_kopf_handler() -> None:
+    told: list[tuple[str, Any]] = []
+    h = handle((PROJECT, ENVIRONMENT), told)
+    environment.troupe_register_handlers(h)
+    assert [kind for kind, _ in told] == ["Environment"]
+    assert not h.kopf._watching.get_all_handlers()

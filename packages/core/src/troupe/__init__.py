@@ -31,7 +31,7 @@ from troupe.engine.apply import (
     RETAIN_ANNOTATION,
 )
 from troupe.engine.metrics import OperatorMetrics, metric_name
-from troupe.handle import OperatorHandle
+from troupe.handle import EventCallback, OperatorHandle
 from troupe.hookspecs import PROJECT
 from troupe.kinds import Action, Admission, ChildKind, KindSpec, PrinterColumn, RelatedKind
 from troupe.models import SpecModel, StatusModel
@@ -58,6 +58,7 @@ __all__ = [
     "Cron",
     "CronError",
     "Duration",
+    "EventCallback",
     "KindSpec",
     "Manifest",
     "OperatorHandle",

@@ -112,6 +112,10 @@ class ReconcileContext(Generic[SpecT]):
     instant they like. ``children`` are the observed children this object owns; ``related`` the objects
     of the kind's related kinds that it references and that exist (a missing one is simply absent).
     ``admission`` says whether a kind with admission may provision now (always admitted without).
+    ``referrers`` are the reverse: the objects of the kinds this process reconciles whose
+    :attr:`RelatedKind.references` name this object (an Environment naming its Project), keyed by their
+    :class:`ChildKey`. An object is reconciled again when its set of referrers changes (one created,
+    deleted, or pointed elsewhere), not when a referrer's body changes otherwise.
     """
 
     kind: KindSpec
@@ -121,6 +125,7 @@ class ReconcileContext(Generic[SpecT]):
     children: Children = field(default_factory=Children)
     related: Children = field(default_factory=Children)
     admission: AdmissionState = field(default_factory=lambda: AdmissionState(admitted=True))
+    referrers: Children = field(default_factory=Children)
 
     @property
     def name(self) -> str:

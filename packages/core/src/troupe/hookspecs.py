@@ -144,15 +144,19 @@ def troupe_finalize(ctx: ReconcileContext[Any]) -> None:
 
 @hookspec
 def troupe_register_handlers(handle: OperatorHandle) -> None:
-    """Register extra kopf handlers and metrics: timers, daemons, handlers for events of other resources.
+    """Register callbacks, extra kopf handlers and metrics: timers, daemons, reactions to events.
 
-    Called once at start-up of ``troupe run``, after the generic handlers are registered and before the
-    operator connects to the API server. Every implementation is called (not firstresult), also those of
-    plugins whose operator this process does not run: check ``handle.operators``.
+    Called once at start-up of ``troupe run``, inside its running event loop, after the generic handlers
+    are set up and before any watch stream starts (a callback registered here misses no event). Every
+    implementation is called (not firstresult), also those of plugins whose operator this process does
+    not run: check ``handle.operators``.
 
-    :param handle: the :class:`~troupe.OperatorHandle`: the kopf registry to decorate (``handle.kopf``),
-        the API client (``handle.kube``), ``handle.enqueue(kind, namespace, name)`` to ask for a
-        reconcile, ``handle.objects(kind)`` for the watch cache's bodies, ``handle.metrics(operator)``
-        to add the operator's own metrics, and ``handle.operators`` / ``handle.kinds``.
+    :param handle: the :class:`~troupe.OperatorHandle`: ``handle.on_event(kind, callback)`` for the
+        events of a kind the core watches and ``handle.on_listed(kind, callback)`` for the end of its
+        initial listing (never a kopf handler of such a kind: a second watch), the kopf registry for
+        handlers of other resources (``handle.kopf``), the API client (``handle.kube``),
+        ``handle.enqueue(kind, namespace, name)`` to ask for a reconcile, ``handle.objects(kind)`` for
+        the watch cache's bodies, ``handle.metrics(operator)`` to add the operator's own metrics, and
+        ``handle.operators`` / ``handle.kinds``.
     :return: nothing.
     """

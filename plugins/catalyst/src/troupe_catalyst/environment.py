@@ -36,7 +36,7 @@ from troupe_catalyst.builders import (
 )
 from troupe_catalyst.metrics import CatalystMetrics
 from troupe_catalyst.models import EnvironmentSpec, EnvironmentStatus, ProjectSpec
-from troupe_catalyst.references import API_VERSION, GROUP, OPERATOR, VERSION, catalyst_kind, project_of
+from troupe_catalyst.references import API_VERSION, OPERATOR, catalyst_kind, project_of
 from troupe_catalyst.status import environment_status, wants_build_job
 from troupe_catalyst.teardown import Uninstaller, namespace_pending, needs_uninstall
 
@@ -198,7 +198,5 @@ def troupe_register_handlers(handle: OperatorHandle) -> None:
         return
     _metrics = CatalystMetrics(handle.metrics(OPERATOR))
     uninstaller = Uninstaller(handle, settings)
-
-    @kopf.on.event(GROUP, VERSION, "environments", registry=handle.kopf, id="catalyst-environments")
-    async def environment_event(event: kopf.RawEvent, **_: Any) -> None:
-        uninstaller.consider(dict(event["object"]), event["type"])
+    # the core's own stream of Environments: a deleting one starts its uninstall task
+    handle.on_event(ENVIRONMENT, lambda event, body: uninstaller.consider(body, event))

@@ -1,24 +1,17 @@
 """The catalyst operator's Project kind: an application's repository, how it deploys, its limits.
 
 A plugin of its own (entry point ``catalyst-project``): a Project has no children, so the core's default
-status (Ready once the spec is valid) is all its hooks would say. What it adds is ``status.environments``,
-how many Environments name it, written by event handlers of the two kinds.
+status (Ready once the spec is valid) is what its hooks say, with ``status.environments``: how many
+Environments name it, the Project's referrers as the core knows them (``ctx.referrers``; the core
+reconciles a Project again whenever an Environment naming it comes, goes or names another).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from typing import Any
-
-import kopf
-
-from troupe import KindSpec, Manifest, OperatorHandle, PrinterColumn, hookimpl
+from troupe import KindSpec, OperatorHandle, PrinterColumn, ReconcileContext, StatusUpdate, hookimpl
 from troupe_catalyst.environment import ENVIRONMENT
 from troupe_catalyst.models import ProjectSpec, ProjectStatus
-from troupe_catalyst.references import API_VERSION, GROUP, VERSION, catalyst_kind, project_counts, project_of
-
-logger = logging.getLogger(__name__)
+from troupe_catalyst.references import catalyst_kind
 
 PROJECT = catalyst_kind(
     kind="Project",
@@ -36,6 +29,10 @@ PROJECT = catalyst_kind(
     description="A deployable application: its repository, how it deploys, each environment's limits.",
 )
 
+#: Whether this process reconciles Environments (the plugin catalyst-environment may be disabled): only
+#: then are its referrers the Environments naming a Project, and the count is written.
+_counting = False
+
 
 @hookimpl
 def troupe_kinds() -> list[KindSpec]:
@@ -44,46 +41,12 @@ def troupe_kinds() -> list[KindSpec]:
 
 @hookimpl
 def troupe_register_handlers(handle: OperatorHandle) -> None:
-    # the count reads both kinds' watch caches: without Environments run here it would write 0 everywhere
-    if PROJECT not in handle.kinds or ENVIRONMENT not in handle.kinds:
-        return
-
-    @kopf.on.event(GROUP, VERSION, "environments", registry=handle.kopf, id="catalyst-project-counts")
-    async def environment_event(event: kopf.RawEvent, **_: Any) -> None:
-        await count_environments(handle, dict(event["object"]), event["type"])
-
-    @kopf.on.event(GROUP, VERSION, "projects", registry=handle.kopf, id="catalyst-projects")
-    async def project_event(event: kopf.RawEvent, **_: Any) -> None:
-        if event["type"] != "DELETED":
-            await count_environments(handle, None, None)
+    global _counting
+    _counting = PROJECT in handle.kinds and ENVIRONMENT in handle.kinds
 
 
-async def count_environments(
-    handle: OperatorHandle, event_body: Manifest | None, event_type: str | None
-) -> None:
-    """Write each Project's ``status.environments`` when it differs (the count of Environments naming it)."""
-    envs = {(b["metadata"].get("namespace"), b["metadata"]["name"]): b for b in handle.objects(ENVIRONMENT)}
-    if event_body is not None:
-        key = (event_body["metadata"].get("namespace"), event_body["metadata"]["name"])
-        if event_type == "DELETED":
-            envs.pop(key, None)
-        else:
-            envs[key] = event_body
-    counts = project_counts(r for b in envs.values() for r in project_of(b))
-    for project in handle.objects(PROJECT):
-        meta = project["metadata"]
-        wanted = counts.get((meta.get("namespace"), meta["name"]), 0)
-        if (project.get("status") or {}).get("environments") == wanted:
-            continue
-        try:
-            await handle.kube.patch_status(
-                API_VERSION, "projects", meta.get("namespace"), meta["name"], {"environments": wanted}
-            )
-        except Exception as exc:  # a count is a courtesy: the next event writes it
-            logger.warning(
-                "Project %s/%s: could not write its environment count: %s",
-                meta.get("namespace"),
-                meta["name"],
-                exc,
-            )
-        await asyncio.sleep(0)
+@hookimpl
+def troupe_aggregate_status(ctx: ReconcileContext[ProjectSpec]) -> StatusUpdate:
+    if not _counting:
+        return StatusUpdate(phase="Ready")
+    return StatusUpdate(phase="Ready", fields={"environments": len(ctx.referrers.of_kind(ENVIRONMENT.kind))})

@@ -3,8 +3,6 @@ and an Environment's reference to its Project (pure functions of a body)."""
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable
 from functools import partial
 
 from troupe import KindSpec, Manifest
@@ -24,9 +22,3 @@ def project_of(body: Manifest) -> list[tuple[str | None, str]]:
     """The (namespace, name) of the Project an Environment names, none without ``spec.projectRef.name``."""
     ref = (body.get("spec") or {}).get("projectRef") or {}
     return [(project_namespace(body), str(ref["name"]))] if ref.get("name") else []
-
-
-def project_counts(references: Iterable[tuple[str | None, str]]) -> dict[tuple[str | None, str], int]:
-    """How many Environments name each Project (its ``status.environments``); ``references``: the
-    (namespace, name) of the Project of each Environment."""
-    return dict(Counter(references))

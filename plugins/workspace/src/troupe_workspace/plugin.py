@@ -177,12 +177,11 @@ def troupe_register_handlers(handle: OperatorHandle) -> None:
     _metrics = WorkspaceMetrics(handle.metrics("workspace"), statuses)
     sweeper = Sweeper(handle, WORKSPACE, settings().disk_namespace, disk_references)
 
-    @kopf.on.event(WORKSPACE.group, WORKSPACE.version, WORKSPACE.plural, registry=handle.kopf)  # type: ignore[arg-type]
-    async def _workspace_event(event: dict[str, Any], **_: Any) -> None:
+    def on_workspace(event: str, body: Manifest) -> None:
         # A workspace gone, or its VMs edited: some operator-made disk may have lost its last user.
-        if event.get("type") in ("DELETED", "MODIFIED", None):
+        if event in ("DELETED", "MODIFIED"):
             sweeper.soon()
 
-    @kopf.on.startup(registry=handle.kopf)
-    async def _sweep_at_start(**_: Any) -> None:
-        sweeper.soon()
+    handle.on_event(WORKSPACE, on_workspace)
+    # at start-up, once the cache holds every workspace (before, every disk would look unused)
+    handle.on_listed(WORKSPACE, sweeper.soon)

@@ -294,7 +294,12 @@ class ChildIndex:
 
 
 class RelatedIndex:
-    """Related objects (read, not owned) and who depends on them: the reverse index of references."""
+    """Related objects (read, not owned) and who depends on them: the reverse index of references.
+
+    A user is an object of a kind this process reconciles; it references the related objects its kind's
+    :attr:`RelatedKind.references` name. Who references an object (its referrers) is known whether the
+    object exists or not, and whether its kind is a related kind only or one this process reconciles too.
+    """
 
     def __init__(self) -> None:
         self._objects: dict[ChildKey, Manifest] = {}
@@ -315,17 +320,24 @@ class RelatedIndex:
         self._objects.pop(key, None)
         return set(self._users.get(key, ()))
 
-    def track(self, user: Hashable, uses: set[ChildKey]) -> None:
-        """``user`` now references exactly ``uses``."""
-        for key in self._uses.get(user, set()) - uses:
-            self._users.get(key, set()).discard(user)
+    def track(self, user: Hashable, uses: set[ChildKey]) -> set[ChildKey]:
+        """``user`` now references exactly ``uses``; returns the objects whose referrers changed."""
+        before = self._uses.get(user, set())
+        for key in before - uses:
+            users = self._users.get(key, set())
+            users.discard(user)
+            if not users:
+                self._users.pop(key, None)
         for key in uses:
             self._users.setdefault(key, set()).add(user)
         self._uses[user] = uses
+        return before ^ uses
 
-    def forget(self, user: Hashable) -> None:
-        self.track(user, set())
+    def forget(self, user: Hashable) -> set[ChildKey]:
+        """``user`` is gone; returns the objects it referenced (their referrers changed)."""
+        changed = self.track(user, set())
         self._uses.pop(user, None)
+        return changed
 
     def uses(self, user: Hashable) -> set[ChildKey]:
         return set(self._uses.get(user, ()))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -13,7 +14,7 @@ import pluggy
 from pydantic import ValidationError
 
 from troupe.clock import Clock
-from troupe.context import AdmissionState, ChildKey, Manifest, ReconcileContext, StatusUpdate
+from troupe.context import AdmissionState, ChildKey, Children, Manifest, ReconcileContext, StatusUpdate
 from troupe.engine.actions import ActionRunner
 from troupe.engine.admission import line_up, newly_admitted
 from troupe.engine.availability import Availability, missing_message
@@ -101,6 +102,10 @@ class Reconciler:
         #: Objects that waited for a listing: run again as soon as one arrives, not at the next recheck.
         self.gated: set[ObjectKey] = set()
         self._lines: dict[KindSpec, dict[object, AdmissionState]] = {}
+        #: Told of each object whose set of referrers changed (the runtime enqueues those it reconciles).
+        self.on_referrers: Callable[[ChildKey], None] = lambda key: None
+        #: The kinds reconciled here that reference each kind (group, kind): their listings gate its objects.
+        self.referrer_kinds: dict[tuple[str, str], tuple[KindSpec, ...]] = {}
 
     def hooks_of(self, kind: KindSpec) -> KindHooks:
         return self.hooks[kind.group, kind.kind]
@@ -124,7 +129,8 @@ class Reconciler:
                 logger.exception("%s: the references of %s could not be read", key, rel.kind)
                 refs = []
             uses |= {ChildKey(rel.group, rel.kind, ns if rel.namespaced else None, name) for ns, name in refs}
-        self.related.track(key, uses)
+        for referenced in self.related.track(key, uses):
+            self.on_referrers(referenced)
         return fresh
 
     def _status_echo(self, key: ObjectKey, before: Manifest, body: Manifest) -> bool:
@@ -136,7 +142,18 @@ class Reconciler:
         self._specs.pop(key, None)
         self.objects.pop(key)
         self.children.forget(key.owner)
-        self.related.forget(key)
+        for referenced in self.related.forget(key):
+            self.on_referrers(referenced)
+
+    def referrers(self, key: ObjectKey) -> Children:
+        """The objects reconciled here whose related kinds' references name ``key``'s object."""
+        target = ChildKey(key.kind.group, key.kind.kind, key.namespace, key.name)
+        found = {}
+        for user in self.related.users([target]):
+            body = self.objects.get(user)
+            if isinstance(user, ObjectKey) and body is not None:
+                found[ChildKey(user.kind.group, user.kind.kind, user.namespace, user.name)] = body
+        return Children(found)
 
     def context(self, key: ObjectKey, body: Manifest) -> ReconcileContext[Any]:
         """Parse the spec, gather the children and related objects; raises ValidationError on a bad spec."""
@@ -148,6 +165,7 @@ class Reconciler:
             children=self.children.children(key.owner, str(body["metadata"].get("uid", ""))),
             related=self.related.view(key),
             admission=self.line(key.kind).get(key, AdmissionState(admitted=True)),
+            referrers=self.referrers(key),
         )
 
     def spec(self, key: ObjectKey, body: Manifest) -> Any:
@@ -186,27 +204,30 @@ class Reconciler:
         before, self._lines[kind] = self._lines.get(kind, {}), after
         return newly_admitted(before, after)
 
-    def took(self, plural: str, event: kopf.RawEvent) -> None:
-        """A watch handler took ``event`` in: one object of a listing fewer to wait for."""
-        if self.activity is not None and event.get("type") is None:
-            meta: Manifest = dict(event["object"].get("metadata", {}))
-            self.activity.took(plural, meta.get("namespace"), str(meta.get("uid", "")))
-
     def listed(self, key: ObjectKey) -> bool:
-        """Every child and related kind's watch has delivered its initial listing for this object.
+        """Every child and related kind's watch has delivered its initial listing for this object, and
+        so has the watch of each kind reconciled here that may reference it.
 
         Until then an existing child looks absent (a builder would make a new password, a scheduler a
-        second pod) and a related object looks missing. Waiting after a start costs a fraction of a second.
-        A kind whose optional API is not served has nothing to list.
+        second pod), a related object looks missing and a referrer unknown. Waiting after a start costs
+        a fraction of a second. A kind whose optional API is not served has nothing to list.
         """
         if self.activity is None:
             return True
+        referrers = self.referrer_kinds.get((key.kind.group, key.kind.kind), ())
         return all(
             self.activity.has_listed(f"{dep.plural}@*")
             or (key.namespace is not None and self.activity.has_listed(f"{dep.plural}@{key.namespace}"))
-            for dep in key.kind.watched
-            if self.availability.served(dep)
+            for dep in (*key.kind.watched, *referrers)
+            if isinstance(dep, KindSpec) or self.availability.served(dep)
         )
+
+    def kind_listed(self, kind: KindSpec, namespace: str | None) -> bool:
+        """The watch of one of the kinds reconciled here has delivered its initial listing (there)."""
+        if self.activity is None:
+            return True
+        where = [f"{kind.plural}@*"] + ([f"{kind.plural}@{namespace}"] if namespace else [])
+        return any(self.activity.has_listed(stream) for stream in where)
 
     def absent(self, child: ChildKind, key: ChildKey) -> bool:
         """No object holds ``key``'s name as far as the watch of its kind can tell: the kind's listing has
@@ -407,6 +428,7 @@ class Reconciler:
                 now=self.clock(),
                 children=self.children.children(key.owner, str(body["metadata"].get("uid", ""))),
                 related=self.related.view(key),
+                referrers=self.referrers(key),
             )
         else:
             try:

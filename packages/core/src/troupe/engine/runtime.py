@@ -26,7 +26,7 @@ from troupe.engine.pause import follow_pause, install_pause_probe
 from troupe.engine.reconcile import Reconciler
 from troupe.engine.selector import parse_selector
 from troupe.engine.workqueue import WorkQueue
-from troupe.handle import OperatorHandle
+from troupe.handle import EventCallback, OperatorHandle
 from troupe.kinds import ChildKind, KindSpec
 from troupe.naming import MANAGED_BY, managed_by
 from troupe.plugins import PluginError, collect_kinds
@@ -72,9 +72,10 @@ class RunSettings:
 
 
 def kopf_settings(run: RunSettings) -> kopf.OperatorSettings:
-    # kopf only watches (kopf.on.event): the core holds its own finalizer and keeps no copy of the spec,
-    # so kopf writes nothing on the objects (a kopf.on.delete handler cost two patches per object and an
-    # annotation holding the whole spec, which made a spec near 256 KiB unstorable).
+    # kopf runs peering, login and third parties' handle.kopf handlers; the core's informers watch every
+    # kind of the core, and the core holds its own finalizer, so kopf writes nothing on the objects (a
+    # kopf.on.delete handler cost two patches per object and an annotation holding the whole spec, which
+    # made a spec near 256 KiB unstorable).
     settings = kopf.OperatorSettings()
     settings.peering.name = run.peering_name
     settings.peering.mandatory = not run.standalone
@@ -110,9 +111,13 @@ class HandlerRegistry:
     #: Which of them belong to optional kinds (started only while their CRD is served).
     optional: dict[tuple[str, str], OptionalKind] = field(default_factory=dict)
     crd_stream: Informer | None = None
+    #: Plugins' callbacks (``OperatorHandle.on_event`` / ``on_listed``) by kind (apiVersion, kind).
+    listeners: dict[tuple[str, str], list[EventCallback]] = field(default_factory=dict)
+    listing_callbacks: dict[tuple[str, str], list[Callable[[], None]]] = field(default_factory=dict)
+    _announced: set[tuple[str, str]] = field(default_factory=set)  # kinds whose listing was announced
     _stopping: set[asyncio.Task[None]] = field(default_factory=set)
 
-    def add_streams(self, dep: OptionalKind, handler: Handler) -> None:
+    def add_streams(self, dep: KindSpec | OptionalKind, handler: Handler) -> None:
         named: list[str | None] = list(self.settings.namespaces) if dep.namespaced else []
         self.streams[dep.api_version, dep.kind] = [
             Informer(
@@ -126,8 +131,55 @@ class HandlerRegistry:
             )
             for namespace in named or [None]
         ]
-        if dep.optional:
+        if not isinstance(dep, KindSpec) and dep.optional:
             self.optional[dep.api_version, dep.kind] = dep
+
+    def listeners_of(self, ref: tuple[str, str]) -> Handler:
+        """The stream handler that calls the plugins' callbacks of a kind (looked up at each event: the
+        plugins register theirs after the streams are set up)."""
+
+        def on_object(event: str, obj: dict[str, Any]) -> None:
+            for callback in self.listeners.get(ref, ()):
+                try:
+                    callback(event, obj)
+                except Exception:  # a plugin's bug must not keep the event from the others
+                    logger.exception("a callback of %s %s failed on a %s event", ref[1], ref[0], event)
+
+        return on_object
+
+    def watched(self, kind: KindSpec | OptionalKind) -> tuple[str, str]:
+        ref = (kind.api_version, kind.kind)
+        if ref not in self.streams:
+            watched = ", ".join(sorted(k for _, k in self.streams))
+            raise ValueError(
+                f"the core does not watch {kind.kind} ({kind.api_version}) in this process (it watches "
+                f"{watched}): register a handler on handle.kopf for it"
+            )
+        return ref
+
+    def on_event(self, kind: KindSpec | OptionalKind, callback: EventCallback) -> None:
+        self.listeners.setdefault(self.watched(kind), []).append(callback)
+
+    def on_listed(self, kind: KindSpec | OptionalKind, callback: Callable[[], None]) -> None:
+        self.listing_callbacks.setdefault(self.watched(kind), []).append(callback)
+
+    def listed(self, stream: str) -> None:
+        """A stream's initial listing arrived: announce its kind once every namespace's has."""
+        activity = self.reconciler.activity
+        for ref, informers in self.streams.items():
+            if stream not in {i.stream for i in informers} or ref in self._announced:
+                continue
+            if activity is None or all(activity.has_listed(i.stream) for i in informers):
+                self._announced.add(ref)
+                kind = next((k for k in self.kinds if (k.api_version, k.kind) == ref and k.reconcile), None)
+                if kind is not None and kind.admission is not None:
+                    for admitted in self.reconciler.admission_changes(kind):
+                        self.queue.enqueue(admitted, reason="admission")
+                for callback in self.listing_callbacks.get(ref, ()):
+                    try:
+                        callback()
+                    except Exception:
+                        logger.exception("a listing callback of %s %s failed", ref[1], ref[0])
 
     def start(self) -> None:
         """Start the streams of every kind served now, and the CRD stream that follows the others."""
@@ -141,6 +193,8 @@ class HandlerRegistry:
 
     def toggle_streams(self, dep: OptionalKind, served: bool) -> None:
         """An optional kind's CRD came (start its streams) or went (stop them; its objects went too)."""
+        if not served:
+            self._announced.discard((dep.api_version, dep.kind))  # announced again when it comes back
         for informer in self.streams.get((dep.api_version, dep.kind), []):
             if served:
                 informer.start()
@@ -171,6 +225,8 @@ class HandlerRegistry:
             _enqueue=self.enqueue,
             _objects=self.objects,
             _metrics=self.metrics,
+            _on_event=self.on_event,
+            _on_listed=self.on_listed,
         )
 
 
@@ -190,17 +246,30 @@ def register(registry: HandlerRegistry, pm: pluggy.PluginManager) -> None:
     async def login(**_: Any) -> kopf.ConnectionInfo:
         return await reconciler.kube.connection_info()
 
-    for kind in registry.kinds:
-        if not kind.reconcile:
-            continue
-        _register_kind(reg, kind, reconciler, queue, parse_selector(registry.settings.selector))
+    selected = parse_selector(registry.settings.selector)
     managers = sorted(managed_by(op) for op in registry.settings.operators)
     served = [k for k in registry.kinds if k.reconcile]
+    primaries = {(k.api_version, k.kind): k for k in served}
     children = _unique_children(served)
     related = {(r.api_version, r.kind): r for k in served for r in k.related}
-    # One stream per kind, as /readyz and the listing gate know streams by kind (plural) and namespace.
-    for ref in {**children, **related}:
+    referenced = {(k.group, k.kind): k for k in served}
+
+    def referrers_changed(target: ChildKey) -> None:
+        kind = referenced.get((target.group, target.kind))
+        if kind is not None:
+            queue.enqueue(ObjectKey(kind, target.namespace, target.name), reason="referrers")
+
+    reconciler.on_referrers = referrers_changed
+    reconciler.referrer_kinds = {
+        (k.group, k.kind): tuple(r for r in served if (k.api_version, k.kind) in _related_refs(r))
+        for k in served
+    }
+    # One stream per kind, as /readyz and the listing gate know streams by kind (plural) and namespace: a
+    # kind can be one operator's primary kind and another's child or related kind.
+    for ref in {**primaries, **children, **related}:
         handlers: list[Handler] = []
+        if ref in primaries:
+            handlers.append(_primary_handler(primaries[ref], reconciler, queue, selected))
         if ref in children:
             # Read whole, not filtered by the managed-by label on the server: the name index learns every
             # name taken (a user's object too), which lets a child known free be created without a GET.
@@ -209,10 +278,15 @@ def register(registry: HandlerRegistry, pm: pluggy.PluginManager) -> None:
             handlers.append(_managed_only(on_child, set(managers)))
         if ref in related:
             handlers.append(_related_handler(reconciler, queue))
-        registry.add_streams(children.get(ref) or related[ref], _each(handlers))
+        handlers.append(registry.listeners_of(ref))  # plugins' callbacks: after the caches took the event
+        registry.add_streams(primaries.get(ref) or children.get(ref) or related[ref], _each(handlers))
     if optional_kinds(served):
         registry.crd_stream = _crd_informer(registry, served)
     pm.hook.troupe_register_handlers(handle=registry.handle())
+
+
+def _related_refs(kind: KindSpec) -> set[tuple[str, str]]:
+    return {(r.api_version, r.kind) for r in kind.related}
 
 
 def _managed_only(handler: Handler, managers: set[str]) -> Handler:
@@ -290,37 +364,40 @@ def check_scope(kinds: Sequence[KindSpec], namespaces: Sequence[str]) -> None:
             )
 
 
-def _ours_to_release(event: kopf.RawEvent, reconciler: Reconciler) -> bool:
+def _ours_to_release(meta: Mapping[str, Any], reconciler: Reconciler) -> bool:
     """An object the selector does not take (or no longer takes: a label removed) is out of scope, as if
     deleted: never reconciled, its children left as they are; but one being deleted that still holds
     our finalizer is torn down, so it is not left hanging."""
-    meta = event["object"].get("metadata", {})
     return bool(meta.get("deletionTimestamp")) and reconciler.finalizer in (meta.get("finalizers") or [])
 
 
-def _register_kind(
-    reg: kopf.OperatorRegistry,
+def _primary_handler(
     kind: KindSpec,
     reconciler: Reconciler,
     queue: WorkQueue,
     selected: Callable[[Mapping[str, str]], bool],
-) -> None:
-    @kopf.on.event(kind.group, kind.version, kind.plural, registry=reg, id=f"troupe-{kind.kind}")
-    async def on_object(
-        event: kopf.RawEvent, name: str, namespace: str | None, labels: kopf.Labels, **_: Any
-    ) -> None:
-        reconciler.took(kind.plural, event)
-        key = ObjectKey(kind, namespace, name)
-        if event["type"] == "DELETED" or not (selected(labels) or _ours_to_release(event, reconciler)):
+) -> Handler:
+    """Objects of a kind this process reconciles: into the object cache and the work queue."""
+
+    def on_object(event: str, obj: dict[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        key = ObjectKey(kind, meta.get("namespace") or None, str(meta.get("name", "")))
+        in_scope = selected(meta.get("labels") or {}) or _ours_to_release(meta, reconciler)
+        if event == "DELETED" or not in_scope:
             reconciler.forget(key)
             queue.forget(key)
-        elif reconciler.put(key, body := dict(event["object"])):
-            mine = (key, version_of(body))
+        elif reconciler.put(key, obj):
+            mine = (key, version_of(obj))
             queue.enqueue(key, reason="object", echo=lambda: mine in reconciler.objects.ours)
         else:  # our own status or finalizer write coming back: the cache has it, nothing is new
             queue.note(key, "object", "ignored")
-        for admitted in reconciler.admission_changes(kind):
-            queue.enqueue(admitted, reason="admission")
+        # During the initial listing every object is queued anyway, and lining them all up again at each
+        # of 1,000 objects cost O(n^2): the line is first taken once the listing is in (registry.listed).
+        if kind.admission is not None and reconciler.kind_listed(kind, key.namespace):
+            for admitted in reconciler.admission_changes(kind):
+                queue.enqueue(admitted, reason="admission")
+
+    return on_object
 
 
 def _child_handler(reconciler: Reconciler, queue: WorkQueue, kinds: list[KindSpec]) -> Handler:
@@ -400,10 +477,9 @@ async def run(
         waiting, reconciler.gated = reconciler.gated, set()
         for key in waiting:
             queue.enqueue(key, reason="listed")
+        registry.listed(stream)
 
     activity.on_listed = listed
-    served = [k for k in kinds if k.reconcile]
-    activity.counted = {k.plural for k in served}  # kopf's streams; the informers deliver before "listed"
     reconciler.actions.handle = registry.handle()
     register(registry, pm)
     # A replica runs no reconcile before kopf's peering has seen that no replica of higher priority is
