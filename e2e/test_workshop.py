@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import re
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,6 +72,28 @@ def scrape(operator: Operator) -> dict[str, float]:
     }
 
 
+def reconciles(operator: Operator) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=5) as rsp:
+        text = rsp.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("troupe_workshop_reconciles_total{")
+    )
+
+
+def quiet(operator: Operator, timeout: float = 60) -> float:
+    """The reconcile count once it stays the same for 2 s (longer than the workshop's batch window)."""
+    deadline, last = time.monotonic() + timeout, reconciles(operator)
+    while time.monotonic() < deadline:
+        time.sleep(2)
+        now = reconciles(operator)
+        if now == last:
+            return now
+        last = now
+    raise AssertionError(f"the operator kept reconciling for {timeout:.0f} s")
+
+
 def cond(obj: dict[str, Any], type_: str) -> dict[str, Any]:
     return next(c for c in obj["status"]["conditions"] if c["type"] == type_)
 
@@ -121,6 +144,26 @@ def test_seed_example_runs_with_a_url_heals_rolls_out_and_tears_down(
     wait_for(lambda: get("service", "intro-to-r", namespace), describe="the Service put back")
     back = wait_for(lambda: get("secret", "intro-to-r-password", namespace), describe="the Secret put back")
     assert base64.b64decode(back["data"]["password"]).decode() == password
+
+    # What another writer takes over of what the operator applied is put back at once, not at the
+    # 300 s resync: the edit makes kubectl the owner of the field, which changes the operator's apply's
+    # field set (the Ingress is a child of which the workshop reads nothing else).
+    kubectl(
+        "patch", "ingress", "intro-to-r", "-n", namespace, "--type=merge",
+        "-p", '{"spec": {"ingressClassName": "nginx"}}',
+    )  # fmt: skip
+    wait_for(
+        lambda: get("ingress", "intro-to-r", namespace),
+        lambda i: i["spec"]["ingressClassName"] == "traefik",
+        timeout=20,
+        describe="the operator's ingressClassName put back",
+    )
+    # A label of someone else's is theirs: left as it is, and no reason to reconcile.
+    before = quiet(operator)
+    kubectl("label", "deployment", "intro-to-r", "-n", namespace, "team=data")
+    time.sleep(3)  # the workshop's batch window is 1 s
+    assert reconciles(operator) == before
+    assert get("deployment", "intro-to-r", namespace)["metadata"]["labels"]["team"] == "data"
 
     # a spec edit rolls out; a longer duration moves the end
     kubectl(
