@@ -33,6 +33,7 @@ from harness import (
     Operator,
     Table,
     apply_crd,
+    cpu_seconds,
     delete_namespace,
     limit_program,
     load,
@@ -129,7 +130,9 @@ async def run_size(api: Api, n: int, table: Table, *, last: bool, idle: float, r
     limit.start()
     await asyncio.sleep(2)  # its listings and watches are open
     load_limit = load()
+    cpu_limit = cpu_seconds(limit.pid)
     t_limit = await burst(api, ns, n)
+    cpu_limit = cpu_seconds(limit.pid) - cpu_limit
     summary = json.loads(limit.stop().strip().splitlines()[-1])
     await delete_namespace(api, ns)
 
@@ -142,8 +145,10 @@ async def run_size(api: Api, n: int, table: Table, *, last: bool, idle: float, r
         rss0.append(rss_mib(op.pid))
         table.add("operator RSS, 0 objects", f"{rss0[0]:.0f} MiB", "-", "-")
     load_op = load()
+    cpu_op = cpu_seconds(op.pid)
     t_op = await burst(api, ns, n)
     await settle(op)
+    cpu_op = cpu_seconds(op.pid) - cpu_op
     writes = await op.writes_by_verb()
     reconciles = await op.total("reconciles_total")
     table.add(
@@ -178,6 +183,12 @@ async def run_size(api: Api, n: int, table: Table, *, last: bool, idle: float, r
     table.add(
         f"reconcile requests per Workshop by reason/outcome, N={n}",
         ", ".join(f"{v / n:.2f} {k}" for k, v in sorted(enqueues.items(), key=lambda kv: -kv[1]) if v),
+    )
+    table.add(
+        f"CPU seconds per Workshop in the burst, N={n}",
+        f"{cpu_op / n * 1000:.1f} ms",
+        f"{cpu_limit / n * 1000:.1f} ms",
+        ratio(cpu_op, cpu_limit),
     )
     table.add(f"operator RSS, {n} Workshops", f"{rss_mib(op.pid):.0f} MiB")
     posted = await events_by_reason(api, ns)

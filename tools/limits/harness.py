@@ -52,6 +52,19 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of every process under ``pid`` so far: the operator's python."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in _descendants(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / ticks
+
+
 def rss_mib(pid: int) -> float:
     """Resident memory of the largest process under ``pid``: the operator's python, not `uv run` itself."""
     best = 0
