@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import kopf
 import pytest
 from prometheus_client import CollectorRegistry
 
+from troupe import hookimpl
 from troupe.context import ChildKey
 from troupe.engine.cache import ObjectKey
 from troupe.engine.informer import Informer
@@ -16,14 +18,28 @@ from troupe.engine.metrics import OperatorMetrics
 from troupe.engine.reconcile import Reconciler
 from troupe.engine.runtime import HandlerRegistry, RunSettings, register
 from troupe.engine.workqueue import WorkQueue
+from troupe.kinds import ChildKind, KindSpec
 from troupe.plugins import get_plugin_manager
 from troupe.testing import MemoryKube
 
 from .test_related_optional import STATUE, TILE, Tiles
 
+#: A Tile whose Deployment's pods it watches (never builds).
+WATCHING_PODS = dataclasses.replace(
+    TILE, children=(*TILE.children, ChildKind("v1", "Pod", "pods", observe_only=True))
+)
 
-def registry_for(kube: MemoryKube, clock: Any, namespaces: list[str]) -> HandlerRegistry:
-    pm = get_plugin_manager(load_entrypoints=False, plugins=[Tiles()])
+
+class TilesWatchingPods(Tiles):
+    @hookimpl
+    def troupe_kinds(self) -> list[KindSpec]:
+        return [WATCHING_PODS]
+
+
+def registry_for(
+    kube: MemoryKube, clock: Any, namespaces: list[str], plugin: Any = None, kind: KindSpec = TILE
+) -> HandlerRegistry:
+    pm = get_plugin_manager(load_entrypoints=False, plugins=[plugin or Tiles()])
     metrics = {"tiles": OperatorMetrics("tiles", CollectorRegistry())}
     reconciler = Reconciler(pm=pm, kube=kube, clock=clock, metrics=metrics)  # type: ignore[arg-type]
     runs: list[Any] = []
@@ -35,7 +51,7 @@ def registry_for(kube: MemoryKube, clock: Any, namespaces: list[str]) -> Handler
         kopf=kopf.OperatorRegistry(),
         reconciler=reconciler,
         queue=WorkQueue(worker),
-        kinds=[TILE],
+        kinds=[kind],
         settings=RunSettings(operators=["tiles"], namespaces=namespaces),
         metrics=metrics,
     )
@@ -59,6 +75,15 @@ def test_one_stream_per_kind_and_watched_namespace(kube: MemoryKube, clock: Any)
     # ConfigMaps are children and related objects (read whole): one stream, filtered here for the children
     assert streams(everywhere)["configmaps@*"].label_selector is None
     assert everywhere.crd_stream is not None and everywhere.crd_stream.stream == "customresourcedefinitions@*"
+
+
+def test_only_the_operators_own_objects_of_a_kind_only_observed_are_listed(
+    kube: MemoryKube, clock: Any
+) -> None:
+    # no name of a pod is ever written: the server sends only the operators' own, not the cluster's pods
+    named = streams(registry_for(kube, clock, [], TilesWatchingPods(), WATCHING_PODS))
+    assert named["pods@*"].label_selector == "app.kubernetes.io/managed-by in (troupe-tiles)"
+    assert named["configmaps@*"].label_selector is None and named["statues@*"].label_selector is None
 
 
 async def test_a_kind_both_child_and_related_files_each_object_where_it_belongs(

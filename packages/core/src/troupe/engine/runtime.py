@@ -117,7 +117,9 @@ class HandlerRegistry:
     _announced: set[tuple[str, str]] = field(default_factory=set)  # kinds whose listing was announced
     _stopping: set[asyncio.Task[None]] = field(default_factory=set)
 
-    def add_streams(self, dep: KindSpec | OptionalKind, handler: Handler) -> None:
+    def add_streams(
+        self, dep: KindSpec | OptionalKind, handler: Handler, label_selector: str | None = None
+    ) -> None:
         named: list[str | None] = list(self.settings.namespaces) if dep.namespaced else []
         self.streams[dep.api_version, dep.kind] = [
             Informer(
@@ -128,6 +130,7 @@ class HandlerRegistry:
                 namespace=namespace,
                 handler=handler,
                 activity=self.reconciler.activity,
+                label_selector=label_selector,
             )
             for namespace in named or [None]
         ]
@@ -251,6 +254,11 @@ def register(registry: HandlerRegistry, pm: pluggy.PluginManager) -> None:
     served = [k for k in registry.kinds if k.reconcile]
     primaries = {(k.api_version, k.kind): k for k in served}
     children = _unique_children(served)
+    observed = {
+        ref
+        for ref in children
+        if all(c.observe_only for k in served for c in k.children if (c.api_version, c.kind) == ref)
+    }
     related = {(r.api_version, r.kind): r for k in served for r in k.related}
     referenced = {(k.group, k.kind): k for k in served}
 
@@ -279,7 +287,13 @@ def register(registry: HandlerRegistry, pm: pluggy.PluginManager) -> None:
         if ref in related:
             handlers.append(_related_handler(reconciler, queue))
         handlers.append(registry.listeners_of(ref))  # plugins' callbacks: after the caches took the event
-        registry.add_streams(primaries.get(ref) or children.get(ref) or related[ref], _each(handlers))
+        # Kinds only observed (pods) have no name to know: the server sends only the operators' own, not
+        # every pod of the cluster.
+        only_ours = ref in observed and ref not in primaries and ref not in related
+        selector = f"{MANAGED_BY} in ({','.join(managers)})" if only_ours else None
+        registry.add_streams(
+            primaries.get(ref) or children.get(ref) or related[ref], _each(handlers), selector
+        )
     if optional_kinds(served):
         registry.crd_stream = _crd_informer(registry, served)
     pm.hook.troupe_register_handlers(handle=registry.handle())
