@@ -96,6 +96,9 @@ class ChildApplier:
         ]
         report = ApplyReport()
         prepared = []
+        # No call per child when no plugin mutates this kind's children (most operators).
+        hooks = self.hooks_of(ctx.kind)
+        mutate = hooks.troupe_mutate_resource if hooks.troupe_mutate_resource.get_hookimpls() else None
         for manifest in desired:
             child = self._child_kind(kind, manifest)
             if not self.availability.served(child):
@@ -106,19 +109,28 @@ class ChildApplier:
                 complete_child(kind, ctx.body, manifest, child)
             except ValueError as exc:
                 raise InvalidChild(str(exc)) from exc
-            self.hooks_of(ctx.kind).troupe_mutate_resource(ctx=ctx, resource=manifest)
+            if mutate is not None:
+                mutate(ctx=ctx, resource=manifest)
             prepared.append((child, manifest))
         slots = asyncio.Semaphore(APPLY_CONCURRENCY)
 
-        async def look(child: ChildKind, manifest: Manifest) -> Manifest | None:
+        async def look(child: ChildKind, key: ChildKey) -> Manifest | None:
+            async with slots:
+                return await self.kube.get(child.api_version, child.plural, key.namespace, key.name)
+
+        # What the caches know is read here; only names they cannot vouch for are asked about, side by
+        # side (a task per child, for the hundred pods of a workflow that are all known, was a tenth of
+        # its reconcile and let every pending event run in between).
+        seen: list[Manifest | None] = []
+        asks = []
+        for child, manifest in prepared:
             key = ChildKey.of(manifest)
             found = self.children.find(key)
             if found is None and not self.absent(child, key):  # not ours, or not known free: ask
-                async with slots:
-                    found = await self.kube.get(child.api_version, child.plural, key.namespace, key.name)
-            return found
-
-        seen = await asyncio.gather(*(look(c, m) for c, m in prepared))
+                asks.append((len(seen), look(child, key)))
+            seen.append(found)
+        for (index, _), answer in zip(asks, await asyncio.gather(*(a for _, a in asks)), strict=True):
+            seen[index] = answer
         for (_, manifest), observed in zip(prepared, seen, strict=True):
             taken_by = holder(observed, ctx.body, self.kube.field_manager) if observed is not None else None
             if taken_by is not None:
