@@ -58,6 +58,14 @@ def test_an_empty_desired_value_matches_an_absent_one() -> None:
     assert is_subset({"data": {}}, {})
 
 
+def test_subset_of_falsy_and_missing_values() -> None:
+    assert is_subset({"n": 0}, {"n": 0}) and is_subset({"s": ""}, {"s": ""})
+    assert not is_subset({"n": 0}, {}) and not is_subset({"s": "x"}, {"s": ""})
+    assert is_subset({"items": []}, {"items": []}) and is_subset({"items": {}}, {"items": None})
+    assert not is_subset({"items": ["a"]}, {"items": []}) and not is_subset({"s": "1"}, {"s": 1})
+    assert not is_subset({"flag": False}, {}) and is_subset({"flag": False}, {"flag": False})
+
+
 def test_complete_child_adds_labels_owner_and_namespace() -> None:
     child = complete_child(
         GREETING,

@@ -24,6 +24,9 @@ CREATE_ONLY_ANNOTATION = "troupe.dev/create-only"
 OWNER_UID_ANNOTATION = "troupe.dev/owner-uid"
 
 
+_MISSING = object()
+
+
 def owner_key(kind: KindSpec, namespace: str | None, name: str) -> str:
     return f"{kind.kind}.{kind.group}/{namespace or ''}/{name}"
 
@@ -38,15 +41,22 @@ def is_subset(desired: Any, observed: Any) -> bool:
     """
     if desired is observed:
         return True
+    if type(desired) is str:  # most values: the checks below would come to the same, four steps later
+        return bool(desired == observed)
     if isinstance(desired, dict):
         if not isinstance(observed, dict):
             return False
-        return all(
-            # None, [] and {} are stored as nothing at all: the API server keeps no empty list
-            (value in (None, [], {}) and not observed.get(key))
-            or (key in observed and is_subset(value, observed[key]))
-            for key, value in desired.items()
-        )
+        for key, value in desired.items():
+            found = observed.get(key, _MISSING)
+            if found is _MISSING or not found:
+                # None, [] and {} are stored as nothing at all: the API server keeps no empty list
+                if value in (None, [], {}):
+                    continue
+                if found is _MISSING:
+                    return False
+            if not is_subset(value, found):
+                return False
+        return True
     if isinstance(desired, list):
         if not isinstance(observed, list) or len(desired) != len(observed):
             return False
