@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Hashable
 
-from troupe.engine.workqueue import WorkQueue
+from troupe.engine.workqueue import WorkQueue, stirred
 
 
 async def test_bursts_coalesce_into_one_rerun() -> None:
@@ -168,3 +168,27 @@ async def test_an_echo_that_beat_the_response_of_its_write_needs_no_rerun() -> N
     await queue.drain()
     assert runs == 2
     assert outcomes == ["object/run", "object/ignored", "child/rerun", "object/ignored"]
+
+
+async def test_a_running_worker_is_stirred_by_new_events_not_by_known_echoes() -> None:
+    gate = asyncio.Event()
+    stirs: list[asyncio.Event | None] = []
+
+    async def worker(key: Hashable) -> None:
+        stirs.append(stirred())
+        await gate.wait()
+
+    queue = WorkQueue(worker)
+    assert stirred() is None, "outside a worker"
+    queue.enqueue("a")
+    await asyncio.sleep(0)
+    (stir,) = stirs
+    assert stir is not None and not stir.is_set()
+    queue.enqueue("a", reason="child", echo=lambda: True)  # the echo of its own write, known as such
+    queue.enqueue("b")
+    assert not stir.is_set()
+    queue.enqueue("a", reason="child", echo=lambda: False)
+    assert stir.is_set()
+    gate.set()
+    await queue.drain()
+    assert len(stirs) == 3 and stirs[2] is not stir, "the rerun has a signal of its own"
