@@ -688,3 +688,31 @@ async def test_a_name_held_meanwhile_stops_the_run_writing(clock: FrozenClock) -
     status = kube.objects["greetings", "ns", "hi"]["status"]
     conflict = next(c for c in status["conditions"] if c["type"] == "NameConflict")
     assert conflict["status"] == "True" and "hi-after" in conflict["message"]
+
+
+async def test_the_echo_of_a_create_in_flight_builds_nothing_again(clock: FrozenClock) -> None:
+    """The watch may show a create before its answer comes: nothing else changed, nothing is rebuilt."""
+    built: list[int] = []
+
+    class Counting:
+        @hookimpl
+        def troupe_build_resources(self, ctx: ReconcileContext[Any]) -> list[Manifest] | None:
+            built.append(1)
+            return None
+
+    kube = SlowKube()
+    pm = get_plugin_manager(load_entrypoints=False, plugins=[greeting, Counting()])
+    metrics = {"example": OperatorMetrics("example", CollectorRegistry())}
+    reconciler = Reconciler(pm=pm, kube=kube, clock=clock, metrics=metrics)  # type: ignore[arg-type]
+    key = add_greeting(kube, reconciler, {"name": "Ada"})
+    queue = WorkQueue(reconciler.reconcile)  # type: ignore[arg-type]
+    queue.enqueue(key)
+    await kube.hanging.wait()
+    assert built == [1]
+    reconciler.children.put(signal_child(kube, "hi-greeting"))  # the create, as the watch shows it
+    queue.enqueue(key, reason="child", echo=lambda: False)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert built == [1], "an echo of this run's own create is no news"
+    kube.gate.set()
+    await queue.drain()

@@ -227,12 +227,14 @@ class ChildApplier:
             fresh = again()
             if fresh is None:
                 break  # deleted, replaced or edited: the rerun sees to it
+            sent = {ChildKey.of(m) for _, m, _ in wave}
+            if not _news(latest, fresh, sent):
+                continue  # only this run's own creates showing up: nothing to build on
             try:
                 prepared = self._prepare(fresh, ApplyReport())
             except InvalidChild:
                 break  # the rerun reports it
             latest = fresh
-            sent = {ChildKey.of(m) for _, m, _ in wave}
             new = [
                 (c, m)
                 for c, m in prepared
@@ -350,6 +352,15 @@ class ChildApplier:
             report.conflicts.append(f"{key} is held by {taken_by}")
             return None
         return await self.ensure(ctx, child, manifest, report, found)
+
+
+def _news(before: ReconcileContext[Any], now: ReconcileContext[Any], sent: set[ChildKey]) -> bool:
+    """Has anything changed between two contexts of one run but the children it created itself?"""
+    if now.body["metadata"].get("resourceVersion") != before.body["metadata"].get("resourceVersion"):
+        return True
+    if any(before.children.get(key) is not child for key, child in now.children.items() if key not in sent):
+        return True
+    return any(key not in now.children and key not in sent for key in before.children)
 
 
 def unchanged(manifest: Manifest, observed: Manifest) -> bool:
