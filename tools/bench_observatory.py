@@ -30,8 +30,8 @@ from harness import (
     Operator,
     Proc,
     Table,
-    _descendants,
     apply_crd,
+    cpu_seconds,
     delete_namespace,
     limit_program,
     load,
@@ -45,19 +45,6 @@ GROUP = "workflow.seventh-horizon.io"
 CRD = ROOT / "charts" / "observatory-operator" / "crds" / "observatory.yaml"
 TASK_LABEL = f"{GROUP}/task"
 TIMEOUT = 180.0
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) of every process under ``pid`` so far: the operator's python."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for p in _descendants(pid):
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return total / ticks
 
 
 def dag(tasks: int, width: int) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from troupe.engine.health import WatchActivity
 from troupe.engine.metrics import OperatorMetrics
 from troupe.engine.names import NameIndex
 from troupe.engine.reconcile import LISTING_RECHECK, Reconciler
+from troupe.engine.workqueue import WorkQueue
 from troupe.kinds import ChildKind
 from troupe.plugins import get_plugin_manager
 from troupe.testing import Manifest, MemoryKube, reconcile
@@ -624,3 +625,129 @@ async def test_the_watch_echo_of_a_status_write_under_way_is_no_news(
     gate.set()
     await reconciler.reporter.settled(key)
     assert reconciler.reporter.sending(key) is None
+
+
+class AfterSignal:
+    """An extension that builds a second child once a ``hi-signal`` child is there (as a workflow starts a
+    task once the pod of its dependency succeeded)."""
+
+    @hookimpl
+    def troupe_build_resources(self, ctx: ReconcileContext[Any]) -> list[Manifest] | None:
+        if ctx.deleting or ctx.children.named("ConfigMap", "hi-signal") is None:
+            return None
+        return [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "hi-after"}, "data": {}}]
+
+
+class SlowKube(MemoryKube):
+    """Creates of ``hi-greeting`` are answered once ``gate`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.hanging = asyncio.Event()
+        self.sent: list[str] = []
+
+    async def apply(self, manifest: Manifest, plural: str, namespace: str | None, **kw: Any) -> Manifest:
+        self.sent.append(manifest["metadata"]["name"])
+        if manifest["metadata"]["name"] == "hi-greeting":
+            self.hanging.set()
+            await self.gate.wait()
+        return await super().apply(manifest, plural, namespace, **kw)
+
+
+def signal_child(kube: MemoryKube, name: str = "hi-signal") -> Manifest:
+    """A child of the greeting that appeared (the owner annotations of ours, as the watch shows it)."""
+    owner = "Greeting.example.troupe.dev/ns/hi"
+    cm = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "namespace": "ns",
+            "uid": f"{name}-uid",
+            "resourceVersion": "50",
+            "labels": {"app.kubernetes.io/managed-by": "troupe-example"},
+            "annotations": {"troupe.dev/owner": owner, "troupe.dev/owner-uid": "owner-uid"},
+        },
+    }
+    kube.objects["configmaps", "ns", name] = copy.deepcopy(cm)
+    return cm
+
+
+async def run_while_a_create_hangs(clock: FrozenClock, *, taken: bool = False) -> SlowKube:
+    """A reconcile whose create of hi-greeting is not answered; meanwhile hi-signal appears (and
+    ``taken``: a user's object holds hi-after)."""
+    kube = SlowKube()
+    pm = get_plugin_manager(load_entrypoints=False, plugins=[greeting, AfterSignal()])
+    metrics = {"example": OperatorMetrics("example", CollectorRegistry())}
+    reconciler = Reconciler(pm=pm, kube=kube, clock=clock, metrics=metrics)  # type: ignore[arg-type]
+    key = add_greeting(kube, reconciler, {"name": "Ada"})
+    queue = WorkQueue(reconciler.reconcile)  # type: ignore[arg-type]
+    queue.enqueue(key)
+    await kube.hanging.wait()
+    if taken:
+        kube.objects["configmaps", "ns", "hi-after"] = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "hi-after", "namespace": "ns", "uid": "users-uid", "managedFields": []},
+        }
+    reconciler.children.put(signal_child(kube))
+    queue.enqueue(key, reason="child", echo=lambda: False)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    return kube
+
+
+async def test_a_child_event_while_creates_hang_starts_what_it_makes_buildable(clock: FrozenClock) -> None:
+    """The object's run does not wait for the answers of its creates to act on a new child event."""
+    kube = await run_while_a_create_hangs(clock)
+    assert kube.sent == ["hi-greeting", "hi-after"], "hi-after went out while hi-greeting hangs"
+    kube.gate.set()
+    await asyncio.sleep(0.05)
+    assert ("configmaps", "ns", "hi-greeting") in kube.objects and (
+        "configmaps",
+        "ns",
+        "hi-after",
+    ) in kube.objects
+    assert kube.sent == ["hi-greeting", "hi-after"], "nothing was sent twice (the rerun finds both there)"
+
+
+async def test_a_name_held_meanwhile_stops_the_run_writing(clock: FrozenClock) -> None:
+    kube = await run_while_a_create_hangs(clock, taken=True)
+    kube.gate.set()
+    await asyncio.sleep(0.05)
+    assert (
+        "hi-after" not in kube.sent
+        and kube.objects["configmaps", "ns", "hi-after"]["metadata"]["uid"] == "users-uid"
+    )
+    status = kube.objects["greetings", "ns", "hi"]["status"]
+    conflict = next(c for c in status["conditions"] if c["type"] == "NameConflict")
+    assert conflict["status"] == "True" and "hi-after" in conflict["message"]
+
+
+async def test_the_echo_of_a_create_in_flight_builds_nothing_again(clock: FrozenClock) -> None:
+    """The watch may show a create before its answer comes: nothing else changed, nothing is rebuilt."""
+    built: list[int] = []
+
+    class Counting:
+        @hookimpl
+        def troupe_build_resources(self, ctx: ReconcileContext[Any]) -> list[Manifest] | None:
+            built.append(1)
+            return None
+
+    kube = SlowKube()
+    pm = get_plugin_manager(load_entrypoints=False, plugins=[greeting, Counting()])
+    metrics = {"example": OperatorMetrics("example", CollectorRegistry())}
+    reconciler = Reconciler(pm=pm, kube=kube, clock=clock, metrics=metrics)  # type: ignore[arg-type]
+    key = add_greeting(kube, reconciler, {"name": "Ada"})
+    queue = WorkQueue(reconciler.reconcile)  # type: ignore[arg-type]
+    queue.enqueue(key)
+    await kube.hanging.wait()
+    assert built == [1]
+    reconciler.children.put(signal_child(kube, "hi-greeting"))  # the create, as the watch shows it
+    queue.enqueue(key, reason="child", echo=lambda: False)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert built == [1], "an echo of this run's own create is no news"
+    kube.gate.set()
+    await queue.drain()

@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Hashable
 
-from troupe.engine.workqueue import WorkQueue
+from troupe.engine.workqueue import WorkQueue, stirred
 
 
 async def test_bursts_coalesce_into_one_rerun() -> None:
@@ -212,3 +212,27 @@ async def test_an_event_in_a_batch_window_during_a_run_waits_for_the_window_not_
     await asyncio.sleep(0.15)
     assert len(runs) == 2, "one run when the window ends"
     queue.close()
+
+
+async def test_a_running_worker_is_stirred_by_new_events_not_by_known_echoes() -> None:
+    gate = asyncio.Event()
+    stirs: list[asyncio.Event | None] = []
+
+    async def worker(key: Hashable) -> None:
+        stirs.append(stirred())
+        await gate.wait()
+
+    queue = WorkQueue(worker)
+    assert stirred() is None, "outside a worker"
+    queue.enqueue("a")
+    await asyncio.sleep(0)
+    (stir,) = stirs
+    assert stir is not None and not stir.is_set()
+    queue.enqueue("a", reason="child", echo=lambda: True)  # the echo of its own write, known as such
+    queue.enqueue("b")
+    assert not stir.is_set()
+    queue.enqueue("a", reason="child", echo=lambda: False)
+    assert stir.is_set()
+    gate.set()
+    await queue.drain()
+    assert len(stirs) == 3 and stirs[2] is not stir, "the rerun has a signal of its own"

@@ -266,6 +266,46 @@ def test_the_status_pass_reuses_the_build_pass_plan_which_it_would_decide_anyway
     assert [t["phase"] for t in reused.fields["tasks"]] == ["Running", "Running", "Pending"]
 
 
+def test_the_cores_second_look_after_creating_plans_nothing_again(monkeypatch):
+    """The core runs the builders again on the children as applied (do they build more?): shown the very
+    pods this pass was shown and the ones it created, the plan would start nothing more."""
+    spec = {"tasks": [{"name": "a", "image": "i"}, {"name": "b", "image": "i", "dependencies": ["a"]}]}
+    c = ctx(spec)
+    other = _observed(build_pod("wf", "ns", 9, Task(name="a", image="i"), 1))  # a pod of no run
+    c = dataclasses.replace(c, children=Children({ChildKey.of(other): other}))
+    first = plugin.troupe_build_resources(c)
+    (created,) = [p for p in first if p is not other and p["metadata"]["name"] == "wf-1-a-1"]
+    applied = {**c.children, ChildKey.of(created): _observed(created)}
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return workflow.plan(*args, **kwargs)
+
+    monkeypatch.setattr(plugin, "plan", counted)
+    again = plugin.troupe_build_resources(dataclasses.replace(c, children=Children(applied)))
+    assert calls == [] and [p["metadata"]["name"] for p in again] == [p["metadata"]["name"] for p in first]
+    # Anything else changed (another object of a pod) is a new question: planned again.
+    changed = {**applied, ChildKey.of(other): {**other, "status": {"phase": "Succeeded"}}}
+    plugin.troupe_build_resources(dataclasses.replace(c, children=Children(changed)))
+    assert calls == [1]
+    # So is a later reconcile (another now), whatever it is shown.
+    later = dataclasses.replace(c, children=Children(applied), now=datetime(2030, 1, 1, 0, 0, 1, tzinfo=UTC))
+    plugin.troupe_build_resources(later)
+    assert calls == [1, 1]
+
+
+def test_the_graph_is_checked_and_ordered_once_per_parsed_spec(monkeypatch):
+    c = ctx({"tasks": [{"name": "a", "image": "i"}, {"name": "b", "image": "i", "dependencies": ["a"]}]})
+    assert plugin.troupe_validate(c) == []
+    plugin.troupe_build_resources(c)
+    monkeypatch.setattr(plugin.dag, "validate", lambda tasks: ["checked again"])
+    monkeypatch.setattr(workflow, "topological", lambda tasks: [])
+    assert plugin.troupe_validate(c) == [] and plugin.troupe_build_resources(c)
+    fresh = ctx(c.body["spec"])  # a new generation is parsed anew: checked anew
+    assert plugin.troupe_validate(fresh) == ["checked again"]
+
+
 def test_metrics_from_status_transitions():
     registry = CollectorRegistry()
     metrics = TaskMetrics.create(OperatorMetrics("observatory", registry))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from functools import cached_property
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, ConfigDict, Field, field_validator
 
@@ -346,6 +347,14 @@ class ObservatorySpec(SpecModel):
     """Ticks missed while the operator was away (Skip when unset)."""
     pod_gc: PodGC | None = Field(default=None, alias="podGC")
     """When finished pods are deleted (Never when unset)."""
+
+    @cached_property
+    def memo(self) -> dict[Any, Any]:
+        """What is derived from this spec alone (the dependency order, the checks of the graph), kept with
+        it: the core parses a spec once per generation and hands the same model to every reconcile, and
+        a large workflow's order and checks cost more than the rest of a reconcile that starts one pod.
+        Not a field: neither in the schema nor in a dump."""
+        return {}
 
 
 class TaskStatus(SpecModel):

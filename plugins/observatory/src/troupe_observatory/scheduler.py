@@ -135,10 +135,8 @@ def _follow(
     """Update a Running task from its pod; True when its pod must be created (again)."""
     attempt = rec.attempts or 1
     pod = pods.get(attempt)
-    if pod is None:
-        return True
-    seen = outcome(pod)
-    if seen.finished:
+    seen = outcome(pod) if pod is not None else None
+    if seen is not None and seen.finished:
         # the container's end (or now, when the pod does not say), never before the record's start:
         # kubelets write whole seconds, so a pod that ran for 0.3 s may "finish" before it started
         finished = read_time(seen.finished_at) or now
@@ -152,16 +150,18 @@ def _follow(
             )
         return False
     if task.timeout:
-        began = read_time(seen.started_at) or read_time(rec.started_at) or now
+        # A pod that vanished is created again only within the attempt's deadline, counted from the
+        # record's start (a new pod has not started yet): the same deadline once it is there.
+        began = (read_time(seen.started_at) if seen else None) or read_time(rec.started_at) or now
         deadline = later(began, parse_duration(task.timeout))
         if now >= deadline:
             _fail_attempt(
                 task, rec, exit_code=None, message=f"timed out after {task.timeout} (DeadlineExceeded)",
                 at=stamp(now), now=now,
             )  # fmt: skip
-        else:
-            _requeue(result, deadline, now)
-    return False
+            return False
+        _requeue(result, deadline, now)
+    return pod is None
 
 
 def _retry_note(message: str | None) -> str | None:
@@ -248,6 +248,8 @@ def advance(
         rec.started_at, rec.finished_at, rec.retry_at, rec.exit_code = stamp(now), None, None, None
         rec.message = _retry_note(rec.message)
         create.append((task, attempt))
+        if task.timeout:  # look again at its deadline, as for a task found Running (:func:`_follow`)
+            _requeue(result, later(now, parse_duration(task.timeout)), now)
 
     result.tasks = [records[t.name] for t in spec.tasks]
     result.create = [build_pod(workflow, namespace, run, task, attempt) for task, attempt in create]

@@ -94,39 +94,51 @@ def _cancel(run: RunState, by: int) -> RunState:
     return run.model_copy(update={"tasks": tasks})
 
 
-def _concluded(old: ObservatoryStatus, run: int, task: str, attempt: int) -> bool:
-    """Does the status on record say this attempt is over?"""
-    if any(h.run == run for h in old.history):
-        return True
+def _records(old: ObservatoryStatus) -> dict[int, dict[str, TaskStatus]]:
+    """The task records on record, by run then task: what :func:`_concluded` looks each pod up in."""
     runs = [RunState(run=old.run, tasks=old.tasks)] if old.run else []
-    runs += old.active_runs
-    for state in runs:
-        if state.run != run:
-            continue
-        rec = next((t for t in state.tasks if t.name == task), None)
-        if rec is None:
-            return False
-        tried = rec.attempts or 0
-        return tried > attempt or (tried == attempt and rec.phase != "Running")
-    return False
+    records: dict[int, dict[str, TaskStatus]] = {}
+    for state in [*runs, *old.active_runs]:
+        if state.run not in records:  # the first record of a run counts, as it always has
+            records[state.run] = {t.name: t for t in reversed(state.tasks)}
+    return records
+
+
+def _concluded(
+    history: set[int], records: dict[int, dict[str, TaskStatus]], run: int, task: str, attempt: int
+) -> bool:
+    """Does the status on record say this attempt is over? (``history``: the runs there.)"""
+    if run in history:
+        return True
+    rec = records.get(run, {}).get(task)
+    if rec is None:
+        return False
+    tried = rec.attempts or 0
+    return tried > attempt or (tried == attempt and rec.phase != "Running")
 
 
 def _keep_pod(
-    pod: Manifest, spec: ObservatorySpec, old: ObservatoryStatus, known: set[int], succeeded_runs: set[int]
+    pod: Manifest,
+    spec: ObservatorySpec,
+    recorded: tuple[set[int], dict[int, dict[str, TaskStatus]]],
+    known: set[int],
+    succeeded_runs: set[int],
 ) -> bool:
+    """``recorded``: the runs in the history on record, and the task records (:func:`_records`)."""
     ids = labels_of(pod)
     if ids is None:
         return True
     run, task, attempt = ids
     if run not in known:
         return False
-    if not _concluded(old, run, task, attempt):
+    history, records = recorded
+    if not _concluded(history, records, run, task, attempt):
         return True
     seen = outcome(pod)
     if not seen.finished:
         return False  # timed out, or its run was replaced: nothing more to log
     strategy = spec.pod_gc.strategy if spec.pod_gc else "Never"
-    in_history = any(h.run == run for h in old.history)
+    in_history = run in history
     if strategy == "OnPodCompletion" or (strategy == "OnPodSuccess" and seen.succeeded):
         return False
     if strategy == "OnWorkflowCompletion" and in_history:
@@ -151,7 +163,9 @@ def plan(
     status pass does not need them, and a "keep" manifest for every pod of a large workflow is work.
     """
     old = _old_status(status)
-    order = topological(spec.tasks)
+    order = spec.memo.get("order")
+    if order is None:
+        order = spec.memo["order"] = topological(spec.tasks)
     grouped = _group(pods)
     history = [h.model_copy() for h in old.history]
     finished_runs = {h.run for h in history}
@@ -252,7 +266,10 @@ def plan(
     known = {h.run for h in history} | {r.run for r in still_active} | ({current.run} if current else set())
     succeeded_runs = {h.run for h in history if h.phase == "Succeeded"}
     created_pods = [m for r in results.values() for m in r.create]
-    kept = [keep(p) for p in pods if _keep_pod(p, spec, old, known, succeeded_runs)] if keep_pods else []
+    kept = []
+    if keep_pods:
+        recorded = ({h.run for h in old.history}, _records(old))
+        kept = [keep(p) for p in pods if _keep_pod(p, spec, recorded, known, succeeded_runs)]
 
     tasks = current.tasks if current else []
     done = sum(1 for t in tasks if t.phase == "Succeeded")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from asyncio import FIRST_COMPLETED
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -15,6 +16,7 @@ from troupe.engine.availability import Availability, missing_message
 from troupe.engine.cache import ChildIndex, ObjectKey
 from troupe.engine.client import ApiException, Kube
 from troupe.engine.metrics import OperatorMetrics
+from troupe.engine.workqueue import stirred
 from troupe.kinds import ChildKind, KindSpec
 from troupe.plugins import KindHooks
 
@@ -87,38 +89,21 @@ class ChildApplier:
         #: (a finished attempt's pod), and a lost write must not leave the record without that attempt.
         self.settled: Callable[[ObjectKey], Awaitable[bool]] = _on_record
 
-    async def apply(self, ctx: ReconcileContext[Any]) -> tuple[ApplyReport, ReconcileContext[Any]]:
+    async def apply(
+        self,
+        ctx: ReconcileContext[Any],
+        again: Callable[[], ReconcileContext[Any] | None] | None = None,
+    ) -> tuple[ApplyReport, ReconcileContext[Any]]:
         """Build, mutate and apply an object's children, then prune; returns the report and the context
-        with the children as applied."""
-        kind = ctx.kind
-        desired = [
-            m for batch in self.hooks_of(ctx.kind).troupe_build_resources(ctx=ctx) for m in batch or []
-        ]
+        with the children as applied.
+
+        ``again``: the object's context now, or None when it changed beyond its children (called while
+        creates are in flight and a new event came, see :meth:`_meanwhile`). The context returned is
+        the last one the builders ran on."""
         report = ApplyReport()
-        prepared = []
-        for manifest in desired:
-            child = self._child_kind(kind, manifest)
-            if not self.availability.served(child):
-                if missing_message(child) not in report.missing:
-                    report.missing.append(missing_message(child))
-                continue
-            try:
-                complete_child(kind, ctx.body, manifest, child)
-            except ValueError as exc:
-                raise InvalidChild(str(exc)) from exc
-            self.hooks_of(ctx.kind).troupe_mutate_resource(ctx=ctx, resource=manifest)
-            prepared.append((child, manifest))
+        prepared = self._prepare(ctx, report)
         slots = asyncio.Semaphore(APPLY_CONCURRENCY)
-
-        async def look(child: ChildKind, manifest: Manifest) -> Manifest | None:
-            key = ChildKey.of(manifest)
-            found = self.children.find(key)
-            if found is None and not self.absent(child, key):  # not ours, or not known free: ask
-                async with slots:
-                    found = await self.kube.get(child.api_version, child.plural, key.namespace, key.name)
-            return found
-
-        seen = await asyncio.gather(*(look(c, m) for c, m in prepared))
+        seen = await self._observe(prepared, slots)
         for (_, manifest), observed in zip(prepared, seen, strict=True):
             taken_by = holder(observed, ctx.body, self.kube.field_manager) if observed is not None else None
             if taken_by is not None:
@@ -138,6 +123,7 @@ class ChildApplier:
         # wave children are independent objects, applied side by side (N round trips become about one).
         # Children that need no write are settled here, without a task each (most, in a large owner).
         applied: dict[ChildKey, Manifest] = {}
+        latest = ctx
         for namespaced in (False, True):
             wave = []
             for (child, manifest), observed in zip(prepared, seen, strict=True):
@@ -147,15 +133,123 @@ class ChildApplier:
                     applied[ChildKey.of(manifest)] = observed
                 else:
                     wave.append((child, manifest, observed))
-            results = await asyncio.gather(*(ensure_one(c, m, o) for c, m, o in wave))
+            work: list[asyncio.Future[Manifest | None]] = [
+                asyncio.ensure_future(ensure_one(c, m, o)) for c, m, o in wave
+            ]
+            if namespaced and again is not None and work:
+                latest = await self._meanwhile(ctx, again, wave, work, ensure_one, report, slots)
+            results = await asyncio.gather(*work)
             for (_, manifest, _), observed in zip(wave, results, strict=True):
                 if observed is not None:
                     applied[ChildKey.of(manifest)] = observed
             if report.conflicts:  # a name taken meanwhile: nothing more for this owner (the rule above)
-                return report, replace(ctx, children=Children({**ctx.children, **applied}))
+                return report, replace(latest, children=Children({**latest.children, **applied}))
         pruned = await self._prune(ctx, {ChildKey.of(m) for _, m in prepared}, report)
-        children = {key: obj for key, obj in {**ctx.children, **applied}.items() if key not in pruned}
-        return report, replace(ctx, children=Children(children))
+        children = {key: obj for key, obj in {**latest.children, **applied}.items() if key not in pruned}
+        return report, replace(latest, children=Children(children))
+
+    def _prepare(self, ctx: ReconcileContext[Any], report: ApplyReport) -> list[tuple[ChildKind, Manifest]]:
+        """The builders' children, completed and mutated; kinds not served go into ``report.missing``."""
+        hooks = self.hooks_of(ctx.kind)
+        desired = [m for batch in hooks.troupe_build_resources(ctx=ctx) for m in batch or []]
+        # No call per child when no plugin mutates this kind's children (most operators).
+        mutate = hooks.troupe_mutate_resource if hooks.troupe_mutate_resource.get_hookimpls() else None
+        prepared = []
+        for manifest in desired:
+            child = self._child_kind(ctx.kind, manifest)
+            if not self.availability.served(child):
+                if missing_message(child) not in report.missing:
+                    report.missing.append(missing_message(child))
+                continue
+            try:
+                complete_child(ctx.kind, ctx.body, manifest, child)
+            except ValueError as exc:
+                raise InvalidChild(str(exc)) from exc
+            if mutate is not None:
+                mutate(ctx=ctx, resource=manifest)
+            prepared.append((child, manifest))
+        return prepared
+
+    async def _observe(
+        self, prepared: list[tuple[ChildKind, Manifest]], slots: asyncio.Semaphore
+    ) -> list[Manifest | None]:
+        """What exists of each child: what the caches know is read here; only names they cannot vouch
+        for are asked about, side by side (a task per child, for the hundred pods of a workflow that are
+        all known, was a tenth of its reconcile and let every pending event run in between)."""
+
+        async def look(child: ChildKind, key: ChildKey) -> Manifest | None:
+            async with slots:
+                return await self.kube.get(child.api_version, child.plural, key.namespace, key.name)
+
+        seen: list[Manifest | None] = []
+        asks = []
+        for child, manifest in prepared:
+            key = ChildKey.of(manifest)
+            found = self.children.find(key)
+            if found is None and not self.absent(child, key):  # not ours, or not known free: ask
+                asks.append((len(seen), look(child, key)))
+            seen.append(found)
+        for (index, _), answer in zip(asks, await asyncio.gather(*(a for _, a in asks)), strict=True):
+            seen[index] = answer
+        return seen
+
+    async def _meanwhile(
+        self,
+        ctx: ReconcileContext[Any],
+        again: Callable[[], ReconcileContext[Any] | None],
+        wave: list[tuple[ChildKind, Manifest, Manifest | None]],
+        work: list[asyncio.Future[Manifest | None]],
+        ensure_one: Callable[[ChildKind, Manifest, Manifest | None], Awaitable[Manifest | None]],
+        report: ApplyReport,
+        slots: asyncio.Semaphore,
+    ) -> ReconcileContext[Any]:
+        """While this run's writes are in flight, create what new events make the builders build.
+
+        The run stays the object's only one: it waits for the answers it needs anyway, and a child event
+        meanwhile (a workflow's pod that succeeded) starts the pods it lets start now, instead of after
+        the answers and a run of its own. The builders see the children as the API server confirmed them
+        (a create not answered yet is not shown, so nothing is built on it) and are never sent what this
+        run sent already. Only creates of names free by the usual rules go out here; anything else (an
+        update, a prune, the status) is the rerun's, which comes after as always. A conflict or a refusal
+        stops it: nothing more is written for this owner. Returns the context the builders last ran on."""
+        stir = stirred()
+        latest = ctx
+        while stir is not None and not all(w.done() for w in work):
+            nudged = asyncio.ensure_future(stir.wait())
+            waiting: list[asyncio.Future[Any]] = [w for w in work if not w.done()]
+            await asyncio.wait([*waiting, nudged], return_when=FIRST_COMPLETED)
+            nudged.cancel()
+            if not stir.is_set() or all(w.done() for w in work):
+                continue
+            stir.clear()
+            if report.conflicts or report.refusals:
+                break
+            fresh = again()
+            if fresh is None:
+                break  # deleted, replaced or edited: the rerun sees to it
+            sent = {ChildKey.of(m) for _, m, _ in wave}
+            if not _news(latest, fresh, sent):
+                continue  # only this run's own creates showing up: nothing to build on
+            try:
+                prepared = self._prepare(fresh, ApplyReport())
+            except InvalidChild:
+                break  # the rerun reports it
+            latest = fresh
+            new = [
+                (c, m)
+                for c, m in prepared
+                if c.namespaced and (k := ChildKey.of(m)) not in fresh.children and k not in sent
+            ]
+            for (child, manifest), observed in zip(new, await self._observe(new, slots), strict=True):
+                if observed is not None:
+                    taken_by = holder(observed, ctx.body, self.kube.field_manager)
+                    if taken_by is not None:
+                        report.conflicts.append(f"{ChildKey.of(manifest)} is held by {taken_by}")
+                    continue  # one of ours the watch has not shown the builders yet: the rerun's
+                if not report.conflicts:
+                    wave.append((child, manifest, None))
+                    work.append(asyncio.ensure_future(ensure_one(child, manifest, None)))
+        return latest
 
     async def _prune(
         self, ctx: ReconcileContext[Any], desired: set[ChildKey], report: ApplyReport
@@ -258,6 +352,15 @@ class ChildApplier:
             report.conflicts.append(f"{key} is held by {taken_by}")
             return None
         return await self.ensure(ctx, child, manifest, report, found)
+
+
+def _news(before: ReconcileContext[Any], now: ReconcileContext[Any], sent: set[ChildKey]) -> bool:
+    """Has anything changed between two contexts of one run but the children it created itself?"""
+    if now.body["metadata"].get("resourceVersion") != before.body["metadata"].get("resourceVersion"):
+        return True
+    if any(before.children.get(key) is not child for key, child in now.children.items() if key not in sent):
+        return True
+    return any(key not in now.children and key not in sent for key in before.children)
 
 
 def unchanged(manifest: Manifest, observed: Manifest) -> bool:

@@ -301,8 +301,20 @@ class Reconciler:
         if errors:
             return await self._fail(key, body, "InvalidSpec", "; ".join(errors))
         observed = set(ctx.children)
+
+        def again() -> ReconcileContext[Any] | None:
+            """The context now, while this run's creates are in flight; None once the object is not the
+            one this run started on (deleted, replaced, its spec edited or being deleted)."""
+            now = self.reporter.current(key, self.objects.get(key))
+            if now is None or now["metadata"].get("deletionTimestamp"):
+                return None
+            meta, before = now["metadata"], body["metadata"]
+            if (meta.get("uid"), meta.get("generation")) != (before.get("uid"), before.get("generation")):
+                return None
+            return self.context(key, now)  # the spec of this generation parses: it did just now
+
         try:
-            report, ctx = await self.applier.apply(ctx)
+            report, ctx = await self.applier.apply(ctx, again)
         except (kopf.PermanentError, InvalidChild) as exc:
             return await self._fail(key, body, "ApplyFailed", str(exc))
         # Builders may build on what they observe (a workspace's objects once its Namespace is there). The

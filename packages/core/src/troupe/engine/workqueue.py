@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Hashable
+from contextvars import ContextVar
 
 logger = logging.getLogger(__name__)
 
@@ -12,6 +13,16 @@ Worker = Callable[[Hashable], Awaitable[float | None]]
 #: ``observe(key, reason, outcome)``: why a key was queued and what came of it (metrics).
 Observer = Callable[[Hashable, str, str], None]
 Echo = Callable[[], bool]
+
+#: The running worker's signal (see :func:`stirred`).
+_STIRRED: ContextVar[asyncio.Event | None] = ContextVar("stirred", default=None)
+
+
+def stirred() -> asyncio.Event | None:
+    """Inside a worker: an event set whenever its key is enqueued again while it runs (not for an event
+    already known to echo its own write); None outside a worker. A run waiting on something slow (the
+    answers to its creates) may act on the new state meanwhile; the rerun after it happens as always."""
+    return _STIRRED.get()
 
 
 class WorkQueue:
@@ -49,6 +60,7 @@ class WorkQueue:
         self._dirty: set[Hashable] = set()
         # events to a busy key, perhaps echoes: (reason, echo, batch window)
         self._maybe: dict[Hashable, list[tuple[str, Echo, float]]] = {}
+        self._stirs: dict[Hashable, asyncio.Event] = {}  # the running workers' signals (:func:`stirred`)
         # (key, requeue): the worker's own requeue (True) or a delay asked for from outside (False)
         self._timers: dict[tuple[Hashable, bool], tuple[float, asyncio.TimerHandle]] = {}
         self._failures: dict[Hashable, int] = {}
@@ -75,6 +87,9 @@ class WorkQueue:
         if delay > 0:
             self._later(key, delay, requeue=False, reason="delayed")
             return
+        stir = self._stirs.get(key)
+        if stir is not None and not within and (echo is None or not echo()):
+            stir.set()  # a batched event waits for its window, not into the run under way
         if key in self._busy and echo is not None and key not in self._dirty:
             self._maybe.setdefault(key, []).append((reason, echo, within))
             return
@@ -146,9 +161,13 @@ class WorkQueue:
                     self._dirty.discard(key)
                     self._cancel(key, True)
                     self._busy.add(key)
+                    self._stirs[key] = asyncio.Event()
+                    token = _STIRRED.set(self._stirs[key])
                     try:
                         delay = await self._attempt(key)
                     finally:
+                        _STIRRED.reset(token)
+                        del self._stirs[key]
                         self._busy.discard(key)
                         self._settle(key)
                 if delay is not None:
