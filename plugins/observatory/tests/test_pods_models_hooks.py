@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -12,6 +14,7 @@ from pydantic import ValidationError
 from troupe import ChildKey, Children, ReconcileContext
 from troupe.crd import build_crd
 from troupe.engine.metrics import OperatorMetrics
+from troupe.testing import reconciles_owner
 from troupe_observatory import plugin, workflow
 from troupe_observatory.metrics import TaskMetrics, observe
 from troupe_observatory.models import OBSERVATORY, ObservatorySpec, Task
@@ -342,3 +345,40 @@ def test_metrics_of_a_task_that_started_and_ended_between_two_status_writes():
     get = registry.get_sample_value
     assert get("troupe_observatory_scheduling_latency_seconds_sum") == pytest.approx(0.3)
     assert get("troupe_observatory_task_duration_seconds_count", {"result": "Succeeded"}) == 1
+
+
+#: What the scheduler and the kubelet write into a task pod besides what the observatory reads.
+def scheduled(pod: dict[str, Any]) -> dict[str, Any]:
+    pod = copy.deepcopy(pod)
+    pod["spec"] = {**pod.get("spec", {}), "nodeName": "kwok-node-0"}
+    status = pod.setdefault("status", {})
+    status["conditions"] = [
+        {"type": "PodScheduled", "status": "True"},
+        {"type": "Initialized", "status": "True"},
+    ]
+    status.update(podIP="10.1.2.3", hostIP="10.0.0.9", qosClass="BestEffort")
+    return pod
+
+
+def test_what_the_scheduler_and_kubelet_write_changes_no_plan_and_reconciles_nobody(sim: Any) -> None:
+    wf = sim(
+        {
+            "tasks": [
+                {"name": "a", "image": "busybox"},
+                {"name": "b", "image": "busybox", "dependencies": ["a"]},
+            ]
+        }
+    )
+    steps = [lambda: None, lambda: wf.start("a"), lambda: wf.finish("a"), lambda: wf.start("b")]
+    for step in steps:
+        step()
+        wf.settle()
+        plain = wf._plan()
+        for name, pod in list(wf.pods.items()):
+            assert not reconciles_owner(OBSERVATORY, pod, scheduled(pod)), name
+        wf.pods = {name: scheduled(pod) for name, pod in wf.pods.items()}
+        bound = wf._plan()
+        assert (bound.status, bound.created) == (plain.status, plain.created)
+    finished = copy.deepcopy(wf.pod("b"))
+    wf.finish("b")
+    assert reconciles_owner(OBSERVATORY, finished, wf.pod("b")), "a pod's end is read"

@@ -465,6 +465,23 @@ OBSERVATORY = KindSpec(
         PrinterColumn("Schedule", ".spec.schedule", priority=1),
         PrinterColumn("Last Schedule", ".status.lastScheduleTime", type="date", priority=1),
     ),
-    children=(ChildKind("v1", "Pod", "pods"),),
+    # ``reads``: what pods.py reads of a task pod beyond what it applied. The scheduler binding it (its
+    # node, the PodScheduled condition) and the kubelet's bookkeeping (IPs, QoS class) reconcile nothing.
+    children=(
+        ChildKind(
+            "v1",
+            "Pod",
+            "pods",
+            reads=(
+                "metadata.labels",
+                "metadata.creationTimestamp",
+                "status.phase",
+                "status.startTime",
+                "status.reason",
+                "status.message",
+                "status.containerStatuses",
+            ),
+        ),
+    ),
     description="A DAG workflow of pods, run once or on a cron schedule.",
 )
