@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 from typing import Any
 
 import kopf
@@ -22,7 +23,7 @@ from troupe.engine.metrics import OperatorMetrics
 from troupe.engine.names import NameIndex
 from troupe.engine.reconcile import LISTING_RECHECK, Reconciler
 from troupe.engine.workqueue import WorkQueue
-from troupe.kinds import ChildKind
+from troupe.kinds import Action, ChildKind
 from troupe.plugins import get_plugin_manager
 from troupe.testing import Manifest, MemoryKube, reconcile
 from troupe_example import cost_center, greeting
@@ -751,3 +752,50 @@ async def test_the_echo_of_a_create_in_flight_builds_nothing_again(clock: Frozen
     assert built == [1], "an echo of this run's own create is no news"
     kube.gate.set()
     await queue.drain()
+
+
+async def fails_at_once(inputs: dict[str, Any], handle: Any) -> dict[str, Any]:
+    raise RuntimeError("registry unreachable")
+
+
+class Probing:
+    """A kind whose status waits for an action that fails at once (a registry that is down)."""
+
+    KIND = dataclasses.replace(greeting.GREETING, actions=(Action("probe", fails_at_once),), finalize=False)
+
+    @hookimpl
+    def troupe_kinds(self) -> list[Any]:
+        return [self.KIND]
+
+    @hookimpl
+    def troupe_aggregate_status(self, ctx: ReconcileContext[Any]) -> StatusUpdate:
+        record = ctx.actions.get("probe")
+        phase = "Unreachable" if record is not None and record.phase == "Failed" else "Checking"
+        return StatusUpdate(phase=phase, actions={"probe": {"to": "registry"}})
+
+
+async def test_a_step_recorded_again_after_its_end_is_looked_at_once_more(
+    kube: MemoryKube, clock: FrozenClock
+) -> None:
+    probing = Probing()
+    pm = get_plugin_manager(load_entrypoints=False, plugins=[probing])
+    metrics = {"example": OperatorMetrics("example", CollectorRegistry())}
+    reconciler = Reconciler(pm=pm, kube=kube, clock=clock, metrics=metrics)  # type: ignore[arg-type]
+    body = {
+        "apiVersion": "example.troupe.dev/v1alpha1",
+        "kind": "Greeting",
+        "metadata": {"name": "hi", "namespace": "ns", "uid": "u", "generation": 1, "resourceVersion": "1"},
+        "spec": {"name": "Ada"},
+    }
+    kube.objects["greetings", "ns", "hi"] = body
+    key = ObjectKey(Probing.KIND, "ns", "hi")
+    reconciler.objects.put(key, copy.deepcopy(body))
+    await reconcile(reconciler, key)  # starts the probe, writes "Running"
+    await asyncio.sleep(0.05)  # the probe failed; its record was overwritten by that "Running"
+    reconciler.objects.put(key, copy.deepcopy(kube.objects["greetings", "ns", "hi"]))
+    assert kube.objects["greetings", "ns", "hi"]["status"]["actions"]["probe"]["phase"] == "Running"
+    assert await reconcile(reconciler, key) == 0.0, "the status hook saw Running: once more, at once"
+    assert kube.objects["greetings", "ns", "hi"]["status"]["actions"]["probe"]["phase"] == "Failed"
+    reconciler.objects.put(key, copy.deepcopy(kube.objects["greetings", "ns", "hi"]))
+    await reconcile(reconciler, key)
+    assert kube.objects["greetings", "ns", "hi"]["status"]["phase"] == "Unreachable"

@@ -341,6 +341,9 @@ class Reconciler:
                 return await self._fail(key, body, "InvalidAction", str(exc))
             if started:
                 update.fields["actions"] = {**(ctx.status.get("actions") or {}), **started}
+                # A step that ended before its "Running" was on record is recorded again here; the hooks
+                # decided this status on "Running": look again at once, with its end before them.
+                deferred |= any(r.get("phase") in ("Succeeded", "Failed") for r in started.values())
         blockers = {"NameConflict": report.conflicts, "MissingAPI": report.missing}
         blocked = with_blockers(update, blockers, body.get("status") or {})
         wrote = report.wrote | await self.reporter.write(key, ctx.body, blocked, ctx=ctx)
