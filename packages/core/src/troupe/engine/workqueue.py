@@ -31,7 +31,8 @@ class WorkQueue:
     A key enqueued while its run waits for a slot is simply part of that run (the worker reads the
     latest state when it starts); enqueued while its worker runs, it is run once more afterwards (however
     many events came in between). Different keys run concurrently up to ``concurrency``. The first event
-    of a quiet key starts at once: nothing waits for a burst to settle. The worker returns a delay in
+    of a quiet key starts at once, unless it asks to wait for the events that follow (``within``: a
+    kind's batch window). The worker returns a delay in
     seconds to be run again later (or None); each run replaces the requeue the previous one asked for,
     since it looked at everything anew, so a timer set while the object was busy never adds a run. A
     delay asked for by ``enqueue(key, delay)`` (a plugin's, an action's) is kept apart and not replaced.
