@@ -85,6 +85,25 @@ def games() -> Games:
     return Games()
 
 
+def registered(
+    pm: Any, reconciler: Reconciler, queue: WorkQueue, kinds: list[KindSpec], settings: RunSettings
+) -> HandlerRegistry:
+    """The generic handlers of ``kinds`` registered, with the queue paused (nothing runs)."""
+    queue.pause()
+    registry = HandlerRegistry(
+        kopf=kopf.OperatorRegistry(),
+        reconciler=reconciler,
+        queue=queue,
+        kinds=kinds,
+        settings=settings,
+        metrics=reconciler.metrics,
+    )
+    assert reconciler.activity is not None
+    reconciler.activity.on_listed = registry.listed
+    register(registry, pm)
+    return registry
+
+
 @pytest.fixture
 def setup(kube: MemoryKube, clock: Any, games: Games) -> Any:
     pm = get_plugin_manager(load_entrypoints=False, plugins=[games])
@@ -101,17 +120,9 @@ def setup(kube: MemoryKube, clock: Any, games: Games) -> Any:
             queued.append((key, reason))
 
     queue = WorkQueue(worker, observe=observe)
-    queue.pause()
-    registry = HandlerRegistry(
-        kopf=kopf.OperatorRegistry(),
-        reconciler=reconciler,
-        queue=queue,
-        kinds=[BOARD, PIECE],
-        settings=RunSettings(operators=["games"], selector="team!=b"),
-        metrics=metrics,
+    registry = registered(
+        pm, reconciler, queue, [BOARD, PIECE], RunSettings(operators=["games"], selector="team!=b")
     )
-    activity.on_listed = registry.listed
-    register(registry, pm)
     streams = {i.stream: i for group in registry.streams.values() for i in group}
     yield registry, streams, queued
     queue.close()
@@ -240,17 +251,7 @@ async def test_the_admission_line_is_taken_once_the_listing_is_in_not_at_each_li
     activity = WatchActivity(stale_after=60)
     reconciler = Reconciler(pm=pm, kube=kube, clock=clock, metrics=metrics, activity=activity)  # type: ignore[arg-type]
     queue = WorkQueue(lambda key: None)  # type: ignore[arg-type,return-value]
-    queue.pause()
-    registry = HandlerRegistry(
-        kopf=kopf.OperatorRegistry(),
-        reconciler=reconciler,
-        queue=queue,
-        kinds=[BOARD, queued],
-        settings=RunSettings(operators=["games"]),
-        metrics=metrics,
-    )
-    activity.on_listed = registry.listed
-    register(registry, pm)
+    registry = registered(pm, reconciler, queue, [BOARD, queued], RunSettings(operators=["games"]))
     lined: list[KindSpec] = []
     original = reconciler.admission_changes
     monkeypatch.setattr(reconciler, "admission_changes", lambda kind: lined.append(kind) or original(kind))

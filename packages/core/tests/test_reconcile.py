@@ -29,11 +29,16 @@ from troupe.testing import Manifest, MemoryKube, reconcile
 from troupe_example import cost_center, greeting
 
 
-@pytest.fixture
-def reconciler(kube: MemoryKube, clock: FrozenClock) -> Reconciler:
-    pm = get_plugin_manager(load_entrypoints=False, plugins=[greeting, cost_center])
+def reconciler_with(kube: MemoryKube, clock: FrozenClock, *plugins: Any) -> Reconciler:
+    """A reconciler of the example operator's hooks from ``plugins``, on the in-memory API."""
+    pm = get_plugin_manager(load_entrypoints=False, plugins=list(plugins))
     metrics = {"example": OperatorMetrics("example", CollectorRegistry())}
     return Reconciler(pm=pm, kube=kube, clock=clock, metrics=metrics)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def reconciler(kube: MemoryKube, clock: FrozenClock) -> Reconciler:
+    return reconciler_with(kube, clock, greeting, cost_center)
 
 
 def add_greeting(kube: MemoryKube, reconciler: Reconciler, spec: Manifest, **annotations: str) -> ObjectKey:
@@ -92,9 +97,7 @@ async def test_a_reconcile_that_created_a_child_looks_again_at_once_when_builder
     kube: MemoryKube, clock: FrozenClock
 ) -> None:
     """The echo of a created child starts no reconcile, and builders may build on what they observe."""
-    pm = get_plugin_manager(load_entrypoints=False, plugins=[greeting, cost_center, BuildsOnWhatItSees()])
-    metrics = {"example": OperatorMetrics("example", CollectorRegistry())}
-    reconciler = Reconciler(pm=pm, kube=kube, clock=clock, metrics=metrics)  # type: ignore[arg-type]
+    reconciler = reconciler_with(kube, clock, greeting, cost_center, BuildsOnWhatItSees())
     key = add_greeting(kube, reconciler, {"name": "Ada"})
     assert await reconcile(reconciler, key) == 0.0  # it created the ConfigMap the second one needs
     assert ("configmaps", "ns", "hi-after") not in kube.objects
@@ -675,17 +678,23 @@ def signal_child(kube: MemoryKube, name: str = "hi-signal") -> Manifest:
     return cm
 
 
-async def run_while_a_create_hangs(clock: FrozenClock, *, taken: bool = False) -> SlowKube:
-    """A reconcile whose create of hi-greeting is not answered; meanwhile hi-signal appears (and
-    ``taken``: a user's object holds hi-after)."""
-    kube = SlowKube()
-    pm = get_plugin_manager(load_entrypoints=False, plugins=[greeting, AfterSignal()])
-    metrics = {"example": OperatorMetrics("example", CollectorRegistry())}
-    reconciler = Reconciler(pm=pm, kube=kube, clock=clock, metrics=metrics)  # type: ignore[arg-type]
+async def start_a_hanging_create(
+    kube: SlowKube, clock: FrozenClock, plugin: Any
+) -> tuple[Reconciler, ObjectKey, WorkQueue]:
+    """A Greeting's run under way, its create of hi-greeting not answered."""
+    reconciler = reconciler_with(kube, clock, greeting, plugin)
     key = add_greeting(kube, reconciler, {"name": "Ada"})
     queue = WorkQueue(reconciler.reconcile)  # type: ignore[arg-type]
     queue.enqueue(key)
     await kube.hanging.wait()
+    return reconciler, key, queue
+
+
+async def run_while_a_create_hangs(clock: FrozenClock, *, taken: bool = False) -> SlowKube:
+    """A reconcile whose create of hi-greeting is not answered; meanwhile hi-signal appears (and
+    ``taken``: a user's object holds hi-after)."""
+    kube = SlowKube()
+    reconciler, key, queue = await start_a_hanging_create(kube, clock, AfterSignal())
     if taken:
         kube.objects["configmaps", "ns", "hi-after"] = {
             "apiVersion": "v1",
@@ -737,13 +746,7 @@ async def test_the_echo_of_a_create_in_flight_builds_nothing_again(clock: Frozen
             return None
 
     kube = SlowKube()
-    pm = get_plugin_manager(load_entrypoints=False, plugins=[greeting, Counting()])
-    metrics = {"example": OperatorMetrics("example", CollectorRegistry())}
-    reconciler = Reconciler(pm=pm, kube=kube, clock=clock, metrics=metrics)  # type: ignore[arg-type]
-    key = add_greeting(kube, reconciler, {"name": "Ada"})
-    queue = WorkQueue(reconciler.reconcile)  # type: ignore[arg-type]
-    queue.enqueue(key)
-    await kube.hanging.wait()
+    reconciler, key, queue = await start_a_hanging_create(kube, clock, Counting())
     assert built == [1]
     reconciler.children.put(signal_child(kube, "hi-greeting"))  # the create, as the watch shows it
     queue.enqueue(key, reason="child", echo=lambda: False)
@@ -778,9 +781,7 @@ async def test_a_step_recorded_again_after_its_end_is_looked_at_once_more(
     kube: MemoryKube, clock: FrozenClock
 ) -> None:
     probing = Probing()
-    pm = get_plugin_manager(load_entrypoints=False, plugins=[probing])
-    metrics = {"example": OperatorMetrics("example", CollectorRegistry())}
-    reconciler = Reconciler(pm=pm, kube=kube, clock=clock, metrics=metrics)  # type: ignore[arg-type]
+    reconciler = reconciler_with(kube, clock, probing)
     body = {
         "apiVersion": "example.troupe.dev/v1alpha1",
         "kind": "Greeting",
