@@ -216,17 +216,16 @@ class Reconciler:
             return True
         referrers = self.referrer_kinds.get((key.kind.group, key.kind.kind), ())
         return all(
-            self.activity.has_listed(f"{dep.plural}@*")
-            or (key.namespace is not None and self.activity.has_listed(f"{dep.plural}@{key.namespace}"))
+            self.listed_in(dep.plural, key.namespace)
             for dep in (*key.kind.watched, *referrers)
             if isinstance(dep, KindSpec) or self.availability.served(dep)
         )
 
-    def kind_listed(self, kind: KindSpec, namespace: str | None) -> bool:
-        """The watch of one of the kinds reconciled here has delivered its initial listing (there)."""
+    def listed_in(self, plural: str, namespace: str | None) -> bool:
+        """The watch of ``plural`` has delivered its initial listing, cluster-wide or in ``namespace``."""
         if self.activity is None:
             return True
-        where = [f"{kind.plural}@*"] + ([f"{kind.plural}@{namespace}"] if namespace else [])
+        where = [f"{plural}@*"] + ([f"{plural}@{namespace}"] if namespace else [])
         return any(self.activity.has_listed(stream) for stream in where)
 
     def absent(self, child: ChildKind, key: ChildKey) -> bool:
@@ -234,8 +233,7 @@ class Reconciler:
         arrived for the child's namespace (or cluster-wide) and no event showed that name since."""
         if self.activity is None or not self.names.tracks(key) or self.names.taken(key):
             return False
-        where = [f"{child.plural}@*"] + ([f"{child.plural}@{key.namespace}"] if key.namespace else [])
-        return any(self.activity.has_listed(stream) for stream in where)
+        return self.listed_in(child.plural, key.namespace)
 
     def missing_related(self, key: ObjectKey) -> list[str]:
         """The related kinds this object references whose optional API is not served."""

@@ -407,7 +407,7 @@ def _primary_handler(
             queue.note(key, "object", "ignored")
         # During the initial listing every object is queued anyway, and lining them all up again at each
         # of 1,000 objects cost O(n^2): the line is first taken once the listing is in (registry.listed).
-        if kind.admission is not None and reconciler.kind_listed(kind, key.namespace):
+        if kind.admission is not None and reconciler.listed_in(kind.plural, key.namespace):
             for admitted in reconciler.admission_changes(kind):
                 queue.enqueue(admitted, reason="admission")
 
