@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 import kopf
+import orjson
 import yaml
 
 Manifest = dict[str, Any]
@@ -168,18 +169,22 @@ class Kube:
                 method,
                 self.info.server.rstrip("/") + path,
                 params=query,
-                data=None if body is None else json.dumps(body),
+                # orjson: encoding and decoding every body is a large share of the operator's CPU
+                # (the stdlib's json took about a tenth of it in a burst); it reads bytes, no text step.
+                data=None if body is None else orjson.dumps(body),
                 headers={"Content-Type": content_type},
             ) as response:
-                text = await response.text()
+                raw = await response.read()
                 if response.status == 401 and attempt == 1:  # a token rotated under us: read it again
                     await self._relogin()
                     continue
                 if response.status == 404:
                     raise NotFound(path)
                 if response.status >= 400:
+                    text = raw.decode(errors="replace")
                     raise ApiException(status=response.status, reason=response.reason, body=text)
-                return json.loads(text) if text else {}
+                result: Manifest = orjson.loads(raw) if raw else {}
+                return result
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def watch(
@@ -209,7 +214,7 @@ class Kube:
                     *lines, pending = (pending + chunk).split(b"\n")
                     for line in lines:
                         if line.strip():
-                            yield json.loads(line)
+                            yield orjson.loads(line)
                 return
 
     async def get(self, api_version: str, plural: str, namespace: str | None, name: str) -> Manifest | None:
