@@ -15,6 +15,7 @@ from troupe.crd import build_crd, render
 from troupe.engine.peering import peering_crds
 from troupe.engine.runtime import RunSettings, run
 from troupe.engine.selector import SelectorError, parse_selector
+from troupe.engine.startup import STARTUP
 from troupe.plugins import PluginError, collect_kinds, describe_plugins, get_plugin_manager
 
 
@@ -48,8 +49,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    STARTUP.mark("imports")
     try:
         pm = get_plugin_manager()
+        STARTUP.mark("plugins")
         if args.command == "plugins":
             return _plugins(pm)
         if args.command == "crds":

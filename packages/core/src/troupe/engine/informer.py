@@ -133,6 +133,7 @@ class Informer:
         listed: set[tuple[str | None, str]] = set()
         query = {**self._query(), "limit": str(PAGE)}
         started = time.monotonic()
+        first_page: float | None = None
         while True:
             try:
                 page = await self.kube.request("GET", self.path, query=query)
@@ -140,6 +141,8 @@ class Informer:
                 if exc.status == 410:  # the continue token expired: start the listing over
                     raise Expired() from exc
                 raise
+            if first_page is None:
+                first_page = time.monotonic() - started
             for item in page.get("items") or []:
                 listed.add(self._key(item))
                 self._deliver("ADDED", item)
@@ -152,10 +155,11 @@ class Informer:
         self._vanish(vanished)
         self.known = listed
         logger.info(
-            "%s: listed %d objects in %.2f s%s",
+            "%s: listed %d objects in %.2f s (first page in %.2f s)%s",
             self.stream,
             len(listed),
             time.monotonic() - started,
+            first_page,
             f", {len(vanished)} gone meanwhile" if vanished else "",
         )
         self.version = str(meta.get("resourceVersion") or "") or None

@@ -25,6 +25,7 @@ from troupe.engine.metrics import OperatorMetrics, PhaseCollector
 from troupe.engine.pause import follow_pause, install_pause_probe
 from troupe.engine.reconcile import Reconciler
 from troupe.engine.selector import parse_selector
+from troupe.engine.startup import STARTUP, CollectorHold
 from troupe.engine.workqueue import WorkQueue
 from troupe.handle import EventCallback, OperatorHandle
 from troupe.kinds import ChildKind, KindSpec
@@ -455,23 +456,32 @@ async def run(
     """Run the operators until stopped (SIGINT/SIGTERM or ``stop_flag``)."""
     kinds = collect_kinds(pm, run_settings.operators)
     check_scope(kinds, run_settings.namespaces)
+    collector = CollectorHold()
+    collector.hold()
     quiet_kopf_objects()
     prom = CollectorRegistry()
     metrics = {op: OperatorMetrics(op, prom) for op in run_settings.operators}
     activity = WatchActivity(stale_after=run_settings.watch_stale_after)
     install_watch_probe(activity)
     kube = await Kube.connect(field_manager=f"troupe-{run_settings.identity}")
+    STARTUP.mark("client")
     reconciler = Reconciler(
         pm=pm, kube=kube, clock=clock, metrics=metrics, activity=activity, finalizer=run_settings.finalizer
     )
     await reconciler.availability.discover(kube, optional_kinds(kinds))
+    STARTUP.mark("discovery")
 
     def observe(key: Hashable, reason: str, outcome: str) -> None:
         if isinstance(key, ObjectKey):
             metrics[key.kind.operator].enqueues.labels(reason=reason, outcome=outcome).inc()
 
+    async def reconcile(key: ObjectKey) -> float | None:
+        if not STARTUP.finished and reconciler.listed(key):
+            STARTUP.done("first reconcile")
+        return await reconciler.reconcile(key)
+
     queue = WorkQueue(
-        reconciler.reconcile,  # type: ignore[arg-type]
+        reconcile,  # type: ignore[arg-type]
         concurrency=run_settings.concurrency,
         observe=observe,
     )
@@ -488,6 +498,9 @@ async def run(
     reconciler.actions.done = functools.partial(queue.enqueue, reason="action")
 
     def listed(stream: str) -> None:
+        STARTUP.mark(f"{stream} listed")
+        if activity.ready():
+            collector.release()
         waiting, reconciler.gated = reconciler.gated, set()
         for key in waiting:
             queue.enqueue(key, reason="listed")
@@ -508,6 +521,7 @@ async def run(
 
     install_pause_probe(found)
     registry.start()
+    STARTUP.mark("streams")
     if ready is not None:
         ready(registry)
     runner = await serve(make_app(activity, prom), run_settings.metrics_port)
@@ -529,6 +543,7 @@ async def run(
             memo=kopf.Memo(troupe=registry),
         )
     finally:
+        collector.release()
         for follower in pause_followers:
             follower.cancel()
         await registry.stop()
