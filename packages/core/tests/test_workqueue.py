@@ -236,3 +236,18 @@ async def test_a_running_worker_is_stirred_by_new_events_not_by_known_echoes() -
     gate.set()
     await queue.drain()
     assert len(stirs) == 3 and stirs[2] is not stir, "the rerun has a signal of its own"
+
+
+async def test_runs_that_never_wait_leave_the_loop_to_others() -> None:
+    runs: list[Hashable] = []
+
+    async def worker(key: Hashable) -> None:  # an object as it should be: no I/O, no await
+        runs.append(key)
+
+    queue = WorkQueue(worker, concurrency=4)
+    for i in range(100):
+        queue.enqueue(i)
+    await asyncio.sleep(0)
+    assert len(runs) <= 4  # not all 100 in one turn of the loop: a probe or a watch gets its turn
+    await queue.drain()
+    assert sorted(runs) == list(range(100))

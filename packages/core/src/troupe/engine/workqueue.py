@@ -166,6 +166,10 @@ class WorkQueue:
                     token = _STIRRED.set(self._stirs[key])
                     try:
                         delay = await self._attempt(key)
+                        # The slot is held for one more turn of the loop: runs that need no I/O (an
+                        # object as it should be) would otherwise all go in a single turn, each slot
+                        # freed as soon as taken; after a restart 1,000 took 0.8 s, no probe answered.
+                        await asyncio.sleep(0)
                     finally:
                         _STIRRED.reset(token)
                         del self._stirs[key]
