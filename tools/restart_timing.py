@@ -53,26 +53,29 @@ async def one_run(peering: bool, direct: bool) -> dict[str, float]:
     before = load()
     wall = time.time()
     op.start()
-    first = cpu = None
-    while first is None:
-        if await op.total("reconciles_total") > 0:
-            first = time.perf_counter() - op.started
-            cpu = cpu_seconds(op.pid)
-        elif time.perf_counter() - op.started > 120:
-            sys.exit("no reconcile within 120 s of the restart")
-        else:
-            await asyncio.sleep(0.02)
-    ready = await op.until_ready()
-    await asyncio.sleep(max(0.0, 15 - (time.perf_counter() - op.started)))
-    writes = sum((await op.writes_by_verb()).values())
-    op.stop()
+    try:
+        first, cpu = await _first_reconcile(op)
+        ready = await op.until_ready()
+        await asyncio.sleep(max(0.0, 15 - (time.perf_counter() - op.started)))
+        writes = sum((await op.writes_by_verb()).values())
+    finally:
+        op.stop()  # also when it failed: a stray operator would hold the peering and load the machine
     print(
         f"first reconcile {first:.2f} s, /readyz {ready:.2f} s, CPU {cpu:.2f} s, writes {writes:.0f}, "
         f"load {before}"
     )
     for when, what in _milestones(op):
         print(f"    {when - wall:6.2f}  {what}")
-    return {"first": first, "ready": ready, "cpu": cpu or 0.0, "writes": writes}
+    return {"first": first, "ready": ready, "cpu": cpu, "writes": writes}
+
+
+async def _first_reconcile(op: Operator) -> tuple[float, float]:
+    """Seconds from the start to the first reconcile counted, and the operator's CPU seconds then."""
+    while await op.total("reconciles_total") == 0:
+        if time.perf_counter() - op.started > 120:
+            sys.exit("no reconcile within 120 s of the restart")
+        await asyncio.sleep(0.02)
+    return time.perf_counter() - op.started, cpu_seconds(op.pid)
 
 
 def _milestones(op: Operator) -> list[tuple[float, str]]:
