@@ -15,11 +15,13 @@ import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 import kopf
 import orjson
 import yaml
+from yarl import URL
 
 Manifest = dict[str, Any]
 logger = logging.getLogger(__name__)
@@ -125,6 +127,7 @@ class Kube:
             # Each open TLS connection holds a 128 KiB buffer: unbounded, a burst left 130 of them (16 MiB).
             # 32 requests in flight are more than two cores' API server answers at once.
             connector=aiohttp.TCPConnector(ssl=info.as_ssl_context(), limit=limit),
+            cookie_jar=aiohttp.DummyCookieJar(),  # the API server sets none; no jar to filter per request
             headers={**info.as_http_headers(), "Accept": "application/json"},
             timeout=aiohttp.ClientTimeout(total=60, sock_connect=10),
         )
@@ -164,11 +167,12 @@ class Kube:
         query: dict[str, str] | None = None,
         content_type: str = "application/json",
     ) -> Manifest:
+        # Encoded here, once: given a str and params, aiohttp parses, quotes and merges them per request.
+        url = self.info.server.rstrip("/") + path + (f"?{urlencode(query)}" if query else "")
         for attempt in (1, 2):
             async with self.session.request(
                 method,
-                self.info.server.rstrip("/") + path,
-                params=query,
+                URL(url, encoded=True),
                 # orjson: encoding and decoding every body is a large share of the operator's CPU
                 # (the stdlib's json took about a tenth of it in a burst); it reads bytes, no text step.
                 data=None if body is None else orjson.dumps(body),
