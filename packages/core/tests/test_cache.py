@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import BaseModel
 
 from troupe.context import ChildKey
+from troupe.engine import cache
 from troupe.engine.cache import (
     APPLIED_FIELDS,
     ChildIndex,
@@ -267,3 +269,29 @@ def test_reads_enter_lists_by_their_items_type_or_name() -> None:
         {"type": "Available", "status": "True"},
     ]
     assert index.put(other) == set()  # another condition, and the order: Ready's status is the same
+
+
+def test_bodies_cached_while_sharing_later_share_their_strings_once_asked() -> None:
+    def body(i: int) -> dict[str, Any]:  # parsed apart: equal strings, distinct objects
+        return json.loads(
+            json.dumps({"metadata": {"name": f"w{i}", "uid": "u"}, "spec": {"tags": ["Running"]}})
+        )
+
+    with cache.sharing_later():
+        first = cache.trimmed(body(1))
+    second = cache.trimmed(body(2))  # outside: shared at once
+    assert first["spec"]["tags"][0] is not second["spec"]["tags"][0]
+    before = json.dumps(first)
+    assert cache.share_some(count=1) is False  # the last one waiting
+    assert first["spec"]["tags"][0] is second["spec"]["tags"][0]
+    assert first["metadata"]["uid"] is second["metadata"]["uid"]
+    assert json.dumps(first) == before  # nothing any reader can tell apart
+
+
+def test_share_some_takes_a_slice_at_a_time() -> None:
+    with cache.sharing_later():
+        for i in range(5):
+            cache.trimmed({"metadata": {"name": f"w{i}"}})
+    assert cache.share_some(count=2) is True
+    assert cache.share_some(count=2) is True
+    assert cache.share_some(count=2) is False

@@ -9,6 +9,7 @@ from typing import Any, cast
 
 import pytest
 
+from troupe.engine import cache
 from troupe.engine import informer as informer_module
 from troupe.engine.client import ApiException, Kube, NotFound
 from troupe.engine.health import WatchActivity
@@ -215,3 +216,30 @@ async def test_a_stream_that_never_lists_keeps_readiness_off_and_goes_stale() ->
     ticks[0] = 61
     assert activity.stale() == ["pods@ns"]
     await informer.stop()
+
+
+async def test_only_the_initial_listing_leaves_the_sharing_of_strings_for_later() -> None:
+    kube = ScriptedKube()
+    kube.pages = [
+        {"items": [pod("a", "1")], "metadata": {"resourceVersion": "1"}},
+        {"items": [pod("a", "1"), pod("b", "3")], "metadata": {"resourceVersion": "3"}},  # after a 410
+    ]
+    kube.watches = [[{"type": "ERROR", "object": {"code": 410}}]]
+    kept: list[bool] = []  # per object delivered: did the cache leave its strings for later?
+
+    def unshared(body: dict[str, Any]) -> bool:
+        return any(waiting is body for waiting in cache._unshared)
+
+    informer = Informer(
+        cast(Kube, kube),
+        api_version="v1",
+        kind="Pod",
+        plural="pods",
+        namespace="ns",
+        handler=lambda kind, obj: kept.append(unshared(cache.trimmed(obj))),
+        activity=WatchActivity(stale_after=60),
+    )
+    await run_until_quiet(informer, kube)
+    assert kept == [True, False, False]  # the listing start-up waits for; not a listing again
+    while cache.share_some():
+        pass

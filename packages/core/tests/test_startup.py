@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from troupe.engine import startup
-from troupe.engine.startup import CollectorHold, Startup
+from troupe.engine import cache, startup
+from troupe.engine.startup import CollectorHold, LaterSharing, Startup
 
 
 @pytest.fixture
@@ -63,3 +63,17 @@ async def test_a_collector_held_by_someone_else_is_left_to_them(collector_on: No
     hold.hold()
     hold.release()
     assert not gc.isenabled()  # not ours: not turned on behind their back
+
+
+async def test_the_bodies_left_unshared_are_shared_beside_the_reconciles() -> None:
+    with cache.sharing_later():
+        for i in range(450):
+            cache.trimmed({"metadata": {"name": f"w{i}"}})
+    sharing = LaterSharing()
+    sharing.start()
+    await asyncio.sleep(0)
+    assert cache._unshared  # a slice per turn of the loop, not all at once
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not cache._unshared
+    sharing.stop()

@@ -13,8 +13,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
+from troupe.engine.cache import sharing_later
 from troupe.engine.client import ApiException, Kube, Manifest, NotFound, resource_path
 from troupe.engine.health import WatchActivity
 
@@ -122,6 +124,11 @@ class Informer:
     # -- list and watch ---------------------------------------------------------------------------
 
     @property
+    def _initial(self) -> bool:
+        """Listing before the stream has reported its first listing (what start-up waits for)."""
+        return self.activity is not None and not self.activity.has_listed(self.stream)
+
+    @property
     def path(self) -> str:
         return resource_path(self.api_version, self.plural, self.namespace)
 
@@ -143,9 +150,12 @@ class Informer:
                 raise
             if first_page is None:
                 first_page = time.monotonic() - started
-            for item in page.get("items") or []:
-                listed.add(self._key(item))
-                self._deliver("ADDED", item)
+            # The first reconcile waits for the initial listings: the strings of their bodies are
+            # shared once they are all in (the runtime calls cache.share_some), not on their way.
+            with sharing_later() if self._initial else nullcontext():
+                for item in page.get("items") or []:
+                    listed.add(self._key(item))
+                    self._deliver("ADDED", item)
             meta = page.get("metadata") or {}
             if not meta.get("continue"):
                 break

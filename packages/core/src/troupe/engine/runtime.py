@@ -25,7 +25,7 @@ from troupe.engine.metrics import OperatorMetrics, PhaseCollector
 from troupe.engine.pause import follow_pause, install_pause_probe
 from troupe.engine.reconcile import Reconciler
 from troupe.engine.selector import parse_selector
-from troupe.engine.startup import STARTUP, CollectorHold
+from troupe.engine.startup import STARTUP, CollectorHold, LaterSharing
 from troupe.engine.workqueue import WorkQueue
 from troupe.handle import EventCallback, OperatorHandle
 from troupe.kinds import ChildKind, KindSpec
@@ -458,6 +458,7 @@ async def run(
     check_scope(kinds, run_settings.namespaces)
     collector = CollectorHold()
     collector.hold()
+    sharer = LaterSharing()
     quiet_kopf_objects()
     prom = CollectorRegistry()
     metrics = {op: OperatorMetrics(op, prom) for op in run_settings.operators}
@@ -501,6 +502,7 @@ async def run(
         STARTUP.mark(f"{stream} listed")
         if activity.ready():
             collector.release()
+            sharer.start()
         waiting, reconciler.gated = reconciler.gated, set()
         for key in waiting:
             queue.enqueue(key, reason="listed")
@@ -544,6 +546,7 @@ async def run(
         )
     finally:
         collector.release()
+        sharer.stop()
         for follower in pause_followers:
             follower.cancel()
         await registry.stop()

@@ -22,6 +22,8 @@ import logging
 import os
 import time
 
+from troupe.engine.cache import share_some
+
 logger = logging.getLogger("troupe.startup")
 
 
@@ -96,3 +98,23 @@ class CollectorHold:
             self._timer.cancel()
         gc.freeze()  # the caches as listed: walked by no collection from now on
         gc.enable()
+
+
+class LaterSharing:
+    """Shares the strings of the bodies the initial listings cached (``cache.sharing_later``) once the
+    listings are in, a slice per turn of the loop, beside the reconciles."""
+
+    def __init__(self) -> None:
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="share cached strings")
+
+    async def _run(self) -> None:
+        while share_some():  # noqa: ASYNC110 -- a slice per turn: the loop serves others between
+            await asyncio.sleep(0)
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
