@@ -264,3 +264,15 @@ async def test_the_admission_line_is_taken_once_the_listing_is_in_not_at_each_li
     pieces.handler("MODIFIED", body("p0", board="x", version="2"))
     assert lined == [queued, queued]
     queue.close()
+
+
+async def test_an_object_listed_before_what_it_waits_for_starts_no_run_until_that_is_in(setup: Any) -> None:
+    registry, streams, queued = setup
+    activity, key = registry.reconciler.activity, ObjectKey(PIECE, "ns", "p")
+    streams["pieces@*"].handler("ADDED", body("p", board="x"))  # the Boards are not listed yet
+    assert key in registry.reconciler.gated and key not in registry.queue._running
+    activity.seen("pieces@*", listed=True)
+    activity.seen("boards@*", listed=True)
+    assert key in registry.queue._running and (key, "listed") in queued
+    streams["pieces@*"].handler("MODIFIED", body("p", board="x", version="2"))  # now: queued at once
+    assert queued[-1] == (key, "object")

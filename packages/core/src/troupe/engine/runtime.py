@@ -168,7 +168,11 @@ class HandlerRegistry:
         self.listing_callbacks.setdefault(self.watched(kind), []).append(callback)
 
     def listed(self, stream: str) -> None:
-        """A stream's initial listing arrived: announce its kind once every namespace's has."""
+        """A stream's initial listing arrived: the objects that waited for a listing go on (those still
+        waiting for another wait again), and its kind is announced once every namespace's has."""
+        waiting, self.reconciler.gated = self.reconciler.gated, set()
+        for key in waiting:
+            self.queue.enqueue(key, reason="listed")
         activity = self.reconciler.activity
         for ref, informers in self.streams.items():
             if stream not in {i.stream for i in informers} or ref in self._announced:
@@ -401,11 +405,16 @@ def _primary_handler(
         if event == "DELETED" or not in_scope:
             reconciler.forget(key)
             queue.forget(key)
-        elif reconciler.put(key, obj):
+        elif not reconciler.put(key, obj):  # our own status or finalizer write coming back
+            queue.note(key, "object", "ignored")
+        elif not reconciler.listed(key):
+            # A listing it waits for is not in (a restart): it runs when that arrives, with no run
+            # started meanwhile only to find it must wait (1,000 of them while the children list).
+            reconciler.gated.add(key)
+            queue.note(key, "object", "pending")
+        else:
             mine = (key, version_of(obj))
             queue.enqueue(key, reason="object", echo=lambda: mine in reconciler.objects.ours)
-        else:  # our own status or finalizer write coming back: the cache has it, nothing is new
-            queue.note(key, "object", "ignored")
         # During the initial listing every object is queued anyway, and lining them all up again at each
         # of 1,000 objects cost O(n^2): the line is first taken once the listing is in (registry.listed).
         if kind.admission is not None and reconciler.listed_in(kind.plural, key.namespace):
@@ -503,9 +512,6 @@ async def run(
         if activity.ready():
             collector.release()
             sharer.start()
-        waiting, reconciler.gated = reconciler.gated, set()
-        for key in waiting:
-            queue.enqueue(key, reason="listed")
         registry.listed(stream)
 
     activity.on_listed = listed
