@@ -88,15 +88,39 @@ WORKSPACE = KindSpec(
         PrinterColumn("Namespace", ".status.namespace", priority=1),
         PrinterColumn("Message", ".status.message", priority=1),
     ),
+    # ``reads``: what status.py and builders.py read of each child beyond what they applied (and beyond
+    # its coming and going); the rest of what other controllers write (a VM's conditions and generations,
+    # a Deployment's conditions and revision, a pod's IPs, node and phase) reconciles nobody.
     children=(
-        ChildKind("v1", "Namespace", "namespaces", namespaced=False),
-        ChildKind(VMDI_API, "VMDiskImage", "vmdiskimages", optional=True, missing_hint=DATA_SYNC_HINT),
-        ChildKind(VM_API, "VirtualMachine", "virtualmachines", optional=True, missing_hint=KUBEVIRT_HINT),
-        ChildKind("apps/v1", "Deployment", "deployments"),
-        ChildKind("v1", "Service", "services"),
-        ChildKind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
+        ChildKind("v1", "Namespace", "namespaces", namespaced=False, reads=()),
+        ChildKind(
+            VMDI_API,
+            "VMDiskImage",
+            "vmdiskimages",
+            optional=True,
+            missing_hint=DATA_SYNC_HINT,
+            reads=("status.phase", "status.message", "spec.diskSize"),
+        ),
+        ChildKind(
+            VM_API,
+            "VirtualMachine",
+            "virtualmachines",
+            optional=True,
+            missing_hint=KUBEVIRT_HINT,
+            reads=("status.printableStatus", "status.ready"),
+        ),
+        ChildKind("apps/v1", "Deployment", "deployments", reads=("status.readyReplicas",)),
+        ChildKind("v1", "Service", "services", reads=()),
+        ChildKind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies", reads=()),
         # Never built: the containers' pods, watched for their waiting reasons (ImagePullBackOff...).
-        ChildKind("v1", "Pod", "pods", prune=False, observe_only=True),
+        ChildKind(
+            "v1",
+            "Pod",
+            "pods",
+            prune=False,
+            observe_only=True,
+            reads=("metadata.labels", "metadata.creationTimestamp", "status.containerStatuses"),
+        ),
     ),
     related=(
         RelatedKind("v1", "ConfigMap", "configmaps", references=policy_references),
@@ -118,6 +142,10 @@ WORKSPACE = KindSpec(
     "Deployments and Services, an optional NetworkPolicy.",
     # Ordered teardown: VMs, workloads and the policy go before the namespace.
     finalize=True,
+    # A start is bursts of the controllers' work: the Deployment's pod appearing, scheduled, its image
+    # pulled, the Deployment counting it ready; a VM's printable status stepping through its states. One
+    # reconcile per burst, a second later at most, on a provisioning that takes tens of seconds or more.
+    batch_window=1.0,
 )
 
 
