@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from troupe import OWNER_ANNOTATION
+from troupe_workspace.builders import CREATED_BY_LABEL
+from troupe_workspace.config import Settings
 from troupe_workspace.plugin import disk_references
 from troupe_workspace.sweeper import unused
 
@@ -26,36 +29,75 @@ def test_a_shared_disk_stays_while_any_workspace_references_it() -> None:
     assert [d["metadata"]["name"] for d in unused(disks, [], disk_references)] == ["shared", "lonely"]
 
 
-async def test_the_sweeper_follows_the_cores_stream_and_starts_once_the_listing_is_in(
+def disk_event(name: str, namespace: str = "disks", made: bool = True) -> dict[str, Any]:
+    """A VMDiskImage as the core's stream delivers it: one the operator made carries its label."""
+    body = disk(name)
+    body["metadata"]["namespace"] = namespace
+    body["metadata"]["labels"] = {CREATED_BY_LABEL: "a"} if made else {}
+    return body
+
+
+class Deletes:
+    def __init__(self) -> None:
+        self.deleted: list[tuple[str, str]] = []
+
+    async def delete(self, api_version: str, plural: str, namespace: str, name: str, **_: Any) -> bool:
+        self.deleted.append((namespace, name))
+        return True
+
+
+async def test_the_sweeper_follows_the_cores_streams_and_sweeps_once_both_listings_are_in(
     monkeypatch: Any,
 ) -> None:
     import kopf
     from prometheus_client import CollectorRegistry
 
     from troupe import OperatorHandle, OperatorMetrics
-    from troupe_workspace import plugin
-    from troupe_workspace.sweeper import Sweeper
+    from troupe_workspace import plugin, sweeper
 
+    monkeypatch.setattr(sweeper, "DELAY", 0.0)
+    monkeypatch.setattr(plugin, "_settings", Settings(policy_namespace="ops", disk_namespace="disks"))
     told: dict[str, Any] = {}
+    kube = Deletes()
+    workspaces = [workspace("shared")]
     handle = OperatorHandle(
         kopf=kopf.OperatorRegistry(),
-        kube=None,  # type: ignore[arg-type]
+        kube=kube,  # type: ignore[arg-type]
         operators=("workspace",),
         kinds=(plugin.WORKSPACE,),
         _enqueue=lambda *_: None,
-        _objects=lambda kind: [],
+        _objects=lambda kind: workspaces if kind is plugin.WORKSPACE else [],
         _metrics={"workspace": OperatorMetrics("workspace", CollectorRegistry())},
         _on_event=lambda kind, callback: told.setdefault(f"{kind.kind} event", callback),
         _on_listed=lambda kind, callback: told.setdefault(f"{kind.kind} listed", callback),
     )
-    sweeps: list[str] = []
-    monkeypatch.setattr(Sweeper, "soon", lambda self: sweeps.append("soon"))
     plugin.troupe_register_handlers(handle)
-    assert set(told) == {"Workspace event", "Workspace listed"}
+    assert set(told) == {"Workspace event", "Workspace listed", "VMDiskImage event", "VMDiskImage listed"}
     assert not handle.kopf._watching.get_all_handlers() and not handle.kopf._activities.get_all_handlers()
-    told["Workspace event"]("ADDED", {})  # a new workspace frees no disk
-    assert sweeps == []
-    told["Workspace event"]("MODIFIED", {})
-    told["Workspace event"]("DELETED", {})
+
+    for body in (
+        disk_event("shared"),
+        disk_event("lonely"),
+        disk_event("gone"),
+        disk_event("elsewhere", namespace="other"),
+        disk_event("a-users", made=False),
+    ):
+        told["VMDiskImage event"]("ADDED", body)
+    told["VMDiskImage event"]("DELETED", disk_event("gone"))
     told["Workspace listed"]()
-    assert sweeps == ["soon", "soon", "soon"]
+    told["Workspace event"]("DELETED", workspace("lonely"))
+    await asyncio.sleep(0.01)
+    assert kube.deleted == []  # the disks' listing is not in: nothing is known unused yet
+
+    told["VMDiskImage listed"]()
+    await asyncio.sleep(0.01)
+    assert kube.deleted == [("disks", "lonely")]  # never a user's disk, another namespace's, or one gone
+    told["VMDiskImage event"]("DELETED", disk_event("lonely"))
+
+    workspaces.clear()
+    told["Workspace event"]("ADDED", workspace("x"))  # a new workspace frees no disk
+    await asyncio.sleep(0.01)
+    assert kube.deleted == [("disks", "lonely")]
+    told["Workspace event"]("MODIFIED", workspace())
+    await asyncio.sleep(0.01)
+    assert kube.deleted == [("disks", "lonely"), ("disks", "shared")]

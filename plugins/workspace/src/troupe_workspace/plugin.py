@@ -69,6 +69,16 @@ def phase_of(body: Manifest) -> str | None:
     return (body.get("status") or {}).get("phase")
 
 
+#: The disks made from a VM's template (the sweeper follows them through the core's stream of this kind).
+DISK_IMAGES = ChildKind(
+    VMDI_API,
+    "VMDiskImage",
+    "vmdiskimages",
+    optional=True,
+    missing_hint=DATA_SYNC_HINT,
+    reads=("status.phase", "status.message", "spec.diskSize"),
+)
+
 WORKSPACE = KindSpec(
     operator="workspace",
     group="pelotech.ot",
@@ -93,14 +103,7 @@ WORKSPACE = KindSpec(
     # a Deployment's conditions and revision, a pod's IPs, node and phase) reconciles nobody.
     children=(
         ChildKind("v1", "Namespace", "namespaces", namespaced=False, reads=()),
-        ChildKind(
-            VMDI_API,
-            "VMDiskImage",
-            "vmdiskimages",
-            optional=True,
-            missing_hint=DATA_SYNC_HINT,
-            reads=("status.phase", "status.message", "spec.diskSize"),
-        ),
+        DISK_IMAGES,
         ChildKind(
             VM_API,
             "VirtualMachine",
@@ -203,13 +206,4 @@ def troupe_register_handlers(handle: OperatorHandle) -> None:
         return [body.get("status") or {} for body in handle.objects(WORKSPACE)]
 
     _metrics = WorkspaceMetrics(handle.metrics("workspace"), statuses)
-    sweeper = Sweeper(handle, WORKSPACE, settings().disk_namespace, disk_references)
-
-    def on_workspace(event: str, body: Manifest) -> None:
-        # A workspace gone, or its VMs edited: some operator-made disk may have lost its last user.
-        if event in ("DELETED", "MODIFIED"):
-            sweeper.soon()
-
-    handle.on_event(WORKSPACE, on_workspace)
-    # at start-up, once the cache holds every workspace (before, every disk would look unused)
-    handle.on_listed(WORKSPACE, sweeper.soon)
+    Sweeper(handle, WORKSPACE, DISK_IMAGES, settings().disk_namespace, disk_references)
