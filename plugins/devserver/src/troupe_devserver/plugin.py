@@ -123,7 +123,9 @@ DEVSERVER = KindSpec(
     description="A personal development machine: sshd with a persistent home, sized by a DevServerFlavor.",
     # A start is a burst of the controllers' work, each step under a second: the pod and its claim
     # appearing, the claim bound, the pod scheduled, its init container and sshd starting, Ready. One
-    # reconcile per burst, the Running phase a second later at most, on a start of several seconds.
+    # reconcile per burst, the Running phase a second later at most, on a start of several seconds
+    # (measured on the local cluster, 20 at once: 10-13 reconciles a server -> 6 with ``reads`` -> 3 with
+    # the window; no admission here, so no delay adds up across servers).
     batch_window=1.0,
 )
 
