@@ -8,7 +8,6 @@ from typing import Any
 from troupe import OWNER_ANNOTATION
 from troupe_workspace.builders import CREATED_BY_LABEL
 from troupe_workspace.config import Settings
-from troupe_workspace.plugin import disk_references
 from troupe_workspace.sweeper import unused
 
 
@@ -17,16 +16,16 @@ def disk(name: str, owner: str | None = "Workspace.pelotech.ot//a") -> dict[str,
     return {"metadata": {"name": name, "namespace": "default", "annotations": annotations, "uid": name}}
 
 
-def workspace(*disks: str) -> dict[str, Any]:
+def workspace(*disks: str, name: str = "w", labels: dict[str, str] | None = None) -> dict[str, Any]:
     vms = [{"name": f"vm{i}", "spec": {"VMDiskImageName": d}} for i, d in enumerate(disks)]
-    return {"metadata": {"name": "w"}, "spec": {"virtualMachines": vms}}
+    return {"metadata": {"name": name, "labels": labels or {}}, "spec": {"virtualMachines": vms}}
 
 
 def test_a_shared_disk_stays_while_any_workspace_references_it() -> None:
     disks = [disk("shared"), disk("lonely"), disk("someone-elses", owner=None)]
-    gone = unused(disks, [workspace("shared")], disk_references)
+    gone = unused(disks, {("default", "shared")})
     assert [d["metadata"]["name"] for d in gone] == ["lonely"]  # never one the operator did not make
-    assert [d["metadata"]["name"] for d in unused(disks, [], disk_references)] == ["shared", "lonely"]
+    assert [d["metadata"]["name"] for d in unused(disks, set())] == ["shared", "lonely"]
 
 
 def disk_event(name: str, namespace: str = "disks", made: bool = True) -> dict[str, Any]:
@@ -59,14 +58,13 @@ async def test_the_sweeper_follows_the_cores_streams_and_sweeps_once_both_listin
     monkeypatch.setattr(plugin, "_settings", Settings(policy_namespace="ops", disk_namespace="disks"))
     told: dict[str, Any] = {}
     kube = Deletes()
-    workspaces = [workspace("shared")]
     handle = OperatorHandle(
         kopf=kopf.OperatorRegistry(),
         kube=kube,  # type: ignore[arg-type]
         operators=("workspace",),
         kinds=(plugin.WORKSPACE,),
         _enqueue=lambda *_: None,
-        _objects=lambda kind: workspaces if kind is plugin.WORKSPACE else [],
+        _objects=lambda kind: [],
         _metrics={"workspace": OperatorMetrics("workspace", CollectorRegistry())},
         _on_event=lambda kind, callback: told.setdefault(f"{kind.kind} event", callback),
         _on_listed=lambda kind, callback: told.setdefault(f"{kind.kind} listed", callback),
@@ -75,8 +73,16 @@ async def test_the_sweeper_follows_the_cores_streams_and_sweeps_once_both_listin
     assert set(told) == {"Workspace event", "Workspace listed", "VMDiskImage event", "VMDiskImage listed"}
     assert not handle.kopf._watching.get_all_handlers() and not handle.kopf._activities.get_all_handlers()
 
+    async def sweeps() -> list[tuple[str, str]]:
+        await asyncio.sleep(0.01)
+        return kube.deleted
+
+    # the initial listings: every Workspace (one another installation's --selector takes), every disk
+    told["Workspace event"]("ADDED", workspace("shared", name="a"))
+    told["Workspace event"]("ADDED", workspace("theirs", name="b", labels={"install": "other"}))
     for body in (
         disk_event("shared"),
+        disk_event("theirs"),
         disk_event("lonely"),
         disk_event("gone"),
         disk_event("elsewhere", namespace="other"),
@@ -85,19 +91,19 @@ async def test_the_sweeper_follows_the_cores_streams_and_sweeps_once_both_listin
         told["VMDiskImage event"]("ADDED", body)
     told["VMDiskImage event"]("DELETED", disk_event("gone"))
     told["Workspace listed"]()
-    told["Workspace event"]("DELETED", workspace("lonely"))
-    await asyncio.sleep(0.01)
-    assert kube.deleted == []  # the disks' listing is not in: nothing is known unused yet
+    assert await sweeps() == []  # the disks' listing is not in: nothing is known unused yet
 
     told["VMDiskImage listed"]()
-    await asyncio.sleep(0.01)
-    assert kube.deleted == [("disks", "lonely")]  # never a user's disk, another namespace's, or one gone
+    # never a disk in use (by any installation's Workspace), a user's, another namespace's, or one gone
+    assert await sweeps() == [("disks", "lonely")]
     told["VMDiskImage event"]("DELETED", disk_event("lonely"))
 
-    workspaces.clear()
-    told["Workspace event"]("ADDED", workspace("x"))  # a new workspace frees no disk
-    await asyncio.sleep(0.01)
-    assert kube.deleted == [("disks", "lonely")]
-    told["Workspace event"]("MODIFIED", workspace())
-    await asyncio.sleep(0.01)
-    assert kube.deleted == [("disks", "lonely"), ("disks", "shared")]
+    told["Workspace event"]("ADDED", workspace("shared", name="c"))  # a new workspace frees no disk
+    told["Workspace event"]("MODIFIED", workspace("shared", name="a"))  # nor a status write
+    told["Workspace event"]("DELETED", workspace("shared", name="a"))  # "c" still uses it
+    assert await sweeps() == [("disks", "lonely")]
+    told["Workspace event"]("MODIFIED", workspace(name="c"))  # its VM dropped: the last user is gone
+    assert await sweeps() == [("disks", "lonely"), ("disks", "shared")]
+    told["VMDiskImage event"]("DELETED", disk_event("shared"))
+    told["Workspace event"]("DELETED", workspace("theirs", name="b"))
+    assert await sweeps() == [("disks", "lonely"), ("disks", "shared"), ("disks", "theirs")]

@@ -5,34 +5,32 @@ its only user. The core lets a child belong to one owner, so the creator's build
 it (retained: no owner reference, garbage collection never takes it); who still needs it is derived here
 from all observed workspaces (the watch cache), and the disk goes with its last reference.
 
-Both sets come from the core's own streams (``handle.on_event``): the workspaces from its cache
-(``handle.objects``), the operator-made disks from the events of its VMDiskImage stream, which the sweeper
-keeps (the core offers no read of a child kind's cache). No sweep runs before both listings are in: before,
-a disk would look unused, or be missed.
+Both come from the core's own streams (``handle.on_event``), which the sweeper follows: the disks each
+Workspace references, of every Workspace (also those ``--selector`` leaves to another installation: a disk
+one of them uses is used), and the operator-made disks (the core offers no read of a child kind's cache).
+No sweep runs before both listings are in: before, a disk would look unused, or be missed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 from troupe import OWNER_ANNOTATION, ChildKind, KindSpec, Manifest, OperatorHandle
 from troupe_workspace.builders import CREATED_BY_LABEL, VMDI_API
 
 logger = logging.getLogger(__name__)
 
+#: (namespace, name) of a VMDiskImage
+Reference = tuple[str | None, str]
+
 #: Events come in bursts (a status write per reconcile): one sweep per burst.
 DELAY = 2.0
 
 
-def unused(
-    disks: Iterable[Manifest],
-    workspaces: Iterable[Manifest],
-    references: Callable[[Manifest], Iterable[tuple[str | None, str]]],
-) -> list[Manifest]:
+def unused(disks: Iterable[Manifest], used: Collection[Reference]) -> list[Manifest]:
     """Operator-made disks that no workspace references (pure: the sweeper's decision)."""
-    used = {ref for body in workspaces for ref in references(body)}
     return [
         d
         for d in disks
@@ -51,10 +49,12 @@ class Sweeper:
         kind: KindSpec,
         disk_kind: ChildKind,
         namespace: str,
-        references: Callable[[Manifest], Iterable[tuple[str | None, str]]],
+        references: Callable[[Manifest], Iterable[Reference]],
     ) -> None:
-        self.handle, self.kind, self.namespace, self.references = handle, kind, namespace, references
+        self.handle, self.namespace, self.references = handle, namespace, references
         self.pending: asyncio.Task[None] | None = None
+        #: The disks each Workspace references, by its name, as the stream last told.
+        self.uses: dict[str, frozenset[Reference]] = {}
         #: The operator-made disks of the disk namespace, by name: their metadata, as the stream last told.
         self.disks: dict[str, Manifest] = {}
         self._listed: set[str] = set()
@@ -64,8 +64,12 @@ class Sweeper:
         handle.on_listed(disk_kind, lambda: self._on_listed("disks"))
 
     def _on_workspace(self, event: str, body: Manifest) -> None:
+        name = str((body.get("metadata") or {}).get("name"))
+        before = self.uses.pop(name, frozenset())
+        if event != "DELETED":
+            self.uses[name] = frozenset(self.references(body))
         # A workspace gone, or its VMs edited: some operator-made disk may have lost its last user.
-        if event in ("DELETED", "MODIFIED"):
+        if before - self.uses.get(name, frozenset()):
             self.soon()
 
     def _on_disk(self, event: str, body: Manifest) -> None:
@@ -92,7 +96,8 @@ class Sweeper:
 
     async def sweep(self) -> None:
         await asyncio.sleep(DELAY)
-        for disk in unused(list(self.disks.values()), self.handle.objects(self.kind), self.references):
+        used = {ref for refs in self.uses.values() for ref in refs}
+        for disk in unused(list(self.disks.values()), used):
             meta = disk["metadata"]
             logger.info(
                 "deleting VMDiskImage %s/%s: no Workspace references it", meta["namespace"], meta["name"]
