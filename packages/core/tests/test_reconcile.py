@@ -25,7 +25,7 @@ from troupe.engine.reconcile import LISTING_RECHECK, Reconciler
 from troupe.engine.workqueue import WorkQueue
 from troupe.kinds import Action, ChildKind
 from troupe.plugins import get_plugin_manager
-from troupe.testing import Manifest, MemoryKube, reconcile
+from troupe.testing import Manifest, MemoryKube, reconcile, written
 from troupe_example import cost_center, greeting
 
 
@@ -800,3 +800,21 @@ async def test_a_step_recorded_again_after_its_end_is_looked_at_once_more(
     reconciler.objects.put(key, copy.deepcopy(kube.objects["greetings", "ns", "hi"]))
     await reconcile(reconciler, key)
     assert kube.objects["greetings", "ns", "hi"]["status"]["phase"] == "Unreachable"
+
+
+def test_written_sets_paths_and_appends_where_the_path_ends_in_plus() -> None:
+    pod = {"kind": "Pod", "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+    after = written(
+        pod,
+        (("status", "conditions", "+"), {"type": "PodScheduled", "status": "True"}),
+        (("metadata", "annotations", "example.com/a.b"), "x"),
+        (("spec", "nodeName"), "node-1"),
+    )
+    assert after["status"]["conditions"] == [
+        {"type": "Ready", "status": "True"},
+        {"type": "PodScheduled", "status": "True"},
+    ]
+    assert (
+        after["metadata"]["annotations"] == {"example.com/a.b": "x"} and after["spec"]["nodeName"] == "node-1"
+    )
+    assert pod == {"kind": "Pod", "status": {"conditions": [{"type": "Ready", "status": "True"}]}}  # a copy

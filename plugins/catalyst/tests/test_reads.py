@@ -8,7 +8,6 @@ those fields fails the first test; a ``reads`` that leaves out what they read fa
 
 from __future__ import annotations
 
-import copy
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +15,7 @@ import pytest
 
 from troupe import ActionRecord, ChildKey, Children, ReconcileContext
 from troupe.context import action_digest
-from troupe.testing import reconciles_owner
+from troupe.testing import Write, reconciles_owner, written, written_by_others
 from troupe_catalyst import environment
 from troupe_catalyst.config import Settings
 from troupe_catalyst.environment import ENVIRONMENT, troupe_aggregate_status, troupe_build_resources
@@ -42,7 +41,7 @@ PROJECT = {
 
 #: What other controllers write into these kinds besides what the Environment reads, by kind:
 #: ``(path, value)``, a path as a tuple (label keys hold dots).
-FOREIGN: dict[str, list[tuple[tuple[str, ...], Any]]] = {
+FOREIGN: dict[str, list[Write]] = {
     "Namespace": [
         (("status", "phase"), "Active"),
         (("metadata", "labels", "kubernetes.io/metadata.name"), NS),  # the API server's, on create
@@ -61,23 +60,6 @@ FOREIGN: dict[str, list[tuple[tuple[str, ...], Any]]] = {
         (("spec", "selector"), {"matchLabels": {"batch.kubernetes.io/controller-uid": "j1"}}),
     ],
 }
-
-
-def changed(child: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, Any]:
-    child = copy.deepcopy(child)
-    *parents, last = path
-    target = child
-    for part in parents:
-        target = target.setdefault(part, {})
-    target[last] = value
-    return child
-
-
-def with_foreign(child: dict[str, Any]) -> dict[str, Any]:
-    """``child`` after the other controllers' writes of :data:`FOREIGN`."""
-    for path, value in FOREIGN.get(child["kind"], []):
-        child = changed(child, path, value)
-    return child
 
 
 @pytest.fixture(autouse=True)
@@ -159,23 +141,24 @@ SCENES: dict[str, tuple[dict[str, Any], str | None]] = {
 }
 
 
-def foreign(observed: Children) -> Children:
-    return Children({key: with_foreign(child) for key, child in observed.items()})
-
-
 @pytest.mark.parametrize("name", SCENES)
 def test_what_other_controllers_write_changes_neither_status_nor_builders(name: str) -> None:
     observed, status = scene(name)
     for project in (True, False):  # without its Project, an Environment keeps its children as observed
-        ours, theirs = context(observed, status, project), context(foreign(observed), status, project)
+        ours, theirs = (
+            context(observed, status, project),
+            context(written_by_others(observed, FOREIGN), status, project),
+        )
         assert troupe_build_resources(theirs) == troupe_build_resources(ours)
         assert troupe_aggregate_status(theirs) == troupe_aggregate_status(ours)
 
 
 @pytest.mark.parametrize("name", SCENES)
 def test_what_other_controllers_write_reconciles_nobody(name: str) -> None:
-    for child in scene(name)[0].values():
-        assert not reconciles_owner(ENVIRONMENT, child, with_foreign(child)), child["kind"]
+    observed = scene(name)[0]
+    theirs = written_by_others(observed, FOREIGN)
+    for key, child in observed.items():
+        assert not reconciles_owner(ENVIRONMENT, child, theirs[key]), child["kind"]
 
 
 def test_each_field_the_hooks_read_reconciles_the_environment() -> None:
@@ -185,11 +168,11 @@ def test_each_field_the_hooks_read_reconciles_the_environment() -> None:
     for before, after in (
         (job(None), job("Complete")),
         (job(None), job("Failed")),
-        (job(None), changed(job(None), ("status", "startTime"), "2026-11-26T09:00:09Z")),
-        (job("Complete"), changed(job("Complete"), ("status", "completionTime"), "2026-11-26T09:02:00Z")),
-        (quota, changed(quota, ("spec", "hard"), {"requests.cpu": "8"})),
-        (quota, changed(quota, ("metadata", "labels"), {"team": "x"})),
-        (ingress, changed(ingress, ("metadata", "annotations"), {"nginx.ingress.kubernetes.io/x": "y"})),
+        (job(None), written(job(None), (("status", "startTime"), "2026-11-26T09:00:09Z"))),
+        (job("Complete"), written(job("Complete"), (("status", "completionTime"), "2026-11-26T09:02:00Z"))),
+        (quota, written(quota, (("spec", "hard"), {"requests.cpu": "8"}))),
+        (quota, written(quota, (("metadata", "labels"), {"team": "x"}))),
+        (ingress, written(ingress, (("metadata", "annotations"), {"nginx.ingress.kubernetes.io/x": "y"}))),
     ):
         assert reconciles_owner(ENVIRONMENT, before, after), (before["kind"], after)
 

@@ -9,7 +9,6 @@ what they read fails the last.
 
 from __future__ import annotations
 
-import copy
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +18,7 @@ from troupe_devserver.models import DevServerSpec
 from troupe_devserver.plugin import DEVSERVER, troupe_aggregate_status, troupe_build_resources
 
 from troupe import OWNER_ANNOTATION, ChildKey, Children, ReconcileContext
-from troupe.testing import reconciles_owner
+from troupe.testing import Write, reconciles_owner, written, written_by_others
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq2Tq9sV0m6b1m0rj4Kc2dQe8lW5gq0zv4x3GZ5cH1N dev@laptop"
@@ -43,7 +42,7 @@ NAMES = Names("box")
 #: What other controllers write into these kinds besides what the server reads, by kind:
 #: ``(path, value)``, a path as a tuple (annotation keys hold dots); a dict value for a list goes in as
 #: one more item (a condition).
-FOREIGN: dict[str, list[tuple[tuple[str, ...], Any]]] = {
+FOREIGN: dict[str, list[Write]] = {
     "Secret": [(("metadata", "annotations", "reflector/touched"), "yes")],
     "Service": [(("spec", "clusterIP"), "10.96.0.40"), (("spec", "clusterIPs"), ["10.96.0.40"])],
     "StatefulSet": [
@@ -62,9 +61,9 @@ FOREIGN: dict[str, list[tuple[tuple[str, ...], Any]]] = {
         (("status", "podIPs"), [{"ip": "10.1.2.3"}]),
         (("status", "qosClass"), "Burstable"),
         (("status", "startTime"), "2026-11-24T08:59:01Z"),
-        (("status", "conditions"), {"type": "Initialized", "status": "True"}),
-        (("status", "conditions"), {"type": "ContainersReady", "status": "True"}),
-        (("status", "conditions"), {"type": "PodReadyToStartContainers", "status": "True"}),
+        (("status", "conditions", "+"), {"type": "Initialized", "status": "True"}),
+        (("status", "conditions", "+"), {"type": "ContainersReady", "status": "True"}),
+        (("status", "conditions", "+"), {"type": "PodReadyToStartContainers", "status": "True"}),
         (("metadata", "labels", "apps.kubernetes.io/pod-index"), "0"),
         (("metadata", "labels", "statefulset.kubernetes.io/pod-name"), "box-0"),
     ],
@@ -76,27 +75,6 @@ FOREIGN: dict[str, list[tuple[tuple[str, ...], Any]]] = {
         (("metadata", "annotations", "volume.kubernetes.io/storage-provisioner"), "rancher.io/local-path"),
     ],
 }
-
-
-def changed(child: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, Any]:
-    """``child`` with ``value`` at ``path``; a dict value for a list is added to it."""
-    child = copy.deepcopy(child)
-    *parents, last = path
-    target = child
-    for part in parents:
-        target = target.setdefault(part, {})
-    if isinstance(value, dict) and isinstance(target.get(last, []), list):
-        target.setdefault(last, []).append(value)
-    else:
-        target[last] = value
-    return child
-
-
-def with_foreign(child: dict[str, Any]) -> dict[str, Any]:
-    """``child`` after the other controllers' writes of :data:`FOREIGN`."""
-    for path, value in FOREIGN.get(child["kind"], []):
-        child = changed(child, path, value)
-    return child
 
 
 def ctx(children: Children) -> ReconcileContext[DevServerSpec]:
@@ -151,21 +129,20 @@ SCENES = {
 }
 
 
-def foreign(observed: Children) -> Children:
-    return Children({key: with_foreign(child) for key, child in observed.items()})
-
-
 @pytest.mark.parametrize("name", SCENES)
 def test_what_other_controllers_write_changes_neither_status_nor_builders(name: str) -> None:
     observed = SCENES[name]
-    assert troupe_build_resources(ctx(foreign(observed))) == troupe_build_resources(ctx(observed))
-    assert troupe_aggregate_status(ctx(foreign(observed))) == troupe_aggregate_status(ctx(observed))
+    theirs = written_by_others(observed, FOREIGN)
+    assert troupe_build_resources(ctx(theirs)) == troupe_build_resources(ctx(observed))
+    assert troupe_aggregate_status(ctx(theirs)) == troupe_aggregate_status(ctx(observed))
 
 
 @pytest.mark.parametrize("name", SCENES)
 def test_what_other_controllers_write_reconciles_nobody(name: str) -> None:
-    for child in SCENES[name].values():
-        assert not reconciles_owner(DEVSERVER, child, with_foreign(child)), child["kind"]
+    observed = SCENES[name]
+    theirs = written_by_others(observed, FOREIGN)
+    for key, child in observed.items():
+        assert not reconciles_owner(DEVSERVER, child, theirs[key]), child["kind"]
 
 
 def test_each_field_the_hooks_read_reconciles_the_server() -> None:
@@ -179,11 +156,11 @@ def test_each_field_the_hooks_read_reconciles_the_server() -> None:
         (pod(False, None, False), pod(True, "ContainerCreating", False)),
         (pod(True, "ContainerCreating", False), pod(True, "ErrImagePull", False)),
         (pod(True, None, False), pod(True, None, True)),
-        (pod(True, None, True), changed(pod(True, None, True), ("status", "hostIP"), "192.0.2.8")),
-        (pod(True, None, True), changed(pod(True, None, True), ("spec", "nodeName"), "node-2")),
-        (service, changed(service, ("status", "loadBalancer"), {"ingress": [{"ip": "203.0.113.9"}]})),
-        (service, changed(service, ("spec", "ports"), [{"name": "ssh", "port": 22, "nodePort": 31000}])),
-        (sts, changed(sts, flavor, '{"name":"big","spec":{}}')),
+        (pod(True, None, True), written(pod(True, None, True), (("status", "hostIP"), "192.0.2.8"))),
+        (pod(True, None, True), written(pod(True, None, True), (("spec", "nodeName"), "node-2"))),
+        (service, written(service, (("status", "loadBalancer"), {"ingress": [{"ip": "203.0.113.9"}]}))),
+        (service, written(service, (("spec", "ports"), [{"name": "ssh", "port": 22, "nodePort": 31000}]))),
+        (sts, written(sts, (flavor, '{"name":"big","spec":{}}'))),
     ):
         assert reconciles_owner(DEVSERVER, before, after), (before["kind"], after)
 

@@ -8,14 +8,13 @@ reading one of those fields fails the first test; a ``reads`` that leaves out wh
 
 from __future__ import annotations
 
-import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from troupe import AdmissionState, ChildKey, Children
-from troupe.testing import reconciles_owner
+from troupe.testing import Write, reconciles_owner, written, written_by_others
 from troupe_workspace.builders import build
 from troupe_workspace.config import Settings
 from troupe_workspace.models import WorkspaceSpec
@@ -47,7 +46,7 @@ ADMITTED = AdmissionState(admitted=True, limit=2)
 #: What other controllers write into these kinds besides what the workspace reads, by kind:
 #: ``(path, value)``, a path as a tuple (label and annotation keys hold dots); a dict value for a list
 #: goes in as one more item (a condition, a container's status).
-FOREIGN: dict[str, list[tuple[tuple[str, ...], Any]]] = {
+FOREIGN: dict[str, list[Write]] = {
     "Namespace": [
         (("status", "phase"), "Active"),
         (("metadata", "labels", "kubernetes.io/metadata.name"), "ws-w"),
@@ -58,8 +57,8 @@ FOREIGN: dict[str, list[tuple[tuple[str, ...], Any]]] = {
         (("status", "observedGeneration"), 2),
         (("status", "runStrategy"), "Always"),
         (("status", "volumeSnapshotStatuses"), [{"name": "root", "enabled": False}]),
-        (("status", "conditions"), {"type": "Ready", "status": "True"}),
-        (("status", "conditions"), {"type": "LiveMigratable", "status": "False"}),
+        (("status", "conditions", "+"), {"type": "Ready", "status": "True"}),
+        (("status", "conditions", "+"), {"type": "LiveMigratable", "status": "False"}),
         (("metadata", "annotations", "kubevirt.io/latest-observed-api-version"), "v1"),
         (("metadata", "finalizers"), ["kubevirt.io/virtualMachineControllerFinalize"]),
     ],
@@ -68,7 +67,7 @@ FOREIGN: dict[str, list[tuple[tuple[str, ...], Any]]] = {
         (("status", "replicas"), 1),
         (("status", "updatedReplicas"), 1),
         (("status", "availableReplicas"), 1),
-        (("status", "conditions"), {"type": "Available", "status": "True"}),
+        (("status", "conditions", "+"), {"type": "Available", "status": "True"}),
         (("metadata", "annotations", "deployment.kubernetes.io/revision"), "1"),
     ],
     "Service": [(("spec", "clusterIP"), "10.96.0.12"), (("status", "loadBalancer"), {})],
@@ -79,25 +78,10 @@ FOREIGN: dict[str, list[tuple[tuple[str, ...], Any]]] = {
         (("status", "hostIP"), "10.0.0.9"),
         (("status", "qosClass"), "Guaranteed"),
         (("status", "startTime"), "2026-11-26T11:59:00Z"),
-        (("status", "conditions"), {"type": "PodScheduled", "status": "True"}),
+        (("status", "conditions", "+"), {"type": "PodScheduled", "status": "True"}),
         (("spec", "nodeName"), "kwok-node-0"),
     ],
 }
-
-
-def with_foreign(child: dict[str, Any]) -> dict[str, Any]:
-    """``child`` after the other controllers' writes of :data:`FOREIGN`."""
-    child = copy.deepcopy(child)
-    for path, value in FOREIGN.get(child["kind"], []):
-        *parents, last = path
-        target = child
-        for part in parents:
-            target = target.setdefault(part, {})
-        if isinstance(value, dict) and isinstance(target.get(last, []), list):
-            target.setdefault(last, []).append(value)
-        else:
-            target[last] = value
-    return child
 
 
 def disk(phase: str) -> dict[str, Any]:
@@ -152,37 +136,26 @@ SCENES = {
 }
 
 
-def foreign(observed: Children) -> Children:
-    return Children({key: with_foreign(child) for key, child in observed.items()})
-
-
 @pytest.mark.parametrize("name", SCENES)
 def test_what_other_controllers_write_changes_neither_status_nor_builders(name: str) -> None:
     observed = SCENES[name]
+    theirs = written_by_others(observed, FOREIGN)
     for deleting in (False, True):
-        assert build(SPEC, "w", foreign(observed), Children(), SETTINGS, deleting=deleting) == build(
+        assert build(SPEC, "w", theirs, Children(), SETTINGS, deleting=deleting) == build(
             SPEC, "w", observed, Children(), SETTINGS, deleting=deleting
         )
     for later in (NOW, NOW + timedelta(minutes=10)):
-        assert workspace_status(SPEC, "w", {}, foreign(observed), Children(), SETTINGS, ADMITTED, later) == (
+        assert workspace_status(SPEC, "w", {}, theirs, Children(), SETTINGS, ADMITTED, later) == (
             workspace_status(SPEC, "w", {}, observed, Children(), SETTINGS, ADMITTED, later)
         )
 
 
 @pytest.mark.parametrize("name", SCENES)
 def test_what_other_controllers_write_reconciles_nobody(name: str) -> None:
-    for child in SCENES[name].values():
-        assert not reconciles_owner(WORKSPACE, child, with_foreign(child)), child["kind"]
-
-
-def changed(child: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, Any]:
-    child = copy.deepcopy(child)
-    *parents, last = path
-    target = child
-    for part in parents:
-        target = target.setdefault(part, {})
-    target[last] = value
-    return child
+    observed = SCENES[name]
+    theirs = written_by_others(observed, FOREIGN)
+    for key, child in observed.items():
+        assert not reconciles_owner(WORKSPACE, child, theirs[key]), child["kind"]
 
 
 def test_each_field_the_status_reads_reconciles_the_workspace() -> None:
@@ -204,7 +177,7 @@ def test_each_field_the_status_reads_reconciles_the_workspace() -> None:
             pod("ImagePullBackOff")["status"]["containerStatuses"],
         ),
     ):
-        assert reconciles_owner(WORKSPACE, child, changed(child, path, value)), (child["kind"], path)
+        assert reconciles_owner(WORKSPACE, child, written(child, (path, value))), (child["kind"], path)
 
 
 def test_every_child_kind_declares_what_it_reads() -> None:
