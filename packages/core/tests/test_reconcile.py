@@ -757,6 +757,52 @@ async def test_the_echo_of_a_create_in_flight_builds_nothing_again(clock: Frozen
     await queue.drain()
 
 
+class AfterFirstDone:
+    """An extension that builds ``hi-first``, then ``hi-after`` once someone marked ``hi-first`` done (as a
+    workflow starts a task once the pod it created for the task before it succeeded)."""
+
+    def __init__(self) -> None:
+        self.built = 0
+
+    @hookimpl
+    def troupe_build_resources(self, ctx: ReconcileContext[Any]) -> list[Manifest] | None:
+        self.built += 1
+        first = ctx.children.named("ConfigMap", "hi-first")
+        wanted = [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "hi-first"}}]
+        if first is not None and (first.get("data") or {}).get("done") == "yes":
+            wanted.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "hi-after"}})
+        return wanted
+
+
+async def test_a_child_this_run_created_and_someone_then_changed_is_news(clock: FrozenClock) -> None:
+    """A run outlives the children it created when another create hangs (a fast workflow's pods finish
+    within it): their appearance is no news, a change by someone else is, and builds on at once."""
+    kube = SlowKube()
+    plugin = AfterFirstDone()
+    reconciler, key, queue = await start_a_hanging_create(kube, clock, plugin)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert sorted(kube.sent) == ["hi-first", "hi-greeting"] and plugin.built == 1
+    first = reconciler.children.find(ChildKey("", "ConfigMap", "ns", "hi-first"))
+    assert first is not None, "the answer to its create is recorded"
+    queue.enqueue(key, reason="child", echo=lambda: False)  # its create, as the watch shows it
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert plugin.built == 1, "a child this run created showing up as created is no news"
+    done = copy.deepcopy(first)
+    done["data"] = {"done": "yes"}
+    done["metadata"]["resourceVersion"] = str(int(first["metadata"]["resourceVersion"]) + 1)
+    done["metadata"]["managedFields"] += [{"manager": "someone", "operation": "Update"}]
+    reconciler.children.put(done)
+    queue.enqueue(key, reason="child", echo=lambda: False)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert kube.sent[-1] == "hi-after", "built on the change while hi-greeting hangs"
+    kube.gate.set()
+    await queue.drain()
+    assert kube.sent.count("hi-after") == 1, "nothing was sent twice"
+
+
 async def fails_at_once(inputs: dict[str, Any], handle: Any) -> dict[str, Any]:
     raise RuntimeError("registry unreachable")
 

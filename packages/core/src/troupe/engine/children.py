@@ -213,7 +213,7 @@ class ChildApplier:
         update, a prune, the status) is the rerun's, which comes after as always. A conflict or a refusal
         stops it: nothing more is written for this owner. Returns the context the builders last ran on."""
         stir = stirred()
-        latest = ctx
+        latest = shown = ctx  # what the builders last ran on; what the last look saw
         while stir is not None and not all(w.done() for w in work):
             nudged = asyncio.ensure_future(stir.wait())
             waiting: list[asyncio.Future[Any]] = [w for w in work if not w.done()]
@@ -228,7 +228,9 @@ class ChildApplier:
             if fresh is None:
                 break  # deleted, replaced or edited: the rerun sees to it
             sent = {ChildKey.of(m) for _, m, _ in wave}
-            if not _news(latest, fresh, sent):
+            news = _news(shown, fresh, sent, self.kube.field_manager)
+            shown = fresh
+            if not news:
                 continue  # only this run's own creates showing up: nothing to build on
             try:
                 prepared = self._prepare(fresh, ApplyReport())
@@ -354,13 +356,28 @@ class ChildApplier:
         return await self.ensure(ctx, child, manifest, report, found)
 
 
-def _news(before: ReconcileContext[Any], now: ReconcileContext[Any], sent: set[ChildKey]) -> bool:
-    """Has anything changed between two contexts of one run but the children it created itself?"""
+def _news(
+    before: ReconcileContext[Any], now: ReconcileContext[Any], sent: set[ChildKey], manager: str
+) -> bool:
+    """Has anything changed between two contexts of one run but the children it created itself showing
+    up as created? A child this run created that changed since it was shown, or that shows up already
+    written by someone else (a pod started, or finished, by the time its first event was read), is news:
+    in a fast workflow a run outlives the pods it created."""
     if now.body["metadata"].get("resourceVersion") != before.body["metadata"].get("resourceVersion"):
         return True
-    if any(before.children.get(key) is not child for key, child in now.children.items() if key not in sent):
-        return True
+    for key, child in now.children.items():
+        shown = before.children.get(key)
+        if shown is child:
+            continue
+        if key not in sent or shown is not None or _written_by_others(child, manager):
+            return True
     return any(key not in now.children and key not in sent for key in before.children)
+
+
+def _written_by_others(child: Manifest, manager: str) -> bool:
+    """Has a field manager other than ours written to ``child`` (as its managed fields tell)?"""
+    entries = (child.get("metadata") or {}).get("managedFields") or []
+    return any(entry.get("manager") != manager for entry in entries)
 
 
 def unchanged(manifest: Manifest, observed: Manifest) -> bool:
