@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -111,6 +112,71 @@ async def test_a_reconcile_that_created_every_child_runs_no_more(
     key = add_greeting(kube, reconciler, {"name": "Ada"})
     assert await reconcile(reconciler, key) == greeting.GREETING.resync_seconds
     assert ("configmaps", "ns", "hi-greeting") in kube.objects
+
+
+class Keeper:
+    """An extension that builds ``hi-kept`` once and from then on returns the observed object itself (as a
+    workflow keeps its pods), and labels it in its mutate hook, counting the calls."""
+
+    def __init__(self) -> None:
+        self.mutated = 0
+
+    @hookimpl
+    def troupe_build_resources(self, ctx: ReconcileContext[Any]) -> list[Manifest] | None:
+        observed = ctx.children.named("ConfigMap", "hi-kept")
+        built = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "hi-kept"}, "data": {"a": "1"}}
+        return [observed if observed is not None else built]
+
+    @hookimpl
+    def troupe_mutate_resource(self, ctx: ReconcileContext[Any], resource: Manifest) -> None:
+        if resource["metadata"]["name"] == "hi-kept":
+            self.mutated += 1
+            resource["metadata"].setdefault("labels", {})["kept"] = "yes"
+
+
+def edited(obj: Manifest, version: str, edit: Callable[[Manifest], None]) -> Manifest:
+    """A new version of ``obj``, as the watch shows someone else's edit."""
+    new = copy.deepcopy(obj)
+    new["metadata"]["resourceVersion"] = version
+    edit(new)
+    return new
+
+
+async def test_a_child_kept_as_observed_is_looked_at_again_only_once_it_or_its_owner_changed(
+    kube: MemoryKube, clock: FrozenClock
+) -> None:
+    keeper = Keeper()
+    reconciler = reconciler_with(kube, clock, greeting, keeper)
+    key = add_greeting(kube, reconciler, {"name": "Ada"})
+    child = ChildKey("", "ConfigMap", "ns", "hi-kept")
+    await reconcile(reconciler, key)
+    assert kube.objects["configmaps", "ns", "hi-kept"]["metadata"]["labels"]["kept"] == "yes"
+    kube.writes.clear()
+    observed = reconciler.children.find(child)
+    assert observed is not None
+    before = copy.deepcopy(observed)
+    await reconcile(reconciler, key)  # returned as observed: completed and mutated as a copy, unchanged
+    assert (keeper.mutated, kube.writes) == (2, [])
+    assert observed == before, "the observed object itself is never written into"
+    for _ in range(2):
+        await reconcile(reconciler, key)
+    assert (keeper.mutated, kube.writes) == (2, []), "neither it nor its owner changed: not looked at"
+    assert ("configmaps", "ns", "hi-kept") in kube.objects
+
+    owner = reconciler.objects.get(key)
+    assert owner is not None
+    reconciler.objects.put(key, edited(owner, "500", lambda o: o["metadata"].update(annotations={"a": "b"})))
+    await reconcile(reconciler, key)
+    assert (keeper.mutated, kube.writes) == (3, []), "its owner changed: looked at again"
+
+    def unlabel(obj: Manifest) -> None:
+        del obj["metadata"]["labels"]["kept"]
+        obj["metadata"]["managedFields"].append({"manager": "kubectl", "operation": "Update"})
+
+    reconciler.children.put(edited(observed, "600", unlabel))
+    await reconcile(reconciler, key)
+    assert keeper.mutated == 4 and kube.writes == ["apply ConfigMap/hi-kept"], "changed: applied again"
+    assert kube.objects["configmaps", "ns", "hi-kept"]["metadata"]["labels"]["kept"] == "yes"
 
 
 async def test_spec_edit_rolls_out_and_deleted_child_comes_back(

@@ -202,7 +202,11 @@ def advance(
     create: list[tuple[Task, int]] = []
 
     for task in order:
-        rec = old[task.name].model_copy() if task.name in old else TaskStatus(name=task.name)
+        before = old.get(task.name)
+        # A task that ended stays as it is (nothing below changes it): only the others are copied.
+        rec = TaskStatus(name=task.name) if before is None else before
+        if rec.phase not in FINAL:
+            rec = rec.model_copy()
         records[task.name] = rec
         seen = pods.get(task.name, {})
         newest = max(seen, default=0)

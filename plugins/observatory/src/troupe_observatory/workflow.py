@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from troupe import Condition, Cron, Manifest, StatusUpdate
 from troupe_observatory.dag import topological
 from troupe_observatory.models import ObservatorySpec, ObservatoryStatus, RunState, RunSummary, TaskStatus
-from troupe_observatory.pods import keep, labels_of, outcome
+from troupe_observatory.pods import labels_of
 from troupe_observatory.scheduler import FINAL, RunResult, advance, read_time, stamp
 from troupe_observatory.ticks import decide
 
@@ -134,12 +134,12 @@ def _keep_pod(
     history, records = recorded
     if not _concluded(history, records, run, task, attempt):
         return True
-    seen = outcome(pod)
-    if not seen.finished:
+    phase = (pod.get("status") or {}).get("phase")  # as pods.outcome() reads it, without the rest
+    if phase not in ("Succeeded", "Failed"):
         return False  # timed out, or its run was replaced: nothing more to log
     strategy = spec.pod_gc.strategy if spec.pod_gc else "Never"
     in_history = run in history
-    if strategy == "OnPodCompletion" or (strategy == "OnPodSuccess" and seen.succeeded):
+    if strategy == "OnPodCompletion" or (strategy == "OnPodSuccess" and phase == "Succeeded"):
         return False
     if strategy == "OnWorkflowCompletion" and in_history:
         return False
@@ -159,8 +159,9 @@ def plan(
 ) -> Plan:
     """Everything one reconcile decides: the pods to have and the status to write.
 
-    ``keep_pods=False`` leaves the pods to keep out of ``Plan.pods`` (only the new ones are there): the
-    status pass does not need them, and a "keep" manifest for every pod of a large workflow is work.
+    Pods to keep are returned as observed (the objects of ``pods`` themselves), which the core keeps as
+    they are. ``keep_pods=False`` leaves them out of ``Plan.pods`` (only the new ones are there): the
+    status pass does not need them, and deciding each pod of a large workflow is work.
     """
     old = _old_status(status)
     order = spec.memo.get("order")
@@ -269,7 +270,8 @@ def plan(
     kept = []
     if keep_pods:
         recorded = ({h.run for h in old.history}, _records(old))
-        kept = [keep(p) for p in pods if _keep_pod(p, spec, recorded, known, succeeded_runs)]
+        # the observed pods themselves: the core keeps a child returned as observed as it is
+        kept = [p for p in pods if _keep_pod(p, spec, recorded, known, succeeded_runs)]
 
     tasks = current.tasks if current else []
     done = sum(1 for t in tasks if t.phase == "Succeeded")
