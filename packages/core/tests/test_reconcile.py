@@ -788,6 +788,21 @@ async def test_a_child_event_while_creates_hang_starts_what_it_makes_buildable(c
     assert kube.sent == ["hi-greeting", "hi-after"], "nothing was sent twice (the rerun finds both there)"
 
 
+async def test_an_event_that_comes_with_the_last_answer_is_acted_on_in_the_same_run(
+    clock: FrozenClock,
+) -> None:
+    """Its creates go out before the run decides its status, not after it and a rerun."""
+    kube = SlowKube()
+    reconciler, key, queue = await start_a_hanging_create(kube, clock, AfterSignal())
+    reconciler.children.put(signal_child(kube))
+    queue.enqueue(key, reason="child", echo=lambda: False)
+    kube.gate.set()  # the answer to hi-greeting comes with the event
+    await queue.drain()
+    await reconciler.reporter.settled(key)
+    assert kube.sent == ["hi-greeting", "hi-after"], "nothing was sent twice"
+    assert kube.writes.index("apply ConfigMap/hi-after") < kube.writes.index("status hi")
+
+
 async def test_a_name_held_meanwhile_stops_the_run_writing(clock: FrozenClock) -> None:
     kube = await run_while_a_create_hangs(clock, taken=True)
     kube.gate.set()

@@ -272,16 +272,23 @@ class ChildApplier:
         (a create not answered yet is not shown, so nothing is built on it) and are never sent what this
         run sent already. Only creates of names free by the usual rules go out here; anything else (an
         update, a prune, the status) is the rerun's, which comes after as always. A conflict or a refusal
-        stops it: nothing more is written for this owner. Returns the context the builders last ran on."""
+        stops it: nothing more is written for this owner. An event that came by the time the last answer
+        did is acted on too, once: its creates go out now, not after this run's status and a rerun.
+        Returns the context the builders last ran on."""
         stir = stirred()
         latest = shown = ctx  # what the builders last ran on; what the last look saw
-        while stir is not None and not all(w.done() for w in work):
-            nudged = asyncio.ensure_future(stir.wait())
+        looked_idle = False  # looked once with every answer in
+        while stir is not None:
             waiting: list[asyncio.Future[Any]] = [w for w in work if not w.done()]
-            await asyncio.wait([*waiting, nudged], return_when=FIRST_COMPLETED)
-            nudged.cancel()
-            if not stir.is_set() or all(w.done() for w in work):
-                continue
+            if waiting:
+                nudged = asyncio.ensure_future(stir.wait())
+                await asyncio.wait([*waiting, nudged], return_when=FIRST_COMPLETED)
+                nudged.cancel()
+                if not stir.is_set():
+                    continue
+            elif looked_idle or not stir.is_set():
+                break
+            looked_idle = all(w.done() for w in work)
             stir.clear()
             if report.conflicts or report.refusals:
                 break
@@ -312,6 +319,7 @@ class ChildApplier:
                 if not report.conflicts:
                     wave.append((child, manifest, None))
                     work.append(asyncio.ensure_future(ensure_one(child, manifest, None)))
+                    looked_idle = False
         return latest
 
     async def _prune(
