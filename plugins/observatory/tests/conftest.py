@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from troupe.engine.status import desired_status, updated_status
+from troupe_observatory import workflow
 from troupe_observatory.models import ObservatorySpec
 from troupe_observatory.pods import labels_of
 from troupe_observatory.workflow import Plan, plan
@@ -141,6 +142,20 @@ class Sim:
 
     def condition(self, type_: str) -> dict[str, Any]:
         return next(c for c in self.status["conditions"] if c["type"] == type_)
+
+
+@pytest.fixture(autouse=True)
+def advance_writes_into_no_record_it_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In every scenario: what lets the scheduler copy only the records it changes."""
+    real = workflow.advance
+
+    def checked(*args: Any, previous: Any, **kwargs: Any) -> Any:
+        before = [t.model_dump() for t in previous]
+        result = real(*args, previous=previous, **kwargs)
+        assert [t.model_dump() for t in previous] == before, "advance wrote into a record it was given"
+        return result
+
+    monkeypatch.setattr(workflow, "advance", checked)
 
 
 @pytest.fixture

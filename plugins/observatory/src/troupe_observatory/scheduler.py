@@ -183,6 +183,14 @@ def _blocker(task: Task, records: Mapping[str, TaskStatus]) -> str | None:
     return None
 
 
+def _own(records: dict[str, TaskStatus], previous: Mapping[str, TaskStatus], name: str) -> TaskStatus:
+    """The record of task ``name`` to change: a copy of the one in ``previous`` the first time."""
+    rec = records[name]
+    if rec is previous.get(name):
+        rec = records[name] = rec.model_copy()
+    return rec
+
+
 def advance(
     spec: ObservatorySpec,
     order: Sequence[Task],
@@ -201,16 +209,17 @@ def advance(
     result = RunResult(tasks=[])
     create: list[tuple[Task, int]] = []
 
+    # The records of ``previous`` are never written into: one is copied before it changes, and most do
+    # not (tasks that ended, tasks waiting for theirs), so most are not copied at all.
     for task in order:
-        before = old.get(task.name)
-        # A task that ended stays as it is (nothing below changes it): only the others are copied.
-        rec = TaskStatus(name=task.name) if before is None else before
-        if rec.phase not in FINAL:
-            rec = rec.model_copy()
-        records[task.name] = rec
+        rec = old.get(task.name) or TaskStatus(name=task.name)
         seen = pods.get(task.name, {})
         newest = max(seen, default=0)
-        if rec.phase not in FINAL and newest > (rec.attempts or 0):
+        adopt = rec.phase not in FINAL and newest > (rec.attempts or 0)
+        if adopt or rec.phase == "Running":
+            rec = rec.model_copy()
+        records[task.name] = rec
+        if adopt:
             # a pod this run started that the record does not know yet: created by this reconcile, or
             # by one whose status write was lost (the operator was killed in between)
             pod = seen[newest]
@@ -230,11 +239,13 @@ def advance(
         if rec.phase != "Pending":
             continue
         if spec.fail_fast and failed:
+            rec = _own(records, old, task.name)
             rec.phase, rec.retry_at = "Skipped", None
             rec.message = f"failFast: task {failed[0]} failed"
             continue
         if any(records[d].phase not in FINAL for d in task.dependencies or ()):
             continue
+        rec = _own(records, old, task.name)
         reason = _blocker(task, records)
         if reason is not None:
             rec.phase, rec.message = "Skipped", reason
