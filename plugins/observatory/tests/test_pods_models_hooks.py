@@ -382,3 +382,37 @@ def test_what_the_scheduler_and_kubelet_write_changes_no_plan_and_reconciles_nob
     finished = copy.deepcopy(wf.pod("b"))
     wf.finish("b")
     assert reconciles_owner(OBSERVATORY, finished, wf.pod("b")), "a pod's end is read"
+
+
+def test_a_pod_starting_changes_no_plan_and_reconciles_nobody_but_its_end_does(sim: Any) -> None:
+    wf = sim(
+        {
+            "tasks": [
+                {"name": "a", "image": "busybox"},
+                {"name": "b", "image": "busybox", "dependencies": ["a"]},
+            ]
+        }
+    )
+    wf.settle()
+    pending = copy.deepcopy(wf.pod("a"))
+    before = wf._plan()
+    wf.start("a")
+    running = wf.pod("a")
+    running["status"]["containerStatuses"] = [{"name": "main", "state": {"running": {"startedAt": "x"}}}]
+    assert not reconciles_owner(OBSERVATORY, pending, running), "its start decides nothing"
+    after = wf._plan()
+    assert (after.status, after.created) == (before.status, before.created)
+    deadline = copy.deepcopy(running)
+    deadline["status"].update(phase="Failed", reason="DeadlineExceeded", message="too long")
+    assert reconciles_owner(OBSERVATORY, running, deadline), "a pod's end without its container's is read"
+
+
+def test_a_container_ended_before_its_pod_says_so_is_looked_at_again_soon(sim: Any) -> None:
+    """Its phase alone is not read: should a pod's end come in two writes, the second is not missed."""
+    wf = sim({"tasks": [{"name": "a", "image": "busybox"}]})
+    wf.settle()
+    wf.start("a")
+    assert wf._plan().status.requeue_after is None
+    wf.pod("a")["status"]["containerStatuses"] = [{"name": "main", "state": {"terminated": {"exitCode": 0}}}]
+    assert wf._plan().status.requeue_after == 1.0
+    assert wf.phases() == {"a": "Running"}

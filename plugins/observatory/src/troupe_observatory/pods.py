@@ -135,6 +135,12 @@ class Outcome:
     """When its container ended (finished pods)."""
 
 
+def container_ended(pod: Manifest) -> bool:
+    """Does the pod say its task's container has ended (whatever its phase says)?"""
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    return any(cs.get("name") == CONTAINER and (cs.get("state") or {}).get("terminated") for cs in statuses)
+
+
 def outcome(pod: Manifest) -> Outcome:
     status = pod.get("status") or {}
     phase = status.get("phase")

@@ -26,9 +26,11 @@ from datetime import UTC, datetime, timedelta
 
 from troupe import Manifest, parse_duration, parse_time
 from troupe_observatory.models import ObservatorySpec, Task, TaskStatus
-from troupe_observatory.pods import Outcome, build_pod, outcome, pod_name
+from troupe_observatory.pods import Outcome, build_pod, container_ended, outcome, pod_name
 
 FINAL = frozenset({"Succeeded", "Failed", "Skipped"})
+#: A pod whose container ended but whose phase does not say so yet is looked at again this soon.
+ENDED_RECHECK = timedelta(seconds=1)
 DEFAULT_BACKOFF = ("10s", 2, "10m")
 #: Where computed times stop instead of overflowing past year 9999.
 END_OF_TIME = datetime.max.replace(tzinfo=UTC)
@@ -149,6 +151,10 @@ def _follow(
                 task, rec, exit_code=seen.exit_code, message=seen.message or "failed", at=finished_at, now=now
             )
         return False
+    if pod is not None and container_ended(pod):
+        # its phase says so in the same write, as kubelets write it; should it come apart, a change of
+        # phase alone is not among what reconciles the workflow (ChildKind.reads): look again soon
+        _requeue(result, later(now, ENDED_RECHECK), now)
     if task.timeout:
         # A pod that vanished is created again only within the attempt's deadline, counted from the
         # record's start (a new pod has not started yet): the same deadline once it is there.
