@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import gc
 import logging
 import random
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -509,10 +508,6 @@ async def run(
 
     install_pause_probe(found)
     registry.start()
-    # What start-up made (modules, plugins, models' schemas, kopf) lives as long as the process: full
-    # collections need not walk it again. Each walked it all, a pause of 90-110 ms in a workflow's run.
-    gc.collect()
-    gc.freeze()
     if ready is not None:
         ready(registry)
     runner = await serve(make_app(activity, prom), run_settings.metrics_port)
