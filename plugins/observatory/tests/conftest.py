@@ -12,7 +12,7 @@ from troupe.engine.status import desired_status, updated_status
 from troupe_observatory import workflow
 from troupe_observatory.models import ObservatorySpec
 from troupe_observatory.pods import labels_of
-from troupe_observatory.workflow import Plan, plan
+from troupe_observatory.workflow import Plan
 
 T0 = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -40,7 +40,7 @@ class Sim:
         return ObservatorySpec.model_validate(self.spec_dict)
 
     def _plan(self) -> Plan:
-        return plan(
+        return workflow.plan(
             self.spec,
             name=self.name,
             namespace="ns",
@@ -156,6 +156,21 @@ def advance_writes_into_no_record_it_is_given(monkeypatch: pytest.MonkeyPatch) -
         return result
 
     monkeypatch.setattr(workflow, "advance", checked)
+
+
+@pytest.fixture(autouse=True)
+def plan_writes_into_no_status_it_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In every scenario: what lets a plan reuse the status the one before it parsed."""
+    real = workflow.plan
+
+    def checked(spec: Any, **kwargs: Any) -> Any:
+        old = workflow._old_status(kwargs["status"], (kwargs["namespace"], kwargs["name"]))
+        before = old.model_dump()
+        result = real(spec, **kwargs)
+        assert old.model_dump() == before, "the plan wrote into the status it parsed"
+        return result
+
+    monkeypatch.setattr(workflow, "plan", checked)
 
 
 @pytest.fixture

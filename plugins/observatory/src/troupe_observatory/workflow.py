@@ -36,11 +36,26 @@ class Plan:
     created: list[Manifest] = field(default_factory=list)
 
 
-def _old_status(status: Mapping[str, Any]) -> ObservatoryStatus:
+#: The status each workflow's plan parsed last, and what it parsed to: the core shows a workflow's
+#: reconciles the same status object until a reconcile decides another, and parsing a hundred task
+#: records was a tenth of a plan. :func:`plan` writes into none of it (the tests check every scenario).
+_PARSED: dict[tuple[str | None, str], tuple[Mapping[str, Any], ObservatoryStatus]] = {}
+_PARSED_MAX = 256
+
+
+def _old_status(status: Mapping[str, Any], key: tuple[str | None, str]) -> ObservatoryStatus:
+    parsed = _PARSED.get(key)
+    if parsed is not None and parsed[0] is status:
+        return parsed[1]
     try:
-        return ObservatoryStatus.model_validate({k: v for k, v in status.items() if v is not None})
+        old = ObservatoryStatus.model_validate({k: v for k, v in status.items() if v is not None})
     except ValidationError:  # hand-edited nonsense: start over rather than crash
-        return ObservatoryStatus()
+        old = ObservatoryStatus()
+    _PARSED.pop(key, None)
+    _PARSED[key] = (status, old)
+    if len(_PARSED) > _PARSED_MAX:
+        del _PARSED[next(iter(_PARSED))]
+    return old
 
 
 def _group(pods: Sequence[Manifest]) -> dict[int, dict[str, dict[int, Manifest]]]:
@@ -163,7 +178,7 @@ def plan(
     they are. ``keep_pods=False`` leaves them out of ``Plan.pods`` (only the new ones are there): the
     status pass does not need them, and deciding each pod of a large workflow is work.
     """
-    old = _old_status(status)
+    old = _old_status(status, (namespace, name))
     order = spec.memo.get("order")
     if order is None:
         order = spec.memo["order"] = topological(spec.tasks)
