@@ -884,6 +884,61 @@ async def test_a_child_this_run_created_and_someone_then_changed_is_news(clock: 
     assert kube.sent.count("hi-after") == 1, "nothing was sent twice"
 
 
+class ReadsData(AfterFirstDone):
+    """AfterFirstDone on a kind whose ConfigMaps' owner reads their data only (``ChildKind.reads``), and
+    which builds the hanging ``hi-greeting`` itself."""
+
+    KIND = dataclasses.replace(
+        greeting.GREETING,
+        children=(ChildKind("v1", "ConfigMap", "configmaps", reads=("data",)),),
+        finalize=False,
+    )
+
+    @hookimpl
+    def troupe_kinds(self) -> list[Any]:
+        return [self.KIND]
+
+    @hookimpl
+    def troupe_build_resources(self, ctx: ReconcileContext[Any]) -> list[Manifest] | None:
+        built = super().troupe_build_resources(ctx) or []
+        return [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "hi-greeting"}}, *built]
+
+
+async def test_a_change_the_owner_does_not_read_of_a_child_this_run_created_is_no_news(
+    clock: FrozenClock,
+) -> None:
+    kube = SlowKube()
+    plugin = ReadsData()
+    reconciler = reconciler_with(kube, clock, plugin)
+    add_greeting(kube, reconciler, {"name": "Ada"})
+    key = ObjectKey(ReadsData.KIND, "ns", "hi")
+    reconciler.objects.put(key, copy.deepcopy(kube.objects["greetings", "ns", "hi"]))
+    queue = WorkQueue(reconciler.reconcile)  # type: ignore[arg-type]
+    queue.enqueue(key)
+    await kube.hanging.wait()
+    for _ in range(20):
+        await asyncio.sleep(0)
+    first = reconciler.children.find(ChildKey("", "ConfigMap", "ns", "hi-first"))
+    assert first is not None and plugin.built == 1
+
+    def change(version: str, edit: Callable[[Manifest], None]) -> None:
+        now = edited(first, version, edit)
+        now["metadata"]["managedFields"] = [*now["metadata"]["managedFields"], {"manager": "kubelet"}]
+        reconciler.children.put(now)
+        queue.enqueue(key, reason="child", echo=lambda: False)
+
+    change("700", lambda cm: cm["metadata"].update(annotations={**cm["metadata"]["annotations"], "x": "y"}))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert plugin.built == 1, "someone else's annotation on it: nothing its owner reads"
+    change("701", lambda cm: cm.update(data={"done": "yes"}))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert plugin.built == 2 and kube.sent[-1] == "hi-after", "its data is read: built on at once"
+    kube.gate.set()
+    await queue.drain()
+
+
 async def fails_at_once(inputs: dict[str, Any], handle: Any) -> dict[str, Any]:
     raise RuntimeError("registry unreachable")
 

@@ -20,7 +20,7 @@ from troupe.engine.apply import (
     owner_key,
 )
 from troupe.engine.availability import Availability, missing_message
-from troupe.engine.cache import ChildIndex, ObjectKey
+from troupe.engine.cache import ChildIndex, ObjectKey, read_change, trimmed, version_of
 from troupe.engine.client import ApiException, Kube
 from troupe.engine.metrics import OperatorMetrics
 from troupe.engine.workqueue import stirred
@@ -119,6 +119,8 @@ class ChildApplier:
         #: reconcile was a third of the reconcile of a hundred pods.
         self._kept: dict[str, dict[ChildKey, _Kept]] = {}
         self._declarations: dict[tuple[int, str, str], ChildKind | None] = {}
+        #: By owner kind, what each child kind's owner reads of it (ChildKind.reads as paths; None: all).
+        self._reads: dict[int, dict[tuple[str, str], tuple[tuple[str, ...], ...] | None]] = {}
 
     def forget(self, owner: str) -> None:
         """``owner`` (its ``troupe.dev/owner`` key) is gone: drop what is remembered of its children."""
@@ -295,8 +297,12 @@ class ChildApplier:
             fresh = again()
             if fresh is None:
                 break  # deleted, replaced or edited: the rerun sees to it
-            sent = {ChildKey.of(m) for _, m, _ in wave}
-            news = _news(shown, fresh, sent, self.kube.field_manager)
+            answers = {  # this run's creates and updates: their answers, None until answered
+                ChildKey.of(m): w.result() if w.done() and w.exception() is None else None
+                for (_, m, _), w in zip(wave, work, strict=True)
+            }
+            sent = answers.keys()
+            news = self._news(ctx.kind, shown, fresh, answers)
             shown = fresh
             if not news:
                 continue  # only this run's own creates showing up: nothing to build on
@@ -349,6 +355,48 @@ class ChildApplier:
                 pruned.add(key)
                 report.wrote = True
         return pruned
+
+    def _news(
+        self,
+        kind: KindSpec,
+        before: ReconcileContext[Any],
+        now: ReconcileContext[Any],
+        created: dict[ChildKey, Manifest | None],
+    ) -> bool:
+        """Has anything changed between two looks of one run that its builders read, beyond the children
+        it created itself showing up as created (``created``: their answers, None until answered)?
+
+        A change counts as the watch counts it (the child kind's ``reads``, what was applied, the start
+        of a deletion; a child appearing or going): a pod the scheduler bound is no news, one that
+        finished is, also when it is one this run created (in a fast workflow a run outlives them)."""
+        if now.body["metadata"].get("resourceVersion") != before.body["metadata"].get("resourceVersion"):
+            return True
+        for key, child in now.children.items():
+            shown = before.children.get(key)
+            if shown is child:
+                continue
+            if shown is None and key in created:  # one of this run's creates showing up
+                answer = created[key]
+                if answer is None:  # not answered yet: what others wrote to it may be news
+                    if _written_by_others(child, self.kube.field_manager):
+                        return True
+                    continue
+                shown = trimmed(answer)
+            if shown is None or self._read_change(kind, key, shown, child):
+                return True
+        return any(key not in now.children and key not in created for key in before.children)
+
+    def _read_change(self, kind: KindSpec, key: ChildKey, before: Manifest, after: Manifest) -> bool:
+        """Would the watch count the change of a child from ``before`` to ``after`` for its owner?"""
+        if id(kind) not in self._reads:
+            self._reads[id(kind)] = {
+                (c.group, c.kind): None if c.reads is None else tuple(tuple(p.split(".")) for p in c.reads)
+                for c in kind.children
+            }
+        reads = self._reads[id(kind)].get((key.group, key.kind))
+        if reads is None:
+            return version_of(before) != version_of(after)
+        return read_change(before, after, reads)
 
     def _declared(self, kind: KindSpec, manifest: Manifest) -> ChildKind | None:
         # Looked up for every child of every reconcile: once per (owner kind, apiVersion, kind) will do.
@@ -426,24 +474,6 @@ class ChildApplier:
             report.conflicts.append(f"{key} is held by {taken_by}")
             return None
         return await self.ensure(ctx, child, manifest, report, found)
-
-
-def _news(
-    before: ReconcileContext[Any], now: ReconcileContext[Any], sent: set[ChildKey], manager: str
-) -> bool:
-    """Has anything changed between two contexts of one run but the children it created itself showing
-    up as created? A child this run created that changed since it was shown, or that shows up already
-    written by someone else (a pod started, or finished, by the time its first event was read), is news:
-    in a fast workflow a run outlives the pods it created."""
-    if now.body["metadata"].get("resourceVersion") != before.body["metadata"].get("resourceVersion"):
-        return True
-    for key, child in now.children.items():
-        shown = before.children.get(key)
-        if shown is child:
-            continue
-        if key not in sent or shown is not None or _written_by_others(child, manager):
-            return True
-    return any(key not in now.children and key not in sent for key in before.children)
 
 
 def _written_by_others(child: Manifest, manager: str) -> bool:
