@@ -179,3 +179,15 @@ def test_each_field_the_hooks_read_reconciles_the_environment() -> None:
 
 def test_every_child_kind_declares_what_it_reads() -> None:
     assert all(c.reads is not None for c in ENVIRONMENT.children)
+
+
+def test_children_kept_while_the_project_is_missing_share_no_map_with_the_observed() -> None:
+    """The core completes a built child in place (its standard labels): the observed one is the cache's."""
+    observed, status = scene("deploying")
+    kept = troupe_build_resources(context(observed, status, project=False)) or []
+    assert {m["kind"] for m in kept} >= set(environment.KEPT_AS_IS)
+    for manifest in kept:
+        seen = observed.named(manifest["kind"], manifest["metadata"]["name"])
+        for field in ("labels", "annotations"):
+            if seen is not None and field in seen["metadata"]:
+                assert manifest["metadata"][field] is not seen["metadata"][field], (manifest["kind"], field)

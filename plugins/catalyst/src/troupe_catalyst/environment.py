@@ -179,12 +179,18 @@ KEPT_AS_IS = ("ResourceQuota", "LimitRange", "Ingress")
 
 
 def as_built(observed: Manifest) -> Manifest:
-    """An observed child as a builder would return it (what the API server added left out)."""
+    """An observed child as a builder would return it (what the API server added left out). Its label
+    and annotation maps are copies: the core completes a built child in place, and the observed one is
+    the cache's."""
     meta = observed["metadata"]
     return {
         "apiVersion": observed["apiVersion"],
         "kind": observed["kind"],
-        "metadata": {k: meta[k] for k in ("name", "namespace", "labels", "annotations") if k in meta},
+        "metadata": {
+            "name": meta["name"],
+            **({"namespace": meta["namespace"]} if "namespace" in meta else {}),
+            **{k: dict(meta[k]) for k in ("labels", "annotations") if k in meta},
+        },
         "spec": observed.get("spec") or {},
     }
 
