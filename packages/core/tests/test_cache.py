@@ -4,8 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from troupe.context import ChildKey
-from troupe.engine.cache import APPLIED_FIELDS, ChildIndex, ObjectCache, RelatedIndex, read_at, trimmed
+from troupe.engine.cache import (
+    APPLIED_FIELDS,
+    ChildIndex,
+    ObjectCache,
+    ObjectKey,
+    RelatedIndex,
+    read_at,
+    trimmed,
+)
 from troupe.kinds import ChildKind, KindSpec
 
 OWNER = "Greeting.example.troupe.dev/ns/hi"
@@ -110,6 +120,38 @@ def test_cached_bodies_share_their_keys_and_short_strings() -> None:
     assert k1 is k2  # one string for every cached object's key, not one per parsed body
     assert first["data"]["phase"] is second["data"]["phase"]
     assert first == json.loads(text) | {"metadata": first["metadata"]}
+
+
+def test_a_new_version_keeps_the_unchanged_parts_of_the_cached_one() -> None:
+    import json
+
+    cached = trimmed(json.loads(json.dumps(child("5", greeting="hi", phase="Pending"))))
+    new = json.loads(json.dumps(child("6", greeting="hi", phase="Running")))
+    new["metadata"]["labels"] = {"app": "hi"}
+    kept = trimmed(new, cached)
+    assert kept == trimmed(new)  # the same body as without the cached version
+    assert kept["metadata"]["annotations"] is cached["metadata"]["annotations"]  # unchanged: taken over
+    assert kept["data"] is not cached["data"] and cached["data"]["phase"] == "Pending"  # the old one stays
+    assert kept["metadata"]["resourceVersion"] == "6" and kept["data"]["phase"] == "Running"
+    assert "fieldsV1" in new["metadata"]["managedFields"][0]  # the caller's body is left as it was
+    # another writer's take-over of an applied field changes the apply's digest, cached version or not
+    taken = json.loads(json.dumps(child("7", greeting="hi", phase="Running")))
+    taken["metadata"]["managedFields"][0]["fieldsV1"] = {"f:data": {}}
+    assert trimmed(taken, kept)["metadata"]["managedFields"] != kept["metadata"]["managedFields"]
+    index = ChildIndex()
+    index.put(json.loads(json.dumps(child("5", greeting="hi"))))
+    index.put(new)
+    (stored,) = index.children(OWNER, "").values()
+    assert stored == trimmed(new)
+
+
+def test_object_keys_hash_by_kind_namespace_and_name() -> None:
+    kind = KindSpec(operator="x", group="g.io", version="v1", kind="K", plural="ks", spec_model=BaseModel)
+    same = KindSpec(operator="x", group="g.io", version="v1", kind="K", plural="ks", spec_model=BaseModel)
+    other = KindSpec(operator="x", group="h.io", version="v1", kind="K", plural="ks", spec_model=BaseModel)
+    assert {ObjectKey(kind, "ns", "a"): 1}.get(ObjectKey(same, "ns", "a")) == 1
+    assert ObjectKey(kind, "ns", "a") != ObjectKey(other, "ns", "a")
+    assert len({ObjectKey(kind, "ns", "a"), ObjectKey(kind, "ns", "b"), ObjectKey(kind, None, "a")}) == 3
 
 
 def _deployment(

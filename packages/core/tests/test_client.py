@@ -69,9 +69,11 @@ def test_a_token_from_an_exec_command(tmp_path: Path, monkeypatch: pytest.Monkey
 
 async def test_requests_errors_and_a_rotated_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[tuple[str, str, str | None]] = []
+    queries: list[dict[str, str]] = []
 
     async def handler(request: web.Request) -> web.Response:
         seen.append((request.method, request.path_qs, request.headers.get("Authorization")))
+        queries.append(dict(request.query))
         if request.headers.get("Authorization") != "Bearer new":
             return web.json_response({"message": "expired"}, status=401)
         if request.path.endswith("/gone"):
@@ -96,6 +98,10 @@ async def test_requests_errors_and_a_rotated_token(tmp_path: Path, monkeypatch: 
         assert got == {"got": {"a": 1}}
         assert [s[2] for s in seen] == ["Bearer old", "Bearer new"]  # read again after the 401, then sent
         assert seen[-1][1] == "/api/v1/x?fieldManager=t"
+        # a query reaches the server as given, whatever it holds (a selector, a continue token)
+        query = {"labelSelector": "a in (b, c),d!=e", "continue": "eyJ+/=?&x"}
+        await kube.request("GET", "/api/v1/x", query=query)
+        assert queries[-1] == query
         assert await kube.get("v1", "configmaps", "ns", "gone") is None
         with pytest.raises(NotFound):
             await kube.request("GET", "/api/v1/namespaces/ns/configmaps/gone")

@@ -43,8 +43,8 @@ def merge_conditions(
                 "reason": cond.reason or cond.type,
                 "message": cond.message,
                 "lastTransitionTime": isoformat(now)
-                if moved or not before
-                else before.get("lastTransitionTime", isoformat(now)),
+                if moved or not before or "lastTransitionTime" not in before
+                else before["lastTransitionTime"],
                 "observedGeneration": generation,
             }
         )

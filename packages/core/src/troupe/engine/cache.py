@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from troupe.context import ChildKey, Children, Manifest
 from troupe.engine.apply import OWNER_ANNOTATION, OWNER_UID_ANNOTATION, owner_key
@@ -59,19 +60,44 @@ def _shared(value: Any) -> Any:
     return value
 
 
+_ABSENT = object()
+
+
+def _shared_since(value: Any, before: Any) -> Any:
+    """:func:`_shared` of ``value``, taking each part equal to ``before``'s (a cached, already shared
+    version of the same object) from there: an event changes a status or a few fields, and comparing
+    (in C) costs far less than walking the whole body again."""
+    if value == before:
+        return before
+    if not (isinstance(value, dict) and isinstance(before, dict)):
+        return _shared(value)
+    kept: dict[Any, Any] = {}
+    for k, v in value.items():
+        old = before.get(k, _ABSENT)
+        key = sys.intern(k) if isinstance(k, str) else k
+        # inline, not a call per key: most keys of a new version hold what they held before
+        if v == old:
+            kept[key] = old
+        elif isinstance(v, dict):
+            kept[key] = _shared_since(v, old)
+        else:
+            kept[key] = _shared(v)
+    return kept
+
+
 def _manager(entry: Manifest) -> Manifest:
     kept = {k: entry[k] for k in _MANAGER_KEYS if k in entry}
     if entry.get("operation") == "Apply" and "fieldsV1" in entry:
         # what an apply owns, as a number: it changes when another writer takes or removes a field of it
-        kept[APPLIED_FIELDS] = hash(json.dumps(entry["fieldsV1"], sort_keys=True))
+        kept[APPLIED_FIELDS] = hash(orjson.dumps(entry["fieldsV1"], option=orjson.OPT_SORT_KEYS))
     return kept
 
 
-def trimmed(body: Manifest) -> Manifest:
+def trimmed(body: Manifest, before: Manifest | None = None) -> Manifest:
     """``body`` as kept in the caches: without the field managers' field sets and kubectl's copy of the
     last applied object, which no hook reads and which doubled the memory of every cached object, and
     with its keys and short strings shared with the other cached objects. A new object: ``body`` is left
-    as it was."""
+    as it was. ``before``: the cached version of the same object, whose unchanged parts are kept."""
     meta = body.get("metadata")
     if not isinstance(meta, dict):
         return dict(_shared(body))
@@ -83,7 +109,8 @@ def trimmed(body: Manifest) -> Manifest:
         meta["managedFields"] = [_manager(m) for m in managed]
     if heavy:
         meta["annotations"] = {k: v for k, v in annotations.items() if k not in heavy}
-    return dict(_shared({**body, "metadata": meta}))
+    kept = {**body, "metadata": meta}
+    return dict(_shared(kept) if before is None else _shared_since(kept, before))
 
 
 def version_of(body: Manifest) -> str:
@@ -128,7 +155,7 @@ class ObjectCache:
         ``ours``: the response to a write of ours."""
         current = self._objects.get(key)
         if newer(body, current):
-            self._objects[key] = trimmed(body)
+            self._objects[key] = trimmed(body, current)
         if ours:
             self.ours.add(key, body)
         return unseen(body, current)
@@ -248,7 +275,7 @@ class ChildIndex:
             self._drop(before, key)
         if owner is None:
             return {before} if before else set()
-        kept = trimmed(child)
+        kept = trimmed(child, current)
         self._by_owner.setdefault(owner, {})[key] = kept
         self._owner_of[key] = owner
         if before == owner and current is not None and not self._concerns(owner, key, current, kept):
@@ -312,7 +339,7 @@ class RelatedIndex:
         current = self._objects.get(key)
         if not unseen(obj, current):
             return set()
-        self._objects[key] = trimmed(obj)
+        self._objects[key] = trimmed(obj, current)
         return set(self._users.get(key, ()))
 
     def remove(self, obj: Manifest) -> set[Hashable]:
@@ -355,6 +382,11 @@ class ObjectKey:
     kind: KindSpec
     namespace: str | None
     name: str
+
+    def __hash__(self) -> int:
+        # Every queue and cache lookup hashes a key: the generated hash would hash the whole KindSpec
+        # (its models, children, columns...) each time. Equal keys have equal kinds, so equal names too.
+        return hash((self.kind.plural, self.kind.group, self.namespace, self.name))
 
     @property
     def owner(self) -> str:

@@ -15,10 +15,13 @@ import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 import kopf
+import orjson
 import yaml
+from yarl import URL
 
 Manifest = dict[str, Any]
 logger = logging.getLogger(__name__)
@@ -124,6 +127,7 @@ class Kube:
             # Each open TLS connection holds a 128 KiB buffer: unbounded, a burst left 130 of them (16 MiB).
             # 32 requests in flight are more than two cores' API server answers at once.
             connector=aiohttp.TCPConnector(ssl=info.as_ssl_context(), limit=limit),
+            cookie_jar=aiohttp.DummyCookieJar(),  # the API server sets none; no jar to filter per request
             headers={**info.as_http_headers(), "Accept": "application/json"},
             timeout=aiohttp.ClientTimeout(total=60, sock_connect=10),
         )
@@ -163,23 +167,28 @@ class Kube:
         query: dict[str, str] | None = None,
         content_type: str = "application/json",
     ) -> Manifest:
+        # Encoded here: given a str and params, aiohttp parses, quotes and merges them on every request.
+        target = path + (f"?{urlencode(query)}" if query else "")
         for attempt in (1, 2):
             async with self.session.request(
                 method,
-                self.info.server.rstrip("/") + path,
-                params=query,
-                data=None if body is None else json.dumps(body),
+                URL(self.info.server.rstrip("/") + target, encoded=True),
+                # orjson: encoding and decoding every body is a large share of the operator's CPU
+                # (the stdlib's json took about a tenth of it in a burst); it reads bytes, no text step.
+                data=None if body is None else orjson.dumps(body),
                 headers={"Content-Type": content_type},
             ) as response:
-                text = await response.text()
+                raw = await response.read()
                 if response.status == 401 and attempt == 1:  # a token rotated under us: read it again
                     await self._relogin()
                     continue
                 if response.status == 404:
                     raise NotFound(path)
                 if response.status >= 400:
+                    text = raw.decode(errors="replace")
                     raise ApiException(status=response.status, reason=response.reason, body=text)
-                return json.loads(text) if text else {}
+                result: Manifest = orjson.loads(raw) if raw else {}
+                return result
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def watch(
@@ -209,7 +218,7 @@ class Kube:
                     *lines, pending = (pending + chunk).split(b"\n")
                     for line in lines:
                         if line.strip():
-                            yield json.loads(line)
+                            yield orjson.loads(line)
                 return
 
     async def get(self, api_version: str, plural: str, namespace: str | None, name: str) -> Manifest | None:
