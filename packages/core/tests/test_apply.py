@@ -6,7 +6,14 @@ from typing import Any
 import kopf
 import pytest
 
-from troupe.engine.apply import OWNER_ANNOTATION, RETAIN_ANNOTATION, adopt, complete_child, is_subset
+from troupe.engine.apply import (
+    OWNER_ANNOTATION,
+    RETAIN_ANNOTATION,
+    adopt,
+    as_kept,
+    complete_child,
+    is_subset,
+)
 from troupe.kinds import ChildKind
 from troupe_example.greeting import GREETING
 
@@ -64,6 +71,39 @@ def test_subset_of_falsy_and_missing_values() -> None:
     assert is_subset({"items": []}, {"items": []}) and is_subset({"items": {}}, {"items": None})
     assert not is_subset({"items": ["a"]}, {"items": []}) and not is_subset({"s": "1"}, {"s": 1})
     assert not is_subset({"flag": False}, {}) and is_subset({"flag": False}, {"flag": False})
+
+
+def test_a_child_kept_as_observed_drops_status_and_server_fields_and_copies_its_metadata() -> None:
+    observed = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "p",
+            "namespace": "ns",
+            "uid": "u1",
+            "resourceVersion": "7",
+            "generation": 1,
+            "creationTimestamp": "2030-01-01T00:00:00Z",
+            "managedFields": [{"manager": "x"}],
+            "labels": {"a": "1"},
+            "ownerReferences": [{"uid": "o"}],
+        },
+        "spec": {"containers": [{"name": "main", "image": "i"}]},
+        "status": {"phase": "Running"},
+    }
+    kept = as_kept(observed)
+    assert "status" not in kept and set(kept["metadata"]) == {
+        "name",
+        "namespace",
+        "labels",
+        "ownerReferences",
+    }
+    kept["metadata"]["labels"]["extra"] = "x"  # what completing a child does
+    kept["metadata"]["ownerReferences"][0]["controller"] = True
+    assert observed["metadata"]["labels"] == {"a": "1"} and observed["metadata"]["ownerReferences"] == [
+        {"uid": "o"}
+    ]
+    assert kept["spec"] is observed["spec"], "not deep-copied on every reconcile: nothing writes into it"
 
 
 def test_complete_child_adds_labels_owner_and_namespace() -> None:

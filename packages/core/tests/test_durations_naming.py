@@ -105,3 +105,12 @@ def test_standard_labels() -> None:
         "app.kubernetes.io/part-of": "troupe",
         "app.kubernetes.io/component": "rstudio",
     }
+
+
+def test_parsing_is_cached_but_a_refused_duration_is_refused_every_time() -> None:
+    assert parse_duration("2h30m") == parse_duration("2h30m") == timedelta(hours=2, minutes=30)
+    for _ in range(2):
+        with pytest.raises(ValueError, match="invalid duration"):
+            parse_duration("2 hours")
+        with pytest.raises(ValueError, match="invalid duration"):
+            parse_duration(["4h"])  # type: ignore[arg-type]  # not a string: no cache key, refused all the same

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -25,7 +26,7 @@ from troupe.engine.reconcile import LISTING_RECHECK, Reconciler
 from troupe.engine.workqueue import WorkQueue
 from troupe.kinds import Action, ChildKind
 from troupe.plugins import get_plugin_manager
-from troupe.testing import Manifest, MemoryKube, reconcile
+from troupe.testing import Manifest, MemoryKube, reconcile, written
 from troupe_example import cost_center, greeting
 
 
@@ -111,6 +112,71 @@ async def test_a_reconcile_that_created_every_child_runs_no_more(
     key = add_greeting(kube, reconciler, {"name": "Ada"})
     assert await reconcile(reconciler, key) == greeting.GREETING.resync_seconds
     assert ("configmaps", "ns", "hi-greeting") in kube.objects
+
+
+class Keeper:
+    """An extension that builds ``hi-kept`` once and from then on returns the observed object itself (as a
+    workflow keeps its pods), and labels it in its mutate hook, counting the calls."""
+
+    def __init__(self) -> None:
+        self.mutated = 0
+
+    @hookimpl
+    def troupe_build_resources(self, ctx: ReconcileContext[Any]) -> list[Manifest] | None:
+        observed = ctx.children.named("ConfigMap", "hi-kept")
+        built = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "hi-kept"}, "data": {"a": "1"}}
+        return [observed if observed is not None else built]
+
+    @hookimpl
+    def troupe_mutate_resource(self, ctx: ReconcileContext[Any], resource: Manifest) -> None:
+        if resource["metadata"]["name"] == "hi-kept":
+            self.mutated += 1
+            resource["metadata"].setdefault("labels", {})["kept"] = "yes"
+
+
+def edited(obj: Manifest, version: str, edit: Callable[[Manifest], None]) -> Manifest:
+    """A new version of ``obj``, as the watch shows someone else's edit."""
+    new = copy.deepcopy(obj)
+    new["metadata"]["resourceVersion"] = version
+    edit(new)
+    return new
+
+
+async def test_a_child_kept_as_observed_is_looked_at_again_only_once_it_or_its_owner_changed(
+    kube: MemoryKube, clock: FrozenClock
+) -> None:
+    keeper = Keeper()
+    reconciler = reconciler_with(kube, clock, greeting, keeper)
+    key = add_greeting(kube, reconciler, {"name": "Ada"})
+    child = ChildKey("", "ConfigMap", "ns", "hi-kept")
+    await reconcile(reconciler, key)
+    assert kube.objects["configmaps", "ns", "hi-kept"]["metadata"]["labels"]["kept"] == "yes"
+    kube.writes.clear()
+    observed = reconciler.children.find(child)
+    assert observed is not None
+    before = copy.deepcopy(observed)
+    await reconcile(reconciler, key)  # returned as observed: completed and mutated as a copy, unchanged
+    assert (keeper.mutated, kube.writes) == (2, [])
+    assert observed == before, "the observed object itself is never written into"
+    for _ in range(2):
+        await reconcile(reconciler, key)
+    assert (keeper.mutated, kube.writes) == (2, []), "neither it nor its owner changed: not looked at"
+    assert ("configmaps", "ns", "hi-kept") in kube.objects
+
+    owner = reconciler.objects.get(key)
+    assert owner is not None
+    reconciler.objects.put(key, edited(owner, "500", lambda o: o["metadata"].update(annotations={"a": "b"})))
+    await reconcile(reconciler, key)
+    assert (keeper.mutated, kube.writes) == (3, []), "its owner changed: looked at again"
+
+    def unlabel(obj: Manifest) -> None:
+        del obj["metadata"]["labels"]["kept"]
+        obj["metadata"]["managedFields"].append({"manager": "kubectl", "operation": "Update"})
+
+    reconciler.children.put(edited(observed, "600", unlabel))
+    await reconcile(reconciler, key)
+    assert keeper.mutated == 4 and kube.writes == ["apply ConfigMap/hi-kept"], "changed: applied again"
+    assert kube.objects["configmaps", "ns", "hi-kept"]["metadata"]["labels"]["kept"] == "yes"
 
 
 async def test_spec_edit_rolls_out_and_deleted_child_comes_back(
@@ -722,6 +788,21 @@ async def test_a_child_event_while_creates_hang_starts_what_it_makes_buildable(c
     assert kube.sent == ["hi-greeting", "hi-after"], "nothing was sent twice (the rerun finds both there)"
 
 
+async def test_an_event_that_comes_with_the_last_answer_is_acted_on_in_the_same_run(
+    clock: FrozenClock,
+) -> None:
+    """Its creates go out before the run decides its status, not after it and a rerun."""
+    kube = SlowKube()
+    reconciler, key, queue = await start_a_hanging_create(kube, clock, AfterSignal())
+    reconciler.children.put(signal_child(kube))
+    queue.enqueue(key, reason="child", echo=lambda: False)
+    kube.gate.set()  # the answer to hi-greeting comes with the event
+    await queue.drain()
+    await reconciler.reporter.settled(key)
+    assert kube.sent == ["hi-greeting", "hi-after"], "nothing was sent twice"
+    assert kube.writes.index("apply ConfigMap/hi-after") < kube.writes.index("status hi")
+
+
 async def test_a_name_held_meanwhile_stops_the_run_writing(clock: FrozenClock) -> None:
     kube = await run_while_a_create_hangs(clock, taken=True)
     kube.gate.set()
@@ -753,6 +834,107 @@ async def test_the_echo_of_a_create_in_flight_builds_nothing_again(clock: Frozen
     for _ in range(20):
         await asyncio.sleep(0)
     assert built == [1], "an echo of this run's own create is no news"
+    kube.gate.set()
+    await queue.drain()
+
+
+class AfterFirstDone:
+    """An extension that builds ``hi-first``, then ``hi-after`` once someone marked ``hi-first`` done (as a
+    workflow starts a task once the pod it created for the task before it succeeded)."""
+
+    def __init__(self) -> None:
+        self.built = 0
+
+    @hookimpl
+    def troupe_build_resources(self, ctx: ReconcileContext[Any]) -> list[Manifest] | None:
+        self.built += 1
+        first = ctx.children.named("ConfigMap", "hi-first")
+        wanted = [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "hi-first"}}]
+        if first is not None and (first.get("data") or {}).get("done") == "yes":
+            wanted.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "hi-after"}})
+        return wanted
+
+
+async def test_a_child_this_run_created_and_someone_then_changed_is_news(clock: FrozenClock) -> None:
+    """A run outlives the children it created when another create hangs (a fast workflow's pods finish
+    within it): their appearance is no news, a change by someone else is, and builds on at once."""
+    kube = SlowKube()
+    plugin = AfterFirstDone()
+    reconciler, key, queue = await start_a_hanging_create(kube, clock, plugin)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert sorted(kube.sent) == ["hi-first", "hi-greeting"] and plugin.built == 1
+    first = reconciler.children.find(ChildKey("", "ConfigMap", "ns", "hi-first"))
+    assert first is not None, "the answer to its create is recorded"
+    queue.enqueue(key, reason="child", echo=lambda: False)  # its create, as the watch shows it
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert plugin.built == 1, "a child this run created showing up as created is no news"
+    done = copy.deepcopy(first)
+    done["data"] = {"done": "yes"}
+    done["metadata"]["resourceVersion"] = str(int(first["metadata"]["resourceVersion"]) + 1)
+    done["metadata"]["managedFields"] += [{"manager": "someone", "operation": "Update"}]
+    reconciler.children.put(done)
+    queue.enqueue(key, reason="child", echo=lambda: False)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert kube.sent[-1] == "hi-after", "built on the change while hi-greeting hangs"
+    kube.gate.set()
+    await queue.drain()
+    assert kube.sent.count("hi-after") == 1, "nothing was sent twice"
+
+
+class ReadsData(AfterFirstDone):
+    """AfterFirstDone on a kind whose ConfigMaps' owner reads their data only (``ChildKind.reads``), and
+    which builds the hanging ``hi-greeting`` itself."""
+
+    KIND = dataclasses.replace(
+        greeting.GREETING,
+        children=(ChildKind("v1", "ConfigMap", "configmaps", reads=("data",)),),
+        finalize=False,
+    )
+
+    @hookimpl
+    def troupe_kinds(self) -> list[Any]:
+        return [self.KIND]
+
+    @hookimpl
+    def troupe_build_resources(self, ctx: ReconcileContext[Any]) -> list[Manifest] | None:
+        built = super().troupe_build_resources(ctx) or []
+        return [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "hi-greeting"}}, *built]
+
+
+async def test_a_change_the_owner_does_not_read_of_a_child_this_run_created_is_no_news(
+    clock: FrozenClock,
+) -> None:
+    kube = SlowKube()
+    plugin = ReadsData()
+    reconciler = reconciler_with(kube, clock, plugin)
+    add_greeting(kube, reconciler, {"name": "Ada"})
+    key = ObjectKey(ReadsData.KIND, "ns", "hi")
+    reconciler.objects.put(key, copy.deepcopy(kube.objects["greetings", "ns", "hi"]))
+    queue = WorkQueue(reconciler.reconcile)  # type: ignore[arg-type]
+    queue.enqueue(key)
+    await kube.hanging.wait()
+    for _ in range(20):
+        await asyncio.sleep(0)
+    first = reconciler.children.find(ChildKey("", "ConfigMap", "ns", "hi-first"))
+    assert first is not None and plugin.built == 1
+
+    def change(version: str, edit: Callable[[Manifest], None]) -> None:
+        now = edited(first, version, edit)
+        now["metadata"]["managedFields"] = [*now["metadata"]["managedFields"], {"manager": "kubelet"}]
+        reconciler.children.put(now)
+        queue.enqueue(key, reason="child", echo=lambda: False)
+
+    change("700", lambda cm: cm["metadata"].update(annotations={**cm["metadata"]["annotations"], "x": "y"}))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert plugin.built == 1, "someone else's annotation on it: nothing its owner reads"
+    change("701", lambda cm: cm.update(data={"done": "yes"}))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert plugin.built == 2 and kube.sent[-1] == "hi-after", "its data is read: built on at once"
     kube.gate.set()
     await queue.drain()
 
@@ -800,3 +982,21 @@ async def test_a_step_recorded_again_after_its_end_is_looked_at_once_more(
     reconciler.objects.put(key, copy.deepcopy(kube.objects["greetings", "ns", "hi"]))
     await reconcile(reconciler, key)
     assert kube.objects["greetings", "ns", "hi"]["status"]["phase"] == "Unreachable"
+
+
+def test_written_sets_paths_and_appends_where_the_path_ends_in_plus() -> None:
+    pod = {"kind": "Pod", "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+    after = written(
+        pod,
+        (("status", "conditions", "+"), {"type": "PodScheduled", "status": "True"}),
+        (("metadata", "annotations", "example.com/a.b"), "x"),
+        (("spec", "nodeName"), "node-1"),
+    )
+    assert after["status"]["conditions"] == [
+        {"type": "Ready", "status": "True"},
+        {"type": "PodScheduled", "status": "True"},
+    ]
+    assert (
+        after["metadata"]["annotations"] == {"example.com/a.b": "x"} and after["spec"]["nodeName"] == "node-1"
+    )
+    assert pod == {"kind": "Pod", "status": {"conditions": [{"type": "Ready", "status": "True"}]}}  # a copy

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from troupe.engine.status import desired_status, updated_status
+from troupe_observatory import workflow
 from troupe_observatory.models import ObservatorySpec
 from troupe_observatory.pods import labels_of
-from troupe_observatory.workflow import Plan, plan
+from troupe_observatory.workflow import Plan
 
 T0 = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -39,7 +40,7 @@ class Sim:
         return ObservatorySpec.model_validate(self.spec_dict)
 
     def _plan(self) -> Plan:
-        return plan(
+        return workflow.plan(
             self.spec,
             name=self.name,
             namespace="ns",
@@ -141,6 +142,35 @@ class Sim:
 
     def condition(self, type_: str) -> dict[str, Any]:
         return next(c for c in self.status["conditions"] if c["type"] == type_)
+
+
+@pytest.fixture(autouse=True)
+def advance_writes_into_no_record_it_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In every scenario: what lets the scheduler copy only the records it changes."""
+    real = workflow.advance
+
+    def checked(*args: Any, previous: Any, **kwargs: Any) -> Any:
+        before = [t.model_dump() for t in previous]
+        result = real(*args, previous=previous, **kwargs)
+        assert [t.model_dump() for t in previous] == before, "advance wrote into a record it was given"
+        return result
+
+    monkeypatch.setattr(workflow, "advance", checked)
+
+
+@pytest.fixture(autouse=True)
+def plan_writes_into_no_status_it_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In every scenario: what lets a plan reuse the status the one before it parsed."""
+    real = workflow.plan
+
+    def checked(spec: Any, **kwargs: Any) -> Any:
+        old = workflow._old_status(kwargs["status"], (kwargs["namespace"], kwargs["name"]))
+        before = old.model_dump()
+        result = real(spec, **kwargs)
+        assert old.model_dump() == before, "the plan wrote into the status it parsed"
+        return result
+
+    monkeypatch.setattr(workflow, "plan", checked)
 
 
 @pytest.fixture

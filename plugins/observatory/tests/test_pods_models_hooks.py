@@ -18,7 +18,7 @@ from troupe.testing import reconciles_owner
 from troupe_observatory import plugin, workflow
 from troupe_observatory.metrics import TaskMetrics, observe
 from troupe_observatory.models import OBSERVATORY, ObservatorySpec, Task
-from troupe_observatory.pods import build_pod, keep, outcome, pod_name
+from troupe_observatory.pods import build_pod, outcome, pod_name
 
 
 def test_pod_defaults():
@@ -215,27 +215,27 @@ def _observed(manifest: dict) -> dict:
     return {**manifest, "metadata": meta, "status": {"phase": "Running"}}
 
 
-def test_keep_copies_the_metadata_the_core_completes_and_shares_the_immutable_spec():
-    observed = _observed(build_pod("wf", "ns", 1, Task(name="a", image="i"), 1))
-    kept = keep(observed)
-    assert "status" not in kept and {"uid", "resourceVersion", "managedFields"}.isdisjoint(kept["metadata"])
-    kept["metadata"]["labels"]["extra"] = "x"  # what the core's completion of a child does
-    kept["metadata"].setdefault("ownerReferences", []).append({"uid": "o"})
-    assert "extra" not in observed["metadata"]["labels"] and "ownerReferences" not in observed["metadata"]
-    assert kept["spec"] is observed["spec"], "a pod's spec is immutable: not deep-copied on every reconcile"
+def test_pods_to_keep_are_returned_as_observed():
+    """The observed pod itself, which the core keeps as it is (no copy per pod per reconcile)."""
+    status = plugin.troupe_aggregate_status(ctx({"tasks": [{"name": "a", "image": "i"}]}))
+    c = ctx({"tasks": [{"name": "a", "image": "i"}]}, {**status.fields, "phase": status.phase})
+    pod = _observed(build_pod("wf", "ns", 1, Task(name="a", image="i"), 1))
+    c = dataclasses.replace(c, children=Children({ChildKey.of(pod): pod}))
+    (kept,) = plugin.troupe_build_resources(c)
+    assert kept is pod
 
 
-def test_the_status_pass_makes_no_keep_manifests(monkeypatch):
+def test_the_status_pass_decides_no_pod_to_keep(monkeypatch):
     status = plugin.troupe_aggregate_status(ctx({"tasks": [{"name": "a", "image": "i"}]}))
     c = ctx({"tasks": [{"name": "a", "image": "i"}]}, {**status.fields, "phase": status.phase})
     pod = _observed(build_pod("wf", "ns", 1, Task(name="a", image="i"), 1))
     c = dataclasses.replace(c, children=Children({ChildKey.of(pod): pod}))
     assert [p["metadata"]["name"] for p in plugin.troupe_build_resources(c)] == ["wf-1-a-1"]
 
-    def no_keep(pod: dict) -> dict:
-        raise AssertionError("the status pass copied a pod it only reads")
+    def no_keep(*args: Any) -> bool:
+        raise AssertionError("the status pass decided about a pod it only reads")
 
-    monkeypatch.setattr(workflow, "keep", no_keep)
+    monkeypatch.setattr(workflow, "_keep_pod", no_keep)
     assert plugin.troupe_aggregate_status(c).fields["tasks"][0]["phase"] == "Running"
 
 
@@ -382,3 +382,37 @@ def test_what_the_scheduler_and_kubelet_write_changes_no_plan_and_reconciles_nob
     finished = copy.deepcopy(wf.pod("b"))
     wf.finish("b")
     assert reconciles_owner(OBSERVATORY, finished, wf.pod("b")), "a pod's end is read"
+
+
+def test_a_pod_starting_changes_no_plan_and_reconciles_nobody_but_its_end_does(sim: Any) -> None:
+    wf = sim(
+        {
+            "tasks": [
+                {"name": "a", "image": "busybox"},
+                {"name": "b", "image": "busybox", "dependencies": ["a"]},
+            ]
+        }
+    )
+    wf.settle()
+    pending = copy.deepcopy(wf.pod("a"))
+    before = wf._plan()
+    wf.start("a")
+    running = wf.pod("a")
+    running["status"]["containerStatuses"] = [{"name": "main", "state": {"running": {"startedAt": "x"}}}]
+    assert not reconciles_owner(OBSERVATORY, pending, running), "its start decides nothing"
+    after = wf._plan()
+    assert (after.status, after.created) == (before.status, before.created)
+    deadline = copy.deepcopy(running)
+    deadline["status"].update(phase="Failed", reason="DeadlineExceeded", message="too long")
+    assert reconciles_owner(OBSERVATORY, running, deadline), "a pod's end without its container's is read"
+
+
+def test_a_container_ended_before_its_pod_says_so_is_looked_at_again_soon(sim: Any) -> None:
+    """Its phase alone is not read: should a pod's end come in two writes, the second is not missed."""
+    wf = sim({"tasks": [{"name": "a", "image": "busybox"}]})
+    wf.settle()
+    wf.start("a")
+    assert wf._plan().status.requeue_after is None
+    wf.pod("a")["status"]["containerStatuses"] = [{"name": "main", "state": {"terminated": {"exitCode": 0}}}]
+    assert wf._plan().status.requeue_after == 1.0
+    assert wf.phases() == {"a": "Running"}

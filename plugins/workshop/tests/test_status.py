@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import base64
-import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from troupe import ChildKey, Children
-from troupe.testing import reconciles_owner
+from troupe.testing import Write, reconciles_owner, written_by_others
 from troupe_workshop.builders import build
 from troupe_workshop.config import Settings
 from troupe_workshop.models import WorkshopSpec
@@ -224,56 +223,38 @@ def test_participants_have_their_own_url_and_phase() -> None:
 # -- ChildKind.reads: what status and builders read of the children ------------------------------
 
 #: What other controllers write into these kinds besides what the Workshop reads (as seen on the local
-#: cluster during a burst of Workshops), by kind: ``(path, value)``; a list item goes in by its type.
-FOREIGN: dict[str, list[tuple[str, Any]]] = {
+#: cluster during a burst of Workshops), by kind (:func:`troupe.testing.written`).
+FOREIGN: dict[str, list[Write]] = {
     "PersistentVolumeClaim": [
-        ("status.accessModes", ["ReadWriteOnce"]),
-        ("status.capacity", {"storage": "10Gi"}),
-        ("spec.volumeName", "pvc-1234"),
-        ("metadata.annotations.pv.kubernetes.io/bind-completed", "yes"),
-        ("metadata.annotations.volume.kubernetes.io/storage-provisioner", "rancher.io/local-path"),
+        (("status", "accessModes"), ["ReadWriteOnce"]),
+        (("status", "capacity"), {"storage": "10Gi"}),
+        (("spec", "volumeName"), "pvc-1234"),
+        (("metadata", "annotations", "pv.kubernetes.io/bind-completed"), "yes"),
+        (("metadata", "annotations", "volume.kubernetes.io/storage-provisioner"), "rancher.io/local-path"),
     ],
     "Deployment": [
-        ("status.observedGeneration", 3),
-        ("status.updatedReplicas", 1),
-        ("status.availableReplicas", 1),
-        ("status.unavailableReplicas", 0),
-        ("status.conditions", {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}),
-        ("metadata.annotations.deployment.kubernetes.io/revision", "1"),
+        (("status", "observedGeneration"), 3),
+        (("status", "updatedReplicas"), 1),
+        (("status", "availableReplicas"), 1),
+        (("status", "unavailableReplicas"), 0),
+        (
+            ("status", "conditions", "+"),
+            {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
+        ),
+        (("metadata", "annotations", "deployment.kubernetes.io/revision"), "1"),
     ],
-    "Service": [("status.loadBalancer", {}), ("spec.clusterIP", "10.96.0.12")],
-    "Ingress": [("status.loadBalancer", {"ingress": [{"ip": "10.0.0.1"}]})],
+    "Service": [(("status", "loadBalancer"), {}), (("spec", "clusterIP"), "10.96.0.12")],
+    "Ingress": [(("status", "loadBalancer"), {"ingress": [{"ip": "10.0.0.1"}]})],
     "Pod": [
-        ("status.phase", "Running"),
-        ("status.podIP", "10.1.2.3"),
-        ("status.hostIP", "10.0.0.9"),
-        ("status.qosClass", "Guaranteed"),
-        ("status.conditions", {"type": "PodScheduled", "status": "True"}),
-        ("status.conditions", {"type": "ContainersReady", "status": "True"}),
-        ("spec.nodeName", "kwok-node-0"),
+        (("status", "phase"), "Running"),
+        (("status", "podIP"), "10.1.2.3"),
+        (("status", "hostIP"), "10.0.0.9"),
+        (("status", "qosClass"), "Guaranteed"),
+        (("status", "conditions", "+"), {"type": "PodScheduled", "status": "True"}),
+        (("status", "conditions", "+"), {"type": "ContainersReady", "status": "True"}),
+        (("spec", "nodeName"), "kwok-node-0"),
     ],
 }
-
-
-def with_foreign(child: dict[str, Any]) -> dict[str, Any]:
-    """``child`` after the other controllers' writes of :data:`FOREIGN`."""
-    child = copy.deepcopy(child)
-    meta = child.setdefault("metadata", {})
-    meta["resourceVersion"] = str(int(meta.get("resourceVersion") or 1) + 1)
-    for path, value in FOREIGN.get(child["kind"], []):
-        *parents, last = path.split(".", 2) if path.startswith("metadata.annotations.") else path.split(".")
-        target = child
-        for part in parents:
-            target = target.setdefault(part, {})
-        if last == "conditions":
-            target.setdefault(last, []).append(value)
-        else:
-            target[last] = value
-    return child
-
-
-def foreign(observed: Children) -> Children:
-    return Children({key: with_foreign(child) for key, child in observed.items()})
 
 
 SPEC = WorkshopSpec.model_validate({"duration": "1h", "expiryWarning": "10m", "participants": 2})
@@ -322,11 +303,12 @@ SCENES = {
 @pytest.mark.parametrize("scene", SCENES)
 def test_what_other_controllers_write_changes_neither_status_nor_builders(scene: str) -> None:
     observed, status, now = SCENES[scene]
+    theirs = written_by_others(observed, FOREIGN)
     for deleting in (False, True):
-        assert workshop_status(SPEC, body(status), foreign(observed), SETTINGS, now, deleting=deleting) == (
+        assert workshop_status(SPEC, body(status), theirs, SETTINGS, now, deleting=deleting) == (
             workshop_status(SPEC, body(status), observed, SETTINGS, now, deleting=deleting)
         )
-        assert build(SPEC, body(status), foreign(observed), SETTINGS, now, deleting=deleting) == build(
+        assert build(SPEC, body(status), theirs, SETTINGS, now, deleting=deleting) == build(
             SPEC, body(status), observed, SETTINGS, now, deleting=deleting
         )
 
@@ -334,8 +316,9 @@ def test_what_other_controllers_write_changes_neither_status_nor_builders(scene:
 @pytest.mark.parametrize("scene", SCENES)
 def test_what_other_controllers_write_reconciles_nobody(scene: str) -> None:
     observed, _, _ = SCENES[scene]
-    for child in observed.values():
-        assert not reconciles_owner(WORKSHOP, child, with_foreign(child)), child["kind"]
+    theirs = written_by_others(observed, FOREIGN)
+    for key, child in observed.items():
+        assert not reconciles_owner(WORKSHOP, child, theirs[key]), child["kind"]
 
 
 def test_what_status_reads_of_a_pod_reconciles_its_workshop() -> None:

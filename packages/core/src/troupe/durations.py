@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import timedelta
 from typing import Annotated
@@ -21,16 +22,29 @@ _WHOLE = re.compile(DURATION_PATTERN)
 
 def parse_duration(text: str) -> timedelta:
     """Parse ``text`` into a timedelta; raise ``ValueError`` with a message a user can act on."""
-    value = text.strip() if isinstance(text, str) else text
-    if not isinstance(value, str) or not _WHOLE.match(value):
-        raise ValueError(
-            f"invalid duration {text!r}: use a number and a unit, such as 90s, 15m, 4h, 2h30m or 1d "
-            "(units ms, s, m, h, d; no spaces, no sign)"
-        )
+    if not isinstance(text, str):
+        raise ValueError(_invalid(text))
+    return _parse(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse(text: str) -> timedelta:
+    # Cached: the same few spellings are parsed at every reconcile of every object (a timeline, a spec's
+    # validation). A refused one raises each time (lru_cache keeps no exceptions).
+    value = text.strip()
+    if not _WHOLE.match(value):
+        raise ValueError(_invalid(text))
     seconds = sum(float(n) * _UNITS[unit] for n, unit in _PART.findall(value))
     if seconds > MAX_DURATION.total_seconds():
         raise ValueError(f"duration {text!r} is longer than the maximum of 36500d (100 years)")
     return timedelta(seconds=seconds)
+
+
+def _invalid(text: object) -> str:
+    return (
+        f"invalid duration {text!r}: use a number and a unit, such as 90s, 15m, 4h, 2h30m or 1d "
+        "(units ms, s, m, h, d; no spaces, no sign)"
+    )
 
 
 def _checked(text: str) -> str:

@@ -76,7 +76,9 @@ def troupe_build_resources(ctx: ReconcileContext[Any]) -> list[Manifest] | None:
         references, passes each through :func:`troupe_mutate_resource`, applies them with server-side
         apply, and deletes children of pruned kinds that are no longer returned. A child annotated
         ``troupe.dev/retain: "true"`` gets no owner reference, so it outlives its owner; one annotated
-        ``troupe.dev/create-only: "true"`` is created when absent and never updated.
+        ``troupe.dev/create-only: "true"`` is created when absent and never updated. To keep an existing
+        child as it is, return the observed object itself (from ``ctx.children``): the core works on a copy,
+        and looks at it again only when the child or its owner changes.
     """
 
 

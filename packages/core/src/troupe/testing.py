@@ -6,8 +6,10 @@ Pure units only: anything that depends on how Kubernetes behaves is tested again
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from troupe.context import Children
 from troupe.engine.apply import OWNER_ANNOTATION, owner_key
 from troupe.engine.cache import ChildIndex
 from troupe.engine.client import ApiException, NotFound
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
     from troupe.engine.reconcile import Reconciler
 
 Manifest = dict[str, Any]
+#: One write of another writer: ``(path, value)``, the path a tuple of keys (an annotation's key is one).
+Write = tuple[tuple[str, ...], Any]
 
 
 class MemoryKube:
@@ -132,3 +136,26 @@ def reconciles_owner(kind: KindSpec, before: Manifest, after: Manifest) -> bool:
         meta["annotations"] = {**(meta.get("annotations") or {}), OWNER_ANNOTATION: owner}
         versions.append(index.put(child))
     return owner in versions[1]
+
+
+def written(child: Manifest, *writes: Write) -> Manifest:
+    """A copy of ``child`` after another writer's ``writes``: each sets its value at its path, parents made
+    as needed; a path ending in ``"+"`` appends the value to the list there (a condition among others).
+
+    For a plugin's test of what other controllers write into its children (with :func:`reconciles_owner`)."""
+    child = copy.deepcopy(child)
+    for path, value in writes:
+        *parents, last = path
+        target = child
+        for part in parents[:-1] if last == "+" else parents:
+            target = target.setdefault(part, {})
+        if last == "+":
+            target.setdefault(parents[-1], []).append(value)
+        else:
+            target[last] = value
+    return child
+
+
+def written_by_others(observed: Children, writes: Mapping[str, Sequence[Write]]) -> Children:
+    """Each of ``observed`` after the ``writes`` other controllers make into its kind (``writes`` by kind)."""
+    return Children({key: written(child, *writes.get(child["kind"], ())) for key, child in observed.items()})

@@ -68,6 +68,9 @@ async def deploy_environment(inputs: dict[str, Any], handle: OperatorHandle) -> 
     return result
 
 
+#: What ``as_built`` reads of a child made from the Project, to keep it as it is while the Project is missing.
+AS_BUILT = ("metadata.labels", "metadata.annotations", "spec")
+
 ENVIRONMENT = catalyst_kind(
     kind="Environment",
     plural="environments",
@@ -83,14 +86,29 @@ ENVIRONMENT = catalyst_kind(
         PrinterColumn("Namespace", ".status.namespace", priority=1),
         PrinterColumn("Revision", ".status.revision", type="integer", priority=1),
     ),
+    # ``reads``: what status.py and the builders read of each child beyond what they applied (and beyond
+    # its coming and going). The builders keep the Project's children as observed while it is missing
+    # (``as_built``: labels, annotations, spec); the rest of what other controllers write (a quota's usage
+    # on every pod start, an Ingress's load balancer, a running Job's pod counts) reconciles nobody.
     children=(
-        ChildKind("v1", "Namespace", "namespaces", namespaced=False),
-        ChildKind("v1", "ResourceQuota", "resourcequotas"),
-        ChildKind("v1", "LimitRange", "limitranges"),
-        ChildKind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
-        ChildKind("networking.k8s.io/v1", "Ingress", "ingresses"),
+        ChildKind("v1", "Namespace", "namespaces", namespaced=False, reads=()),
+        ChildKind("v1", "ResourceQuota", "resourcequotas", reads=AS_BUILT),
+        ChildKind("v1", "LimitRange", "limitranges", reads=AS_BUILT),
+        ChildKind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies", reads=()),
+        ChildKind("networking.k8s.io/v1", "Ingress", "ingresses", reads=AS_BUILT),
         # never deleted by the operator: a finished Job keeps its logs until ttlSecondsAfterFinished
-        ChildKind("batch/v1", "Job", "jobs", prune=False),
+        ChildKind(
+            "batch/v1",
+            "Job",
+            "jobs",
+            prune=False,
+            reads=(
+                "status.conditions",
+                "status.startTime",
+                "status.completionTime",
+                "metadata.creationTimestamp",
+            ),
+        ),
     ),
     related=(
         RelatedKind(
@@ -108,6 +126,8 @@ ENVIRONMENT = catalyst_kind(
     description="One instance of a Project (a PR preview, staging, production): namespace, build, deploy.",
     # its Namespace cannot be owned by it (cluster-scoped): the finalizer uninstalls and deletes it
     finalize=True,
+    # No batch window: what is left after ``reads`` is no burst (a Namespace appearing, a build Job
+    # ending), and each is what the next step waits for (the image check, the deploy).
 )
 
 
@@ -159,12 +179,18 @@ KEPT_AS_IS = ("ResourceQuota", "LimitRange", "Ingress")
 
 
 def as_built(observed: Manifest) -> Manifest:
-    """An observed child as a builder would return it (what the API server added left out)."""
+    """An observed child as a builder would return it (what the API server added left out). Its label
+    and annotation maps are copies: the core completes a built child in place, and the observed one is
+    the cache's."""
     meta = observed["metadata"]
     return {
         "apiVersion": observed["apiVersion"],
         "kind": observed["kind"],
-        "metadata": {k: meta[k] for k in ("name", "namespace", "labels", "annotations") if k in meta},
+        "metadata": {
+            "name": meta["name"],
+            **({"namespace": meta["namespace"]} if "namespace" in meta else {}),
+            **{k: dict(meta[k]) for k in ("labels", "annotations") if k in meta},
+        },
         "spec": observed.get("spec") or {},
     }
 

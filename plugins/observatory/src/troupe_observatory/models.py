@@ -465,8 +465,11 @@ OBSERVATORY = KindSpec(
         PrinterColumn("Schedule", ".spec.schedule", priority=1),
         PrinterColumn("Last Schedule", ".status.lastScheduleTime", type="date", priority=1),
     ),
-    # ``reads``: what pods.py reads of a task pod beyond what it applied. The scheduler binding it (its
-    # node, the PodScheduled condition) and the kubelet's bookkeeping (IPs, QoS class) reconcile nothing.
+    # ``reads``: what pods.py reads of a task pod beyond what it applied, where a change decides anything:
+    # its end (its container's, or the pod's reason). The scheduler binding it (its node, the PodScheduled
+    # condition), the kubelet's bookkeeping (IPs, QoS class) and its start (phase Running, startTime: a
+    # timeout's deadline is looked at again when the one counted from its creation comes) reconcile
+    # nothing: a level of a hundred-task workflow started ten reconciles that changed nothing.
     children=(
         ChildKind(
             "v1",
@@ -475,11 +478,9 @@ OBSERVATORY = KindSpec(
             reads=(
                 "metadata.labels",
                 "metadata.creationTimestamp",
-                "status.phase",
-                "status.startTime",
                 "status.reason",
                 "status.message",
-                "status.containerStatuses",
+                "status.containerStatuses.main.state.terminated",  # pods.CONTAINER
             ),
         ),
     ),

@@ -24,8 +24,6 @@ MAX_ATTEMPT = 11
 #: Label and annotation keys a task's metadata may not set: the operator's and the core's own.
 _RESERVED_PREFIXES = (f"{GROUP}/", "app.kubernetes.io/")
 _RESERVED_ANNOTATIONS = (OWNER_ANNOTATION, RETAIN_ANNOTATION)
-#: Fields the API server owns; an observed pod echoed back as "keep this" leaves them out.
-_SERVER_METADATA = ("managedFields", "resourceVersion", "uid", "creationTimestamp", "generation")
 
 
 def pod_name(workflow: str, run: int, task: str, attempt: int) -> str:
@@ -112,32 +110,6 @@ def _reserved(key: str) -> bool:
     return key.startswith(_RESERVED_PREFIXES)
 
 
-def keep(observed: Manifest) -> Manifest:
-    """An observed pod as a "keep it" manifest: itself, without what the server owns.
-
-    Returning the pod as it is (rather than rebuilding it from a spec that may have changed since) is
-    what makes the core's apply step a no-op for existing pods. The metadata is copied, since the core
-    completes a built manifest's metadata in place (labels, annotations, owner reference); the spec is
-    the observed one itself, not a copy: a pod's spec is immutable and nothing writes into a built
-    one, and deep-copying every pod of a large workflow on every reconcile was a fifth of the
-    operator's time.
-    """
-    pod = {k: v for k, v in observed.items() if k not in ("status", "metadata")}
-    meta = observed.get("metadata") or {}
-    pod["metadata"] = {k: _copy(v) for k, v in meta.items() if k not in _SERVER_METADATA}
-    return pod
-
-
-def _copy(value: Any) -> Any:
-    """A copy of a metadata field (labels, annotations, owner references: maps of strings, a list of
-    flat maps); much cheaper than ``copy.deepcopy``."""
-    if isinstance(value, dict):
-        return dict(value)
-    if isinstance(value, list):
-        return [dict(v) if isinstance(v, dict) else v for v in value]
-    return value
-
-
 def labels_of(pod: Manifest) -> tuple[int, str, int] | None:
     """(run, task, attempt) from a pod's labels, or None for a pod that is not a task pod."""
     labels = pod.get("metadata", {}).get("labels") or {}
@@ -161,6 +133,12 @@ class Outcome:
     """When it started running: status.startTime, else its container's start."""
     finished_at: str | None = None
     """When its container ended (finished pods)."""
+
+
+def container_ended(pod: Manifest) -> bool:
+    """Does the pod say its task's container has ended (whatever its phase says)?"""
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    return any(cs.get("name") == CONTAINER and (cs.get("state") or {}).get("terminated") for cs in statuses)
 
 
 def outcome(pod: Manifest) -> Outcome:

@@ -26,9 +26,11 @@ from datetime import UTC, datetime, timedelta
 
 from troupe import Manifest, parse_duration, parse_time
 from troupe_observatory.models import ObservatorySpec, Task, TaskStatus
-from troupe_observatory.pods import Outcome, build_pod, outcome, pod_name
+from troupe_observatory.pods import Outcome, build_pod, container_ended, outcome, pod_name
 
 FINAL = frozenset({"Succeeded", "Failed", "Skipped"})
+#: A pod whose container ended but whose phase does not say so yet is looked at again this soon.
+ENDED_RECHECK = timedelta(seconds=1)
 DEFAULT_BACKOFF = ("10s", 2, "10m")
 #: Where computed times stop instead of overflowing past year 9999.
 END_OF_TIME = datetime.max.replace(tzinfo=UTC)
@@ -149,6 +151,10 @@ def _follow(
                 task, rec, exit_code=seen.exit_code, message=seen.message or "failed", at=finished_at, now=now
             )
         return False
+    if pod is not None and container_ended(pod):
+        # its phase says so in the same write, as kubelets write it; should it come apart, a change of
+        # phase alone is not among what reconciles the workflow (ChildKind.reads): look again soon
+        _requeue(result, later(now, ENDED_RECHECK), now)
     if task.timeout:
         # A pod that vanished is created again only within the attempt's deadline, counted from the
         # record's start (a new pod has not started yet): the same deadline once it is there.
@@ -183,6 +189,14 @@ def _blocker(task: Task, records: Mapping[str, TaskStatus]) -> str | None:
     return None
 
 
+def _own(records: dict[str, TaskStatus], previous: Mapping[str, TaskStatus], name: str) -> TaskStatus:
+    """The record of task ``name`` to change: a copy of the one in ``previous`` the first time."""
+    rec = records[name]
+    if rec is previous.get(name):
+        rec = records[name] = rec.model_copy()
+    return rec
+
+
 def advance(
     spec: ObservatorySpec,
     order: Sequence[Task],
@@ -201,12 +215,17 @@ def advance(
     result = RunResult(tasks=[])
     create: list[tuple[Task, int]] = []
 
+    # The records of ``previous`` are never written into: one is copied before it changes, and most do
+    # not (tasks that ended, tasks waiting for theirs), so most are not copied at all.
     for task in order:
-        rec = old[task.name].model_copy() if task.name in old else TaskStatus(name=task.name)
-        records[task.name] = rec
+        rec = old.get(task.name) or TaskStatus(name=task.name)
         seen = pods.get(task.name, {})
         newest = max(seen, default=0)
-        if rec.phase not in FINAL and newest > (rec.attempts or 0):
+        adopt = rec.phase not in FINAL and newest > (rec.attempts or 0)
+        if adopt or rec.phase == "Running":
+            rec = rec.model_copy()
+        records[task.name] = rec
+        if adopt:
             # a pod this run started that the record does not know yet: created by this reconcile, or
             # by one whose status write was lost (the operator was killed in between)
             pod = seen[newest]
@@ -226,11 +245,13 @@ def advance(
         if rec.phase != "Pending":
             continue
         if spec.fail_fast and failed:
+            rec = _own(records, old, task.name)
             rec.phase, rec.retry_at = "Skipped", None
             rec.message = f"failFast: task {failed[0]} failed"
             continue
         if any(records[d].phase not in FINAL for d in task.dependencies or ()):
             continue
+        rec = _own(records, old, task.name)
         reason = _blocker(task, records)
         if reason is not None:
             rec.phase, rec.message = "Skipped", reason

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from troupe import Condition, Cron, Manifest, StatusUpdate
 from troupe_observatory.dag import topological
 from troupe_observatory.models import ObservatorySpec, ObservatoryStatus, RunState, RunSummary, TaskStatus
-from troupe_observatory.pods import keep, labels_of, outcome
+from troupe_observatory.pods import labels_of
 from troupe_observatory.scheduler import FINAL, RunResult, advance, read_time, stamp
 from troupe_observatory.ticks import decide
 
@@ -36,11 +36,26 @@ class Plan:
     created: list[Manifest] = field(default_factory=list)
 
 
-def _old_status(status: Mapping[str, Any]) -> ObservatoryStatus:
+#: The status each workflow's plan parsed last, and what it parsed to: the core shows a workflow's
+#: reconciles the same status object until a reconcile decides another, and parsing a hundred task
+#: records was a tenth of a plan. :func:`plan` writes into none of it (the tests check every scenario).
+_PARSED: dict[tuple[str | None, str], tuple[Mapping[str, Any], ObservatoryStatus]] = {}
+_PARSED_MAX = 256
+
+
+def _old_status(status: Mapping[str, Any], key: tuple[str | None, str]) -> ObservatoryStatus:
+    parsed = _PARSED.get(key)
+    if parsed is not None and parsed[0] is status:
+        return parsed[1]
     try:
-        return ObservatoryStatus.model_validate({k: v for k, v in status.items() if v is not None})
+        old = ObservatoryStatus.model_validate({k: v for k, v in status.items() if v is not None})
     except ValidationError:  # hand-edited nonsense: start over rather than crash
-        return ObservatoryStatus()
+        old = ObservatoryStatus()
+    _PARSED.pop(key, None)
+    _PARSED[key] = (status, old)
+    if len(_PARSED) > _PARSED_MAX:
+        del _PARSED[next(iter(_PARSED))]
+    return old
 
 
 def _group(pods: Sequence[Manifest]) -> dict[int, dict[str, dict[int, Manifest]]]:
@@ -134,12 +149,12 @@ def _keep_pod(
     history, records = recorded
     if not _concluded(history, records, run, task, attempt):
         return True
-    seen = outcome(pod)
-    if not seen.finished:
+    phase = (pod.get("status") or {}).get("phase")  # as pods.outcome() reads it, without the rest
+    if phase not in ("Succeeded", "Failed"):
         return False  # timed out, or its run was replaced: nothing more to log
     strategy = spec.pod_gc.strategy if spec.pod_gc else "Never"
     in_history = run in history
-    if strategy == "OnPodCompletion" or (strategy == "OnPodSuccess" and seen.succeeded):
+    if strategy == "OnPodCompletion" or (strategy == "OnPodSuccess" and phase == "Succeeded"):
         return False
     if strategy == "OnWorkflowCompletion" and in_history:
         return False
@@ -159,10 +174,11 @@ def plan(
 ) -> Plan:
     """Everything one reconcile decides: the pods to have and the status to write.
 
-    ``keep_pods=False`` leaves the pods to keep out of ``Plan.pods`` (only the new ones are there): the
-    status pass does not need them, and a "keep" manifest for every pod of a large workflow is work.
+    Pods to keep are returned as observed (the objects of ``pods`` themselves), which the core keeps as
+    they are. ``keep_pods=False`` leaves them out of ``Plan.pods`` (only the new ones are there): the
+    status pass does not need them, and deciding each pod of a large workflow is work.
     """
-    old = _old_status(status)
+    old = _old_status(status, (namespace, name))
     order = spec.memo.get("order")
     if order is None:
         order = spec.memo["order"] = topological(spec.tasks)
@@ -269,7 +285,8 @@ def plan(
     kept = []
     if keep_pods:
         recorded = ({h.run for h in old.history}, _records(old))
-        kept = [keep(p) for p in pods if _keep_pod(p, spec, recorded, known, succeeded_runs)]
+        # the observed pods themselves: the core keeps a child returned as observed as it is
+        kept = [p for p in pods if _keep_pod(p, spec, recorded, known, succeeded_runs)]
 
     tasks = current.tasks if current else []
     done = sum(1 for t in tasks if t.phase == "Succeeded")

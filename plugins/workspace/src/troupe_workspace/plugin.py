@@ -69,6 +69,16 @@ def phase_of(body: Manifest) -> str | None:
     return (body.get("status") or {}).get("phase")
 
 
+#: The disks made from a VM's template (the sweeper follows them through the core's stream of this kind).
+DISK_IMAGES = ChildKind(
+    VMDI_API,
+    "VMDiskImage",
+    "vmdiskimages",
+    optional=True,
+    missing_hint=DATA_SYNC_HINT,
+    reads=("status.phase", "status.message", "spec.diskSize"),
+)
+
 WORKSPACE = KindSpec(
     operator="workspace",
     group="pelotech.ot",
@@ -88,15 +98,32 @@ WORKSPACE = KindSpec(
         PrinterColumn("Namespace", ".status.namespace", priority=1),
         PrinterColumn("Message", ".status.message", priority=1),
     ),
+    # ``reads``: what status.py and builders.py read of each child beyond what they applied (and beyond
+    # its coming and going); the rest of what other controllers write (a VM's conditions and generations,
+    # a Deployment's conditions and revision, a pod's IPs, node and phase) reconciles nobody.
     children=(
-        ChildKind("v1", "Namespace", "namespaces", namespaced=False),
-        ChildKind(VMDI_API, "VMDiskImage", "vmdiskimages", optional=True, missing_hint=DATA_SYNC_HINT),
-        ChildKind(VM_API, "VirtualMachine", "virtualmachines", optional=True, missing_hint=KUBEVIRT_HINT),
-        ChildKind("apps/v1", "Deployment", "deployments"),
-        ChildKind("v1", "Service", "services"),
-        ChildKind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
+        ChildKind("v1", "Namespace", "namespaces", namespaced=False, reads=()),
+        DISK_IMAGES,
+        ChildKind(
+            VM_API,
+            "VirtualMachine",
+            "virtualmachines",
+            optional=True,
+            missing_hint=KUBEVIRT_HINT,
+            reads=("status.printableStatus", "status.ready"),
+        ),
+        ChildKind("apps/v1", "Deployment", "deployments", reads=("status.readyReplicas",)),
+        ChildKind("v1", "Service", "services", reads=()),
+        ChildKind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies", reads=()),
         # Never built: the containers' pods, watched for their waiting reasons (ImagePullBackOff...).
-        ChildKind("v1", "Pod", "pods", prune=False, observe_only=True),
+        ChildKind(
+            "v1",
+            "Pod",
+            "pods",
+            prune=False,
+            observe_only=True,
+            reads=("metadata.labels", "metadata.creationTimestamp", "status.containerStatuses"),
+        ),
     ),
     related=(
         RelatedKind("v1", "ConfigMap", "configmaps", references=policy_references),
@@ -118,6 +145,10 @@ WORKSPACE = KindSpec(
     "Deployments and Services, an optional NetworkPolicy.",
     # Ordered teardown: VMs, workloads and the policy go before the namespace.
     finalize=True,
+    # No batch window: ``reads`` alone leaves a start few reconciles (measured on the local cluster, 10
+    # workspaces of one container: 6.5 a workspace -> 3.8, the same with a 1 s window), while a window
+    # delays each Ready, and so each admission after it (a provisioning slot frees on Ready): all 10 Ready
+    # after 5.7-6.4 s with a 1 s window, 1.8-2.7 s without.
 )
 
 
@@ -175,13 +206,4 @@ def troupe_register_handlers(handle: OperatorHandle) -> None:
         return [body.get("status") or {} for body in handle.objects(WORKSPACE)]
 
     _metrics = WorkspaceMetrics(handle.metrics("workspace"), statuses)
-    sweeper = Sweeper(handle, WORKSPACE, settings().disk_namespace, disk_references)
-
-    def on_workspace(event: str, body: Manifest) -> None:
-        # A workspace gone, or its VMs edited: some operator-made disk may have lost its last user.
-        if event in ("DELETED", "MODIFIED"):
-            sweeper.soon()
-
-    handle.on_event(WORKSPACE, on_workspace)
-    # at start-up, once the cache holds every workspace (before, every disk would look unused)
-    handle.on_listed(WORKSPACE, sweeper.soon)
+    Sweeper(handle, WORKSPACE, DISK_IMAGES, settings().disk_namespace, disk_references)

@@ -25,6 +25,19 @@ OWNER_UID_ANNOTATION = "troupe.dev/owner-uid"
 
 
 _MISSING = object()
+#: Metadata the API server owns: a child kept as observed is applied without it.
+_SERVER_METADATA = frozenset(
+    {
+        "managedFields",
+        "resourceVersion",
+        "uid",
+        "creationTimestamp",
+        "generation",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "selfLink",
+    }
+)
 
 
 def owner_key(kind: KindSpec, namespace: str | None, name: str) -> str:
@@ -66,6 +79,26 @@ def is_subset(desired: Any, observed: Any) -> bool:
     if isinstance(desired, int | float) and isinstance(observed, int | float):
         return float(desired) == float(observed)
     return bool(desired == observed)
+
+
+def as_kept(observed: Manifest) -> Manifest:
+    """An observed child as a manifest that keeps it as it is: itself without its status and what the
+    server owns. Its metadata maps are copies (completing a child writes into them); the rest is the
+    observed object's own (nothing writes into a built manifest's spec), not a deep copy."""
+    kept = {k: v for k, v in observed.items() if k not in ("status", "metadata")}
+    meta = observed.get("metadata") or {}
+    kept["metadata"] = {k: _copy(v) for k, v in meta.items() if k not in _SERVER_METADATA}
+    return kept
+
+
+def _copy(value: Any) -> Any:
+    """A copy of a metadata field (labels, annotations: maps of strings; owner references, finalizers:
+    lists of flat maps or strings); much cheaper than ``copy.deepcopy``."""
+    if isinstance(value, dict):
+        return dict(value)
+    if isinstance(value, list):
+        return [dict(v) if isinstance(v, dict) else v for v in value]
+    return value
 
 
 def complete_child(kind: KindSpec, owner: Manifest, manifest: Manifest, child: ChildKind) -> Manifest:

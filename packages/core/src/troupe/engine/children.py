@@ -8,12 +8,19 @@ import logging
 from asyncio import FIRST_COMPLETED
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from troupe.context import ChildKey, Children, Manifest, ReconcileContext
-from troupe.engine.apply import CREATE_ONLY_ANNOTATION, complete_child, holder, is_subset
+from troupe.engine.apply import (
+    CREATE_ONLY_ANNOTATION,
+    as_kept,
+    complete_child,
+    holder,
+    is_subset,
+    owner_key,
+)
 from troupe.engine.availability import Availability, missing_message
-from troupe.engine.cache import ChildIndex, ObjectKey
+from troupe.engine.cache import ChildIndex, ObjectKey, read_change, trimmed, version_of
 from troupe.engine.client import ApiException, Kube
 from troupe.engine.metrics import OperatorMetrics
 from troupe.engine.workqueue import stirred
@@ -64,6 +71,25 @@ class ApplyReport:
         return any(r.status not in PERMANENT_REFUSALS for r in self.refusals)
 
 
+class Prepared(NamedTuple):
+    """A built child, completed and mutated, and where it came from."""
+
+    child: ChildKind
+    manifest: Manifest
+    key: ChildKey
+    kept: Manifest | None
+    """The observed child itself, when a builder returned it to keep it as it is."""
+
+
+class _Kept(NamedTuple):
+    """A child kept as observed, found unchanged: while neither it nor its owner is replaced by a new
+    version, its completed manifest is the same and unchanged again."""
+
+    observed: Manifest
+    owner: Manifest  # the owner's metadata, as the builders were shown it
+    manifest: Manifest
+
+
 class ChildApplier:
     """Brings an object's children to what its builders return, touching only what the object owns."""
 
@@ -88,6 +114,17 @@ class ChildApplier:
         #: is deleted on a status that is written only, since a plugin may decide deletions from its status
         #: (a finished attempt's pod), and a lost write must not leave the record without that attempt.
         self.settled: Callable[[ObjectKey], Awaitable[bool]] = _on_record
+        #: By owner: the children its builders keep as observed that were found unchanged. A workflow
+        #: keeps every pod it made; copying, completing, mutating and comparing each again in every
+        #: reconcile was a third of the reconcile of a hundred pods.
+        self._kept: dict[str, dict[ChildKey, _Kept]] = {}
+        self._declarations: dict[tuple[int, str, str], ChildKind | None] = {}
+        #: By owner kind, what each child kind's owner reads of it (ChildKind.reads as paths; None: all).
+        self._reads: dict[int, dict[tuple[str, str], tuple[tuple[str, ...], ...] | None]] = {}
+
+    def forget(self, owner: str) -> None:
+        """``owner`` (its ``troupe.dev/owner`` key) is gone: drop what is remembered of its children."""
+        self._kept.pop(owner, None)
 
     async def apply(
         self,
@@ -104,10 +141,10 @@ class ChildApplier:
         prepared = self._prepare(ctx, report)
         slots = asyncio.Semaphore(APPLY_CONCURRENCY)
         seen = await self._observe(prepared, slots)
-        for (_, manifest), observed in zip(prepared, seen, strict=True):
+        for item, observed in zip(prepared, seen, strict=True):
             taken_by = holder(observed, ctx.body, self.kube.field_manager) if observed is not None else None
             if taken_by is not None:
-                report.conflicts.append(f"{ChildKey.of(manifest)} is held by {taken_by}")
+                report.conflicts.append(f"{item.key} is held by {taken_by}")
         if report.conflicts:
             # Nothing is written while any name is held by someone else: a Deployment must not start on a
             # user's claim that merely has the name of the one it should have had.
@@ -124,13 +161,21 @@ class ChildApplier:
         # Children that need no write are settled here, without a task each (most, in a large owner).
         applied: dict[ChildKey, Manifest] = {}
         latest = ctx
+        owner = owner_key(ctx.kind, ctx.namespace, ctx.name)
+        known, kept = self._kept.get(owner, {}), {}
         for namespaced in (False, True):
             wave = []
-            for (child, manifest), observed in zip(prepared, seen, strict=True):
+            for (child, manifest, key, source), observed in zip(prepared, seen, strict=True):
                 if child.namespaced != namespaced:
                     continue
-                if observed is not None and unchanged(manifest, observed):
-                    applied[ChildKey.of(manifest)] = observed
+                before = known.get(key)
+                if before is not None and before.manifest is manifest and before.observed is observed:
+                    kept[key] = before  # found unchanged before, and neither it nor its owner changed
+                    applied[key] = observed
+                elif observed is not None and unchanged(manifest, observed):
+                    if source is not None and source is observed:
+                        kept[key] = _Kept(observed, ctx.body["metadata"], manifest)
+                    applied[key] = observed
                 else:
                     wave.append((child, manifest, observed))
             work: list[asyncio.Future[Manifest | None]] = [
@@ -144,16 +189,23 @@ class ChildApplier:
                     applied[ChildKey.of(manifest)] = observed
             if report.conflicts:  # a name taken meanwhile: nothing more for this owner (the rule above)
                 return report, replace(latest, children=Children({**latest.children, **applied}))
-        pruned = await self._prune(ctx, {ChildKey.of(m) for _, m in prepared}, report)
+        self._kept[owner] = kept
+        pruned = await self._prune(ctx, {item.key for item in prepared}, report)
         children = {key: obj for key, obj in {**latest.children, **applied}.items() if key not in pruned}
         return report, replace(latest, children=Children(children))
 
-    def _prepare(self, ctx: ReconcileContext[Any], report: ApplyReport) -> list[tuple[ChildKind, Manifest]]:
-        """The builders' children, completed and mutated; kinds not served go into ``report.missing``."""
+    def _prepare(self, ctx: ReconcileContext[Any], report: ApplyReport) -> list[Prepared]:
+        """The builders' children, completed and mutated; kinds not served go into ``report.missing``.
+
+        A builder may return a child it observed, the object from ``ctx.children`` itself, to keep it as
+        it is (a workflow's finished pods): the core completes and mutates a copy of it (less its status
+        and what the server owns) like any built child, and does so again only once the child or its
+        owner changed."""
         hooks = self.hooks_of(ctx.kind)
         desired = [m for batch in hooks.troupe_build_resources(ctx=ctx) for m in batch or []]
         # No call per child when no plugin mutates this kind's children (most operators).
         mutate = hooks.troupe_mutate_resource if hooks.troupe_mutate_resource.get_hookimpls() else None
+        known = self._kept.get(owner_key(ctx.kind, ctx.namespace, ctx.name), {})
         prepared = []
         for manifest in desired:
             child = self._child_kind(ctx.kind, manifest)
@@ -161,18 +213,30 @@ class ChildApplier:
                 if missing_message(child) not in report.missing:
                     report.missing.append(missing_message(child))
                 continue
+            source = None
+            if "uid" in (manifest.get("metadata") or {}):  # built manifests have none: maybe an observed one
+                key = ChildKey.of(manifest)
+                if ctx.children.get(key) is manifest:
+                    source = manifest
+                    before = known.get(key)
+                    if (
+                        before is not None
+                        and before.observed is source
+                        and before.owner is ctx.body["metadata"]
+                    ):
+                        prepared.append(Prepared(child, before.manifest, key, source))
+                        continue
+                    manifest = as_kept(source)  # the observed object itself is never written into
             try:
                 complete_child(ctx.kind, ctx.body, manifest, child)
             except ValueError as exc:
                 raise InvalidChild(str(exc)) from exc
             if mutate is not None:
                 mutate(ctx=ctx, resource=manifest)
-            prepared.append((child, manifest))
+            prepared.append(Prepared(child, manifest, ChildKey.of(manifest), source))
         return prepared
 
-    async def _observe(
-        self, prepared: list[tuple[ChildKind, Manifest]], slots: asyncio.Semaphore
-    ) -> list[Manifest | None]:
+    async def _observe(self, prepared: list[Prepared], slots: asyncio.Semaphore) -> list[Manifest | None]:
         """What exists of each child: what the caches know is read here; only names they cannot vouch
         for are asked about, side by side (a task per child, for the hundred pods of a workflow that are
         all known, was a tenth of its reconcile and let every pending event run in between)."""
@@ -183,8 +247,7 @@ class ChildApplier:
 
         seen: list[Manifest | None] = []
         asks = []
-        for child, manifest in prepared:
-            key = ChildKey.of(manifest)
+        for child, _, key, _ in prepared:
             found = self.children.find(key)
             if found is None and not self.absent(child, key):  # not ours, or not known free: ask
                 asks.append((len(seen), look(child, key)))
@@ -211,24 +274,37 @@ class ChildApplier:
         (a create not answered yet is not shown, so nothing is built on it) and are never sent what this
         run sent already. Only creates of names free by the usual rules go out here; anything else (an
         update, a prune, the status) is the rerun's, which comes after as always. A conflict or a refusal
-        stops it: nothing more is written for this owner. Returns the context the builders last ran on."""
+        stops it: nothing more is written for this owner. An event that came by the time the last answer
+        did is acted on too, once: its creates go out now, not after this run's status and a rerun.
+        Returns the context the builders last ran on."""
         stir = stirred()
-        latest = ctx
-        while stir is not None and not all(w.done() for w in work):
-            nudged = asyncio.ensure_future(stir.wait())
+        latest = shown = ctx  # what the builders last ran on; what the last look saw
+        looked_idle = False  # looked once with every answer in
+        while stir is not None:
             waiting: list[asyncio.Future[Any]] = [w for w in work if not w.done()]
-            await asyncio.wait([*waiting, nudged], return_when=FIRST_COMPLETED)
-            nudged.cancel()
-            if not stir.is_set() or all(w.done() for w in work):
-                continue
+            if waiting:
+                nudged = asyncio.ensure_future(stir.wait())
+                await asyncio.wait([*waiting, nudged], return_when=FIRST_COMPLETED)
+                nudged.cancel()
+                if not stir.is_set():
+                    continue
+            elif looked_idle or not stir.is_set():
+                break
+            looked_idle = all(w.done() for w in work)
             stir.clear()
             if report.conflicts or report.refusals:
                 break
             fresh = again()
             if fresh is None:
                 break  # deleted, replaced or edited: the rerun sees to it
-            sent = {ChildKey.of(m) for _, m, _ in wave}
-            if not _news(latest, fresh, sent):
+            answers = {  # this run's creates and updates: their answers, None until answered
+                ChildKey.of(m): w.result() if w.done() and w.exception() is None else None
+                for (_, m, _), w in zip(wave, work, strict=True)
+            }
+            sent = answers.keys()
+            news = self._news(ctx.kind, shown, fresh, answers)
+            shown = fresh
+            if not news:
                 continue  # only this run's own creates showing up: nothing to build on
             try:
                 prepared = self._prepare(fresh, ApplyReport())
@@ -236,19 +312,20 @@ class ChildApplier:
                 break  # the rerun reports it
             latest = fresh
             new = [
-                (c, m)
-                for c, m in prepared
-                if c.namespaced and (k := ChildKey.of(m)) not in fresh.children and k not in sent
+                item
+                for item in prepared
+                if item.child.namespaced and item.key not in fresh.children and item.key not in sent
             ]
-            for (child, manifest), observed in zip(new, await self._observe(new, slots), strict=True):
+            for (child, manifest, key, _), observed in zip(new, await self._observe(new, slots), strict=True):
                 if observed is not None:
                     taken_by = holder(observed, ctx.body, self.kube.field_manager)
                     if taken_by is not None:
-                        report.conflicts.append(f"{ChildKey.of(manifest)} is held by {taken_by}")
+                        report.conflicts.append(f"{key} is held by {taken_by}")
                     continue  # one of ours the watch has not shown the builders yet: the rerun's
                 if not report.conflicts:
                     wave.append((child, manifest, None))
                     work.append(asyncio.ensure_future(ensure_one(child, manifest, None)))
+                    looked_idle = False
         return latest
 
     async def _prune(
@@ -279,9 +356,54 @@ class ChildApplier:
                 report.wrote = True
         return pruned
 
-    @staticmethod
-    def _declared(kind: KindSpec, manifest: Manifest) -> ChildKind | None:
-        return kind.child(manifest.get("apiVersion", ""), manifest.get("kind", ""))
+    def _news(
+        self,
+        kind: KindSpec,
+        before: ReconcileContext[Any],
+        now: ReconcileContext[Any],
+        created: dict[ChildKey, Manifest | None],
+    ) -> bool:
+        """Has anything changed between two looks of one run that its builders read, beyond the children
+        it created itself showing up as created (``created``: their answers, None until answered)?
+
+        A change counts as the watch counts it (the child kind's ``reads``, what was applied, the start
+        of a deletion; a child appearing or going): a pod the scheduler bound is no news, one that
+        finished is, also when it is one this run created (in a fast workflow a run outlives them)."""
+        if now.body["metadata"].get("resourceVersion") != before.body["metadata"].get("resourceVersion"):
+            return True
+        for key, child in now.children.items():
+            shown = before.children.get(key)
+            if shown is child:
+                continue
+            if shown is None and key in created:  # one of this run's creates showing up
+                answer = created[key]
+                if answer is None:  # not answered yet: what others wrote to it may be news
+                    if _written_by_others(child, self.kube.field_manager):
+                        return True
+                    continue
+                shown = trimmed(answer)
+            if shown is None or self._read_change(kind, key, shown, child):
+                return True
+        return any(key not in now.children and key not in created for key in before.children)
+
+    def _read_change(self, kind: KindSpec, key: ChildKey, before: Manifest, after: Manifest) -> bool:
+        """Would the watch count the change of a child from ``before`` to ``after`` for its owner?"""
+        if id(kind) not in self._reads:
+            self._reads[id(kind)] = {
+                (c.group, c.kind): None if c.reads is None else tuple(tuple(p.split(".")) for p in c.reads)
+                for c in kind.children
+            }
+        reads = self._reads[id(kind)].get((key.group, key.kind))
+        if reads is None:
+            return version_of(before) != version_of(after)
+        return read_change(before, after, reads)
+
+    def _declared(self, kind: KindSpec, manifest: Manifest) -> ChildKind | None:
+        # Looked up for every child of every reconcile: once per (owner kind, apiVersion, kind) will do.
+        found = (id(kind), manifest.get("apiVersion", ""), manifest.get("kind", ""))
+        if found not in self._declarations:
+            self._declarations[found] = kind.child(found[1], found[2])
+        return self._declarations[found]
 
     def _child_kind(self, kind: KindSpec, manifest: Manifest) -> ChildKind:
         child = self._declared(kind, manifest)
@@ -354,13 +476,10 @@ class ChildApplier:
         return await self.ensure(ctx, child, manifest, report, found)
 
 
-def _news(before: ReconcileContext[Any], now: ReconcileContext[Any], sent: set[ChildKey]) -> bool:
-    """Has anything changed between two contexts of one run but the children it created itself?"""
-    if now.body["metadata"].get("resourceVersion") != before.body["metadata"].get("resourceVersion"):
-        return True
-    if any(before.children.get(key) is not child for key, child in now.children.items() if key not in sent):
-        return True
-    return any(key not in now.children and key not in sent for key in before.children)
+def _written_by_others(child: Manifest, manager: str) -> bool:
+    """Has a field manager other than ours written to ``child`` (as its managed fields tell)?"""
+    entries = (child.get("metadata") or {}).get("managedFields") or []
+    return any(entry.get("manager") != manager for entry in entries)
 
 
 def unchanged(manifest: Manifest, observed: Manifest) -> bool:

@@ -167,12 +167,12 @@ class Kube:
         query: dict[str, str] | None = None,
         content_type: str = "application/json",
     ) -> Manifest:
-        # Encoded here, once: given a str and params, aiohttp parses, quotes and merges them per request.
-        url = self.info.server.rstrip("/") + path + (f"?{urlencode(query)}" if query else "")
+        # Encoded here: given a str and params, aiohttp parses, quotes and merges them on every request.
+        target = path + (f"?{urlencode(query)}" if query else "")
         for attempt in (1, 2):
             async with self.session.request(
                 method,
-                URL(url, encoded=True),
+                URL(self.info.server.rstrip("/") + target, encoded=True),
                 # orjson: encoding and decoding every body is a large share of the operator's CPU
                 # (the stdlib's json took about a tenth of it in a burst); it reads bytes, no text step.
                 data=None if body is None else orjson.dumps(body),

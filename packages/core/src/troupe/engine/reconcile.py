@@ -142,6 +142,7 @@ class Reconciler:
         self._specs.pop(key, None)
         self.objects.pop(key)
         self.children.forget(key.owner)
+        self.applier.forget(key.owner)
         for referenced in self.related.forget(key):
             self.on_referrers(referenced)
 
