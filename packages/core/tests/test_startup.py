@@ -14,8 +14,10 @@ from troupe.engine.startup import CollectorHold, LaterSharing, Startup
 @pytest.fixture
 def collector_on() -> Iterator[None]:
     assert gc.isenabled()
+    thresholds = gc.get_threshold()
     yield
     gc.enable()
+    gc.set_threshold(*thresholds)
 
 
 def test_the_summary_names_each_step_with_its_time_since_the_start(caplog: pytest.LogCaptureFixture) -> None:
@@ -40,9 +42,9 @@ def test_the_process_age_comes_from_the_kernel() -> None:
 async def test_collections_wait_for_the_listings_then_resume(collector_on: None) -> None:
     hold = CollectorHold()
     hold.hold()
-    assert not gc.isenabled()
+    assert not gc.isenabled() and gc.get_threshold() == startup.THRESHOLDS
     hold.release()
-    assert gc.isenabled()
+    assert gc.isenabled() and gc.get_threshold() == startup.THRESHOLDS
     hold.release()  # once: a second release changes nothing
     assert gc.isenabled()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import logging
 import sys
 from collections.abc import Sequence
@@ -74,7 +73,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         parse_selector(settings.selector)  # fail fast on a selector that is not valid
         collect_kinds(pm, settings.operators)  # fail fast on an unknown operator
-        _tune_collector()
         asyncio.run(run(pm, settings))
     except (PluginError, SelectorError) as exc:
         print(f"troupe: {exc}", file=sys.stderr)
@@ -82,15 +80,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
-
-
-def _tune_collector() -> None:
-    """The cyclic garbage collector ran about every 700 allocations and each parsed watch event is
-    hundreds of dicts and lists (without cycles): its passes cost about a tenth of decoding and caching
-    an event. What is loaded by now (kopf, pydantic, the plugins) stays for good: frozen, out of the
-    full passes."""
-    gc.freeze()
-    gc.set_threshold(20_000, 20, 10)
 
 
 def _plugins(pm: pluggy.PluginManager) -> int:

@@ -71,6 +71,9 @@ class Startup:
 STARTUP = Startup()
 
 
+#: The collector's thresholds: a young pass every 20,000 allocations (not 700), a middle one every 20.
+THRESHOLDS = (20_000, 20, 10)
+
 #: Collections resume after this long even if a listing never arrives (a kind the operator may not list).
 HOLD_AT_MOST = 60.0
 
@@ -83,6 +86,9 @@ class CollectorHold:
         self._held = False
 
     def hold(self) -> None:
+        # Its young pass ran every 700 allocations, and each parsed watch event is hundreds of dicts
+        # and lists without cycles: about a tenth of decoding and caching an event, in a burst too.
+        gc.set_threshold(*THRESHOLDS)
         if not gc.isenabled():  # someone else holds it (a test, an embedding program): not ours to manage
             return
         gc.freeze()
