@@ -323,12 +323,13 @@ class ChildIndex:
         kept = trimmed(child, current)
         self._by_owner.setdefault(owner, {})[key] = kept
         self._owner_of[key] = owner
-        if before == owner and current is not None and not self._concerns(owner, key, current, kept):
+        if before == owner and current is not None and not self.concerns(owner, key, current, kept):
             return set()  # recorded: the next reconcile sees it, but nothing it reads has changed
         return {o for o in (before, owner) if o}
 
-    def _concerns(self, owner: str, key: ChildKey, before: Manifest, after: Manifest) -> bool:
-        """Does a new version of ``owner``'s child change anything its kind declares it reads?"""
+    def concerns(self, owner: str, key: ChildKey, before: Manifest, after: Manifest) -> bool:
+        """Does a new version of ``owner``'s child change anything its kind declares it reads (anything
+        at all, for a kind that declares no :attr:`ChildKind.reads`)?"""
         reads = self._reads.get((owner.split("/", 1)[0], key.group, key.kind))
         return reads is None or read_change(before, after, reads)
 

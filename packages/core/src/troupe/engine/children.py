@@ -20,7 +20,7 @@ from troupe.engine.apply import (
     owner_key,
 )
 from troupe.engine.availability import Availability, missing_message
-from troupe.engine.cache import ChildIndex, ObjectKey, read_change, trimmed, version_of
+from troupe.engine.cache import ChildIndex, ObjectKey, trimmed, version_of
 from troupe.engine.client import ApiException, Kube
 from troupe.engine.metrics import OperatorMetrics
 from troupe.engine.workqueue import stirred
@@ -119,8 +119,6 @@ class ChildApplier:
         #: reconcile was a third of the reconcile of a hundred pods.
         self._kept: dict[str, dict[ChildKey, _Kept]] = {}
         self._declarations: dict[tuple[int, str, str], ChildKind | None] = {}
-        #: By owner kind, what each child kind's owner reads of it (ChildKind.reads as paths; None: all).
-        self._reads: dict[int, dict[tuple[str, str], tuple[tuple[str, ...], ...] | None]] = {}
 
     def forget(self, owner: str) -> None:
         """``owner`` (its ``troupe.dev/owner`` key) is gone: drop what is remembered of its children."""
@@ -302,7 +300,7 @@ class ChildApplier:
                 for (_, m, _), w in zip(wave, work, strict=True)
             }
             sent = answers.keys()
-            news = self._news(ctx.kind, shown, fresh, answers)
+            news = self._news(owner_key(ctx.kind, ctx.namespace, ctx.name), shown, fresh, answers)
             shown = fresh
             if not news:
                 continue  # only this run's own creates showing up: nothing to build on
@@ -358,7 +356,7 @@ class ChildApplier:
 
     def _news(
         self,
-        kind: KindSpec,
+        owner: str,
         before: ReconcileContext[Any],
         now: ReconcileContext[Any],
         created: dict[ChildKey, Manifest | None],
@@ -382,21 +380,11 @@ class ChildApplier:
                         return True
                     continue
                 shown = trimmed(answer)
-            if shown is None or self._read_change(kind, key, shown, child):
+            if shown is None or (
+                version_of(shown) != version_of(child) and self.children.concerns(owner, key, shown, child)
+            ):
                 return True
         return any(key not in now.children and key not in created for key in before.children)
-
-    def _read_change(self, kind: KindSpec, key: ChildKey, before: Manifest, after: Manifest) -> bool:
-        """Would the watch count the change of a child from ``before`` to ``after`` for its owner?"""
-        if id(kind) not in self._reads:
-            self._reads[id(kind)] = {
-                (c.group, c.kind): None if c.reads is None else tuple(tuple(p.split(".")) for p in c.reads)
-                for c in kind.children
-            }
-        reads = self._reads[id(kind)].get((key.group, key.kind))
-        if reads is None:
-            return version_of(before) != version_of(after)
-        return read_change(before, after, reads)
 
     def _declared(self, kind: KindSpec, manifest: Manifest) -> ChildKind | None:
         # Looked up for every child of every reconcile: once per (owner kind, apiVersion, kind) will do.
