@@ -33,7 +33,9 @@ from harness import (
     Operator,
     Table,
     apply_crd,
+    cluster_cpu,
     cpu_seconds,
+    cpu_spent,
     delete_namespace,
     limit_program,
     load,
@@ -130,9 +132,9 @@ async def run_size(api: Api, n: int, table: Table, *, last: bool, idle: float, r
     limit.start()
     await asyncio.sleep(2)  # its listings and watches are open
     load_limit = load()
-    cpu_limit = cpu_seconds(limit.pid)
+    cpu_limit, cluster_limit = cpu_seconds(limit.pid), cluster_cpu()
     t_limit = await burst(api, ns, n)
-    cpu_limit = cpu_seconds(limit.pid) - cpu_limit
+    cpu_limit, cluster_limit = cpu_seconds(limit.pid) - cpu_limit, cpu_spent(cluster_limit)
     summary = json.loads(limit.stop().strip().splitlines()[-1])
     await delete_namespace(api, ns)
 
@@ -145,8 +147,9 @@ async def run_size(api: Api, n: int, table: Table, *, last: bool, idle: float, r
         rss0.append(rss_mib(op.pid))
         table.add("operator RSS, 0 objects", f"{rss0[0]:.0f} MiB", "-", "-")
     load_op = load()
-    cpu_op = cpu_seconds(op.pid)
+    cpu_op, cluster_op = cpu_seconds(op.pid), cluster_cpu()
     t_op = await burst(api, ns, n)
+    cluster_op = cpu_spent(cluster_op)
     await settle(op)
     cpu_op = cpu_seconds(op.pid) - cpu_op
     writes = await op.writes_by_verb()
@@ -190,6 +193,13 @@ async def run_size(api: Api, n: int, table: Table, *, last: bool, idle: float, r
         f"{cpu_limit / n * 1000:.1f} ms",
         ratio(cpu_op, cpu_limit),
     )
+    for name in cluster_op:
+        table.add(
+            f"{name} CPU per Workshop in the burst, N={n}",
+            f"{cluster_op[name] / n * 1000:.1f} ms",
+            f"{cluster_limit[name] / n * 1000:.1f} ms",
+            ratio(cluster_op[name], cluster_limit[name]),
+        )
     table.add(f"operator RSS, {n} Workshops", f"{rss_mib(op.pid):.0f} MiB")
     posted = await events_by_reason(api, ns)
     table.add(
