@@ -3,12 +3,13 @@
     python tools/limits/workshop_limit.py --namespace NS    (runs until SIGTERM/SIGINT; prints a JSON summary)
 
 A watch on the namespace's Workshops; for each new one, its five children at once (home claim, password
-Secret, Deployment, Service, Ingress; POST, as the operator's first apply is a create); a watch on the
-Deployments and claims; once the Deployment has a ready replica and the claim is Bound, one merge patch of
-the Workshop's status to phase Running. No cache beyond two sets of names, no diffing, no retries, no
-events, no owner references, no finalizer: what is left is what the API server, the controller-manager,
-the scheduler and kwok need to get a Workshop's pod running. ``tools/bench_workshop.py`` runs it beside
-the operator, on the same cluster, with the same Workshops.
+Secret, Deployment, Service, Ingress; POST, as the operator's first apply is a create), the same objects
+the operator applies (owner references included); a watch on the Deployments and claims; once the
+Deployment has a ready replica and the claim is Bound, one merge patch of the Workshop's status, the
+operator's Running status. No cache beyond the Workshops and sets of names, no diffing, no retries, no
+events, no finalizer, no `Creating` status on the way: what is left is what the API server, the
+controller-manager, the scheduler and kwok need to get a Workshop's pod running and reported.
+``tools/bench_workshop.py`` runs it beside the operator, on the same cluster, with the same Workshops.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import asyncio
 import json
 import signal
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,88 +27,189 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from kube import Api, Body
 
 GROUP = "/apis/orchestra.io/v1"
+PASSWORD = "UmdvODdQSFpPY3EyX2ZVWTl2NjZVOTct"  # the length of the operator's generated ones
+SUSPEND = "rstudio-server suspend-all"
 
 
 def children(ws: Body) -> list[tuple[str, Body]]:
-    """(collection path, manifest) of the five children, the same kinds and sizes as the operator's."""
-    name, ns, spec = ws["metadata"]["name"], ws["metadata"]["namespace"], ws["spec"]
-    labels = {"orchestra.io/workshop": name, "orchestra.io/participant": "rstudio"}
-    meta = {"namespace": ns, "labels": labels}
+    """(collection path, manifest) of the five children: the objects the operator applies, field for field
+    (labels, owner annotations and reference, probes, pre-stop hook), so both runs cost the API server,
+    etcd and every controller watching them the same. ``tools/tests/test_limits.py`` compares the two."""
+    meta_, spec = ws["metadata"], ws["spec"]
+    name, ns = meta_["name"], meta_["namespace"]
+    selector = {"orchestra.io/participant": "rstudio", "orchestra.io/workshop": name}
+    standard = {
+        "app.kubernetes.io/instance": name,
+        "app.kubernetes.io/managed-by": "troupe-workshop",
+        "app.kubernetes.io/name": "workshop",
+        "app.kubernetes.io/part-of": "troupe",
+    }
+    owner = f"Workshop.orchestra.io/{ns}/{name}"
+    annotations = {"troupe.dev/owner": owner, "troupe.dev/owner-uid": meta_["uid"]}
+    reference = {
+        "apiVersion": "orchestra.io/v1",
+        "blockOwnerDeletion": True,
+        "controller": True,
+        "kind": "Workshop",
+        "name": name,
+        "uid": meta_["uid"],
+    }
+
+    def meta(child: str, labels: dict[str, str] = selector, extra: dict[str, str] | None = None) -> Body:
+        return {
+            "annotations": {**annotations, **(extra or {})},
+            "labels": {**standard, **labels},
+            "name": child,
+            "namespace": ns,
+            "ownerReferences": [dict(reference)],
+        }
+
     res = spec.get("resources") or {"cpu": "1", "memory": "2Gi"}
     size = (spec.get("storage") or {}).get("size", "10Gi")
+    probe = {"httpGet": {"path": "/", "port": "http"}}
     container: dict[str, Any] = {
-        "name": "rstudio",
-        "image": spec.get("image", "rocker/rstudio:latest"),
-        "ports": [{"name": "http", "containerPort": 8787}],
         "env": [
             {
                 "name": "PASSWORD",
-                "valueFrom": {"secretKeyRef": {"name": f"{name}-password", "key": "password"}},
+                "valueFrom": {"secretKeyRef": {"key": "password", "name": f"{name}-password"}},
             }
         ],
-        "resources": {"requests": res, "limits": res},
-        "volumeMounts": [{"name": "home", "mountPath": "/home/rstudio"}],
+        "image": spec.get("image", "rocker/rstudio:latest"),
+        "lifecycle": {
+            "preStop": {"exec": {"command": ["/bin/sh", "-c", f"{SUSPEND} >/dev/null 2>&1 || true; sleep 5"]}}
+        },
+        "livenessProbe": {**probe, "failureThreshold": 6, "initialDelaySeconds": 30, "periodSeconds": 20},
+        "name": "rstudio",
+        "ports": [{"containerPort": 8787, "name": "http", "protocol": "TCP"}],
+        "readinessProbe": {**probe, "failureThreshold": 3, "periodSeconds": 5},
+        "resources": {"limits": res, "requests": res},
+        "volumeMounts": [{"mountPath": "/home/rstudio", "name": "home"}],
     }
-    pod_spec = {
-        "containers": [container],
-        "volumes": [{"name": "home", "persistentVolumeClaim": {"claimName": f"{name}-home"}}],
-    }
+    claim = meta(f"{name}-home", extra={"troupe.dev/retain": "true"})
+    claim["ownerReferences"] = []  # a retained claim: no reference, as the operator applies it
+    host = (spec.get("ingress") or {}).get("host")
     return [
         (
             f"/api/v1/namespaces/{ns}/persistentvolumeclaims",
             {
-                "metadata": {"name": f"{name}-home", **meta},
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": claim,
                 "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}},
             },
         ),
         (
             f"/api/v1/namespaces/{ns}/secrets",
             {
-                "metadata": {"name": f"{name}-password", **meta},
-                "data": {"user": "cnN0dWRpbw==", "password": "c2VjcmV0"},
+                "apiVersion": "v1",
+                "data": {"password": PASSWORD, "user": "cnN0dWRpbw=="},
+                "kind": "Secret",
+                "metadata": meta(f"{name}-password", extra={"troupe.dev/create-only": "true"}),
+                "type": "Opaque",
             },
         ),
         (
             f"/apis/apps/v1/namespaces/{ns}/deployments",
             {
-                "metadata": {"name": name, **meta},
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": meta(name),
                 "spec": {
                     "replicas": 1,
+                    "selector": {"matchLabels": selector},
                     "strategy": {"type": "Recreate"},
-                    "selector": {"matchLabels": labels},
-                    "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+                    "template": {
+                        "metadata": {
+                            "annotations": {"orchestra.io/restarts": "0", "troupe.dev/owner": owner},
+                            "labels": {**standard, "app.kubernetes.io/component": "rstudio", **selector},
+                        },
+                        "spec": {
+                            "containers": [container],
+                            "terminationGracePeriodSeconds": 60,
+                            "volumes": [
+                                {"name": "home", "persistentVolumeClaim": {"claimName": f"{name}-home"}}
+                            ],
+                        },
+                    },
                 },
             },
         ),
         (
             f"/api/v1/namespaces/{ns}/services",
             {
-                "metadata": {"name": name, **meta},
-                "spec": {"selector": labels, "ports": [{"name": "http", "port": 8787, "targetPort": "http"}]},
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": meta(name),
+                "spec": {
+                    "ports": [{"name": "http", "port": 8787, "protocol": "TCP", "targetPort": "http"}],
+                    "selector": selector,
+                    "type": "ClusterIP",
+                },
             },
         ),
         (
             f"/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses",
             {
-                "metadata": {"name": name, **meta},
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "Ingress",
+                "metadata": meta(name, {}),
                 "spec": {
+                    "ingressClassName": "traefik",
                     "rules": [
                         {
+                            "host": host,
                             "http": {
                                 "paths": [
                                     {
+                                        "backend": {"service": {"name": name, "port": {"name": "http"}}},
                                         "path": "/",
                                         "pathType": "Prefix",
-                                        "backend": {"service": {"name": name, "port": {"name": "http"}}},
                                     }
                                 ]
-                            }
+                            },
                         }
-                    ]
+                    ],
                 },
             },
         ),
     ]
+
+
+def running_status(ws: Body, now: datetime) -> Body:
+    """The status the operator writes once a Workshop runs, in one merge patch (the operator's fields)."""
+    meta, spec = ws["metadata"], ws["spec"]
+    name, generation = meta["name"], meta.get("generation", 1)
+    url = f"http://{spec['ingress']['host']}/"
+    started = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    expires = (now + timedelta(hours=4)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def condition(type_: str, status: str, reason: str, message: str) -> Body:
+        return {
+            "lastTransitionTime": started,
+            "message": message,
+            "observedGeneration": generation,
+            "reason": reason,
+            "status": status,
+            "type": type_,
+        }
+
+    return {
+        "conditions": [
+            condition("Ready", "True", "Running", f"open until {expires}"),
+            condition("Degraded", "False", "Healthy", ""),
+            condition("ExpiringSoon", "False", "NotExpiring", ""),
+        ],
+        "createdAt": meta.get("creationTimestamp"),
+        "expiresAt": expires,
+        "observedGeneration": generation,
+        "participants": [
+            {"name": "rstudio", "passwordSecret": f"{name}-password", "phase": "Running", "url": url}
+        ],
+        "passwordSecret": f"{name}-password",
+        "phase": "Running",
+        "startedAt": started,
+        "url": url,
+    }
 
 
 class Limit:
@@ -116,6 +219,7 @@ class Limit:
         self.ready_deployments: set[str] = set()
         self.bound_claims: set[str] = set()
         self.done: set[str] = set()
+        self.bodies: dict[str, Body] = {}
         self.tasks: set[asyncio.Task[None]] = set()
 
     def spawn(self, coro: Any) -> None:
@@ -132,7 +236,7 @@ class Limit:
         await self.api.request(
             "PATCH",
             f"{GROUP}/namespaces/{self.ns}/workshops/{name}/status",
-            {"status": {"phase": "Running"}},
+            {"status": running_status(self.bodies[name], datetime.now(UTC))},
             content_type="application/merge-patch+json",
         )
 
@@ -151,6 +255,7 @@ class Limit:
             name = ws["metadata"]["name"]
             if kind == "ADDED" and name not in self.started:
                 self.started.add(name)
+                self.bodies[name] = ws
                 self.spawn(self.create_children(ws))
 
     async def deployments(self) -> None:
