@@ -363,10 +363,9 @@ def restart_apiserver(down_for: float = 10.0, timeout: float = 120) -> Outage:
     """Kill the local kube-apiserver, keep it down ``down_for`` seconds, and return once its supervisor has
     started it again and ``/readyz`` answers. Skips like :func:`kill_component`.
 
-    After an outage longer than their lease renewal deadline (10 s) the controller-manager and the scheduler
-    exit in the following seconds and their supervisors start them again; a new leader then waits for the
-    old lease to expire (15 s). Wait for what a test needs (a Deployment Available, ...) with a timeout
-    that allows for that, about 60 s."""
+    The controller-manager and the scheduler run without leader election (tools/cluster/cluster.sh): they
+    keep running through the outage and resume their watches once it answers. Wait for what a test needs
+    (a Deployment Available, ...) with a timeout that allows for their relisting, about 60 s."""
     require_local_cluster()
     assert current_cluster is not None
     kubeconfig = current_cluster.kubeconfig

@@ -2,7 +2,9 @@
 # The Troupe local control plane: etcd + kube-apiserver + kube-controller-manager + kube-scheduler + kwok,
 # all built from pinned Go modules (build.sh), orchestrated by `kwokctl --runtime=binary`, on loopback.
 # Each component runs under a supervisor (supervise.py) that starts it again when it exits, with a
-# CrashLoopBackOff-like delay (1 s doubling to 10 s), as a kubelet would for a static pod.
+# CrashLoopBackOff-like delay (1 s doubling to 10 s), as a kubelet would for a static pod. The
+# controller-manager and the scheduler run without leader election: each is the only one, and on two busy
+# cores a lease renewal that misses its 10 s deadline made the controller-manager exit mid-benchmark.
 #
 #   tools/cluster/cluster.sh up                      start (no-op when running), wait until ready, print export line
 #   tools/cluster/cluster.sh down                    stop every component and its supervisor by PID, delete the data
@@ -123,6 +125,8 @@ up() {
       --config "$HERE/stages.yaml" \
       --secure-port=true --kube-authorization=true --kube-admission=true \
       --extra-args "kube-apiserver=service-cluster-ip-range=$SERVICE_CIDR" \
+      --extra-args "kube-controller-manager=leader-elect=false" \
+      --extra-args "kube-scheduler=leader-elect=false" \
       --disable-qps-limits --quiet-pull --wait 90s >"$dir/kwokctl-create.log" 2>&1; then
     log "kwokctl create cluster failed:"; tail -40 "$dir/kwokctl-create.log" >&2
     log "component logs: $dir/clusters/$NAME/logs"; exit 1

@@ -2,7 +2,7 @@
 """Keep a local control-plane component running, as a kubelet keeps a static pod's container running.
 
 kwokctl (``--runtime binary``) starts each component from the binary path it is given and forgets it: a
-kube-controller-manager that loses its leader lease during an API server outage exits, and nothing starts it
+component that crashes (or is killed by a reliability test) exits, and nothing starts it
 again. cluster.sh therefore hands kwokctl a one-line wrapper per component that runs ``supervise.py run``:
 kwokctl's pid file names the supervisor, and the real binary is the supervisor's child. When the child exits
 the supervisor starts it again after a CrashLoopBackOff-like delay (1 s, doubling, capped at 10 s; reset
