@@ -289,8 +289,8 @@ def test_cluster_recovers_from_an_apiserver_outage(namespace: str) -> None:
     )
     assert outage.down_for >= 9.5, outage
     assert outage.answering_after is not None and outage.answering_after < 60, outage
-    # The lease holders (controller-manager, scheduler) may lose their leases and exit meanwhile; their
-    # supervisors start them again. A Deployment created now needs both, and kwok, to become Available.
+    # The controller-manager and the scheduler (no leader election) ride the outage out and watch again.
+    # A Deployment created now needs both, and kwok, to become Available.
     _deployment_available(namespace, "after-outage", timeout=120)
     # `cluster.sh status` shows every component and how often it was restarted
     status = subprocess.run(

@@ -9,7 +9,6 @@ import sys
 from collections.abc import Sequence
 
 import pluggy
-import uvloop
 import yaml
 
 from troupe.crd import build_crd, render
@@ -74,10 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         parse_selector(settings.selector)  # fail fast on a selector that is not valid
         collect_kinds(pm, settings.operators)  # fail fast on an unknown operator
-        # uvloop, as kopf's own CLI uses when installed: its event loop and its TLS transport (in C, not
-        # asyncio's pure-Python SSL protocol) carry every watch event and request the operator handles.
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(run(pm, settings))
+        asyncio.run(run(pm, settings))
     except (PluginError, SelectorError) as exc:
         print(f"troupe: {exc}", file=sys.stderr)
         return 2
