@@ -52,17 +52,18 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
+def _process_cpu(pid: int | str) -> float:
+    """CPU seconds (user + system) of one process so far; 0 for one that is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14, 15)
+
+
 def cpu_seconds(pid: int) -> float:
     """CPU time (user + system) of every process under ``pid`` so far: the operator's python."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for p in _descendants(pid):
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return total / ticks
+    return sum(_process_cpu(p) for p in _descendants(pid))
 
 
 CLUSTER = ("etcd", "kube-apiserver", "kube-controller", "kube-scheduler", "kwok")  # /proc/*/comm (15 chars)
@@ -71,15 +72,13 @@ CLUSTER = ("etcd", "kube-apiserver", "kube-controller", "kube-scheduler", "kwok"
 def cluster_cpu() -> dict[str, float]:
     """CPU seconds so far of the local cluster's processes, by name: on a machine of 2 cores the burst is
     bound by everyone's CPU, so what a client costs the API server and etcd counts as much as its own."""
-    ticks = os.sysconf("SC_CLK_TCK")
     out = dict.fromkeys(CLUSTER, 0.0)
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
                 comm = Path(f"/proc/{entry.name}/comm").read_text().strip()
                 if comm in out:
-                    fields = Path(f"/proc/{entry.name}/stat").read_text().rsplit(")", 1)[1].split()
-                    out[comm] += (int(fields[11]) + int(fields[12])) / ticks
+                    out[comm] += _process_cpu(entry.name)
     return out
 
 
