@@ -219,10 +219,10 @@ async def run_size(api: Api, n: int, table: Table, *, last: bool, idle: float, r
     limit = mean([before, after])
     for side, run in (("before", before), ("after", after)):
         table.add(
-            f"{n} Workshops created at once -> all Running, limit run {side}",
-            "",
+            f"{n} Workshops created at once -> all Running, against the limit run {side}",
+            f"{t_op:.1f} s",
             f"{run.seconds:.1f} s",
-            "",
+            ratio(t_op, run.seconds),
             run.load,
         )
     table.add(
