@@ -135,7 +135,7 @@ class LimitRun:
     cpu: float  # the limit program's own CPU seconds in the burst
     cluster: dict[str, float]  # the cluster's CPU seconds in the burst, by process
     writes: float
-    load: str
+    load: str = ""  # the machine's when the burst started; none for a mean
 
 
 async def limit_run(api: Api, n: int, tag: str) -> LimitRun:
@@ -160,7 +160,6 @@ def mean(runs: list[LimitRun]) -> LimitRun:
         sum(r.cpu for r in runs) / k,
         {name: sum(r.cluster[name] for r in runs) / k for name in runs[0].cluster},
         sum(r.writes for r in runs) / k,
-        " ".join(r.load for r in runs),
     )
 
 
