@@ -506,6 +506,16 @@ class Operator:
         return self.process.returncode
 
 
+#: the API server's refusal as the operator's log shows it (reason "Forbidden", status 403). A number alone is
+#: not one: ":47403" is a port, ",403" the milliseconds of a log line's time.
+REFUSAL = re.compile(r"(?<![:,.\d])\b403\b|Forbidden")
+
+
+def refusals(log: str) -> list[str]:
+    """The lines of an operator's log that say the API server refused it."""
+    return [line for line in log.splitlines() if REFUSAL.search(line)]
+
+
 def start_operator(
     plugin: str,
     namespace: str | None,
@@ -650,9 +660,8 @@ def installed_operator(
             yield op
             assert op.alive, f"the operator died:\n{op.tail()}"
             assert "Traceback" not in op.log(), op.tail(80)
-            # a rule missing from the chart's generated RBAC (a word of its own: :47403 is a port, not one)
-            # nor is ",403" the milliseconds of a log line's time
-            assert not re.search(r"(?<![:,])\b403\b|Forbidden", op.log()), op.tail(80)
+            # a rule missing from the chart's generated RBAC
+            assert not refusals(op.log()), op.tail(80)
         finally:
             op.stop()
             print(f"\n[{plugin} operator log tail]\n{op.tail(40)}")
