@@ -199,6 +199,36 @@ async def test_example_operator_lifecycle(kube: Kube, operator: HandlerRegistry,
     await eventually(collected, "garbage collection of the ConfigMap", 60)
 
 
+async def test_what_a_builder_stops_setting_goes_with_the_next_apply(
+    kube: Kube, operator: HandlerRegistry, namespace: str
+) -> None:
+    """A child is created by a POST, which records its fields as an Update of ours; before the first
+    apply they become the apply's, so the apply removes what the builder no longer sets."""
+    base = f"/apis/{API}/namespaces/{namespace}/greetings"
+    cm_path = f"/api/v1/namespaces/{namespace}/configmaps/hi-greeting"
+    spec = {"name": "Ada", "extra": {"a": "1", "b": "2"}}
+    await kube.request(
+        "POST", base, body={"apiVersion": API, "kind": "Greeting", "metadata": {"name": "hi"}, "spec": spec}
+    )
+
+    def entries(cm: dict[str, Any]) -> list[tuple[str, str]]:
+        return [(m["manager"], m["operation"]) for m in cm["metadata"]["managedFields"]]
+
+    cm = await eventually(lambda: kube.get("v1", "configmaps", namespace, "hi-greeting"), "the ConfigMap")
+    assert cm["data"] == {"greeting": "Hello, Ada!", "a": "1", "b": "2"}
+    assert entries(cm) == [("troupe-example", "Update")]  # created, not applied
+
+    await edit(kube, f"{base}/hi", {"spec": {"message": "Welcome", "extra": {"b": None}}})
+
+    async def rolled_out() -> dict[str, Any] | None:
+        got = await kube.request("GET", cm_path)
+        return got if got["data"]["greeting"] == "Welcome, Ada!" else None
+
+    cm = await eventually(rolled_out, "the edited message in the ConfigMap")
+    assert cm["data"] == {"greeting": "Welcome, Ada!", "a": "1"}  # b, set by the create, is gone
+    assert entries(cm) == [("troupe-example", "Apply")]
+
+
 async def test_a_spec_of_300_kb_is_stored_and_reconciled(
     kube: Kube, operator: HandlerRegistry, namespace: str
 ) -> None:

@@ -24,7 +24,7 @@ Section = Literal["namespaced", "watchNamespaces", "allNamespaces", "cluster"]
 SECTIONS: tuple[Section, ...] = ("namespaced", "watchNamespaces", "allNamespaces", "cluster")
 
 READ: tuple[str, ...] = ("get", "list", "watch")
-#: Server-side apply is a PATCH, and the API server also asks for ``create`` when the object is new.
+#: A child is created by a POST (``create``), then server-side applied (a PATCH) when it changes.
 APPLY: tuple[str, ...] = ("create", "patch")
 VERB_ORDER = ("get", "list", "watch", "create", "update", "patch", "delete")
 
@@ -49,7 +49,7 @@ def child_grant(owner: KindSpec, child: ChildKind) -> Grant:
         verbs, why = READ, f"{owner.kind} children made by another controller: watched only"
     else:
         verbs = READ + APPLY + (("delete",) if child.prune else ())
-        why = f"{owner.kind} children: watched, read, server-side applied (create + patch)"
+        why = f"{owner.kind} children: watched, read, created, server-side applied (patch)"
         why += ", deleted when no longer built" if child.prune else ", never deleted (prune=False)"
     return Grant(_scope(child.namespaced), child.group, child.plural, verbs, why)
 

@@ -10,6 +10,7 @@ from troupe.engine.apply import (
     OWNER_ANNOTATION,
     RETAIN_ANNOTATION,
     adopt,
+    as_applied,
     as_kept,
     complete_child,
     is_subset,
@@ -71,6 +72,35 @@ def test_subset_of_falsy_and_missing_values() -> None:
     assert is_subset({"items": []}, {"items": []}) and is_subset({"items": {}}, {"items": None})
     assert not is_subset({"items": ["a"]}, {"items": []}) and not is_subset({"s": "1"}, {"s": 1})
     assert not is_subset({"flag": False}, {}) and is_subset({"flag": False}, {"flag": False})
+
+
+def _managed(*entries: dict[str, str]) -> dict[str, Any]:
+    return {"metadata": {"managedFields": [dict(e, fieldsType="FieldsV1", fieldsV1={}) for e in entries]}}
+
+
+def test_what_our_create_recorded_becomes_the_applys_by_renaming_its_entry() -> None:
+    child = _managed(
+        {"manager": "kube-controller-manager", "operation": "Update"},
+        {"manager": "troupe-example", "operation": "Update", "subresource": "status"},
+        {"manager": "troupe-example", "operation": "Update"},
+    )
+    assert as_applied(child, "troupe-example") == [
+        {"op": "test", "path": "/metadata/managedFields/2/manager", "value": "troupe-example"},
+        {"op": "test", "path": "/metadata/managedFields/2/operation", "value": "Update"},
+        {"op": "replace", "path": "/metadata/managedFields/2/operation", "value": "Apply"},
+    ]
+
+
+def test_nothing_to_rename_without_our_create_or_beside_our_apply() -> None:
+    assert as_applied({"metadata": {}}, "troupe-example") is None
+    assert as_applied(_managed({"manager": "kubectl", "operation": "Update"}), "troupe-example") is None
+    applied = _managed({"manager": "troupe-example", "operation": "Apply"})
+    assert as_applied(applied, "troupe-example") is None
+    both = _managed(
+        {"manager": "troupe-example", "operation": "Update"},
+        {"manager": "troupe-example", "operation": "Apply"},
+    )
+    assert as_applied(both, "troupe-example") is None  # one manager's apply has one entry
 
 
 def test_a_child_kept_as_observed_drops_status_and_server_fields_and_copies_its_metadata() -> None:

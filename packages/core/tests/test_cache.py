@@ -163,9 +163,10 @@ def _deployment(
     conditions: str = "",
     labels: dict[str, str] | None = None,
     applied: dict[str, Any] | None = None,
+    operation: str = "Apply",
 ) -> dict[str, Any]:
     """A Deployment of ours as the watch brings it: our apply's fields (``applied``, by default
-    ``spec.replicas``), the controller's status."""
+    ``spec.replicas``; ``operation="Update"``: our create's), the controller's status."""
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -178,7 +179,7 @@ def _deployment(
             "managedFields": [
                 {
                     "manager": "troupe-example",
-                    "operation": "Apply",
+                    "operation": operation,
                     "fieldsType": "FieldsV1",
                     "fieldsV1": applied if applied is not None else {"f:spec": {"f:replicas": {}}},
                 },
@@ -229,6 +230,19 @@ def test_drift_of_what_was_applied_counts_by_the_fields_the_apply_owns() -> None
     gone = _deployment("4")
     gone["metadata"]["deletionTimestamp"] = "2026-11-26T14:00:00Z"
     assert index.put(gone) == {OWNER}  # a deletion starting
+
+
+def test_drift_of_what_our_create_recorded_counts_and_its_becoming_the_applys_is_no_news() -> None:
+    index = ChildIndex([_greeting_kind(())], own_manager="troupe-example")
+    assert index.put(_deployment("1", operation="Update")) == {OWNER}
+    scaled = _deployment("2", applied={}, operation="Update")
+    scaled["spec"]["replicas"] = 3
+    assert index.put(scaled) == {OWNER}  # `kubectl scale` took spec.replicas from our create
+    assert index.put(_deployment("3", applied={}, operation="Apply")) == set()  # the same fields, as applied
+    # Another program's Update entries (here: anyone's, no manager is ours) are theirs: no drift
+    theirs = ChildIndex([_greeting_kind(())])
+    theirs.put(_deployment("1", operation="Update"))
+    assert theirs.put(scaled) == set()
 
 
 def test_without_a_declaration_every_change_counts() -> None:

@@ -17,7 +17,7 @@ from troupe.clock import FrozenClock
 from troupe.context import ChildKey
 from troupe.engine import reporting
 from troupe.engine.cache import ObjectKey
-from troupe.engine.children import CREATE_PRECONDITION, ApplyReport
+from troupe.engine.children import ApplyReport
 from troupe.engine.client import ApiException
 from troupe.engine.health import WatchActivity
 from troupe.engine.metrics import OperatorMetrics
@@ -67,7 +67,7 @@ async def test_first_reconcile_applies_then_steady_state_writes_nothing(
 ) -> None:
     key = add_greeting(kube, reconciler, {"name": "Ada"}, **{cost_center.ANNOTATION: "cc-7"})
     await reconcile(reconciler, key)
-    assert kube.writes[:2] == ["json-patch greetings/hi", "apply ConfigMap/hi-greeting"]  # finalizer first
+    assert kube.writes[:2] == ["json-patch greetings/hi", "create ConfigMap/hi-greeting"]  # finalizer first
     assert kube.objects["greetings", "ns", "hi"]["metadata"]["finalizers"] == ["troupe.dev/finalizer"]
     assert "status hi" in kube.writes
     cm = kube.objects["configmaps", "ns", "hi-greeting"]
@@ -175,7 +175,11 @@ async def test_a_child_kept_as_observed_is_looked_at_again_only_once_it_or_its_o
 
     reconciler.children.put(edited(observed, "600", unlabel))
     await reconcile(reconciler, key)
-    assert keeper.mutated == 4 and kube.writes == ["apply ConfigMap/hi-kept"], "changed: applied again"
+    # changed: applied again, after the fields its create recorded were made the apply's
+    assert keeper.mutated == 4 and kube.writes == ["json-patch configmaps/hi-kept", "apply ConfigMap/hi-kept"]
+    assert kube.objects["configmaps", "ns", "hi-kept"]["metadata"]["managedFields"] == [
+        {"manager": kube.field_manager, "operation": "Apply"}
+    ]
     assert kube.objects["configmaps", "ns", "hi-kept"]["metadata"]["labels"]["kept"] == "yes"
 
 
@@ -399,6 +403,28 @@ async def test_a_name_taken_between_look_and_create_is_a_conflict(
     assert any(c["type"] == "NameConflict" and c["status"] == "True" for c in status["conditions"])
 
 
+async def test_field_managers_changed_since_cached_hold_the_apply_until_the_watch_brings_them(
+    kube: MemoryKube, reconciler: Reconciler
+) -> None:
+    key = add_greeting(kube, reconciler, {"name": "Ada"})
+    await reconcile(reconciler, key)
+    server = kube.objects["configmaps", "ns", "hi-greeting"]
+    server["metadata"]["managedFields"].insert(0, {"manager": "kubectl", "operation": "Update"})
+    owner = kube.objects["greetings", "ns", "hi"]
+    owner["spec"]["message"] = "Welcome"
+    owner["metadata"]["generation"] = 2
+    reconciler.objects.put(key, kube._bump(owner))
+    kube.writes.clear()
+    assert await reconcile(reconciler, key) == 1.0  # retried: the create's entry is not where it was
+    assert not any(w.startswith("apply") for w in kube.writes)
+    assert server["data"]["greeting"] == "Hello, Ada!"
+    reconciler.children.put(copy.deepcopy(kube._bump(server)))  # the watch's version
+    await reconcile(reconciler, key)
+    cm = kube.objects["configmaps", "ns", "hi-greeting"]
+    assert cm["data"]["greeting"] == "Welcome, Ada!"
+    assert kube.objects["greetings", "ns", "hi"]["status"]["phase"] == "Ready"
+
+
 @pytest.mark.parametrize(("code", "retried"), [(500, True), (503, True), (422, False), (400, False)])
 async def test_a_refused_child_fails_the_object_naming_the_child(
     kube: MemoryKube, reconciler: Reconciler, code: int, retried: bool
@@ -457,7 +483,7 @@ async def test_no_reconcile_before_the_children_are_listed(kube: MemoryKube, rec
     reconciler.activity.seen("configmaps@ns", listed=True)  # a relisting after a reconnect: nothing new
     assert arrived == ["configmaps@ns"]
     await reconcile(reconciler, key)
-    assert "apply ConfigMap/hi-greeting" in kube.writes
+    assert "create ConfigMap/hi-greeting" in kube.writes
 
 
 async def test_finalize_waits_for_the_children_listing(kube: MemoryKube, reconciler: Reconciler) -> None:
@@ -544,19 +570,24 @@ def listed(reconciler: Reconciler) -> Reconciler:
 
 @pytest.fixture
 def calls(kube: MemoryKube, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
-    """The GETs (by name) and applies (the manifest sent) the core makes."""
+    """The GETs (by name), creates and applies (the manifest sent) the core makes."""
     seen: list[tuple[str, Any]] = []
-    get, apply = kube.get, kube.apply
+    get, create, apply = kube.get, kube.create, kube.apply
 
     async def counted_get(api_version: str, plural: str, namespace: str | None, name: str) -> Any:
         seen.append(("get", name))
         return await get(api_version, plural, namespace, name)
+
+    async def counted_create(manifest: Manifest, plural: str, namespace: str | None) -> Any:
+        seen.append(("create", copy.deepcopy(manifest)))
+        return await create(manifest, plural, namespace)
 
     async def counted_apply(manifest: Manifest, plural: str, namespace: str | None, **kw: Any) -> Any:
         seen.append(("apply", copy.deepcopy(manifest)))
         return await apply(manifest, plural, namespace, **kw)
 
     monkeypatch.setattr(kube, "get", counted_get)
+    monkeypatch.setattr(kube, "create", counted_create)
     monkeypatch.setattr(kube, "apply", counted_apply)
     return seen
 
@@ -582,12 +613,8 @@ async def test_a_name_known_free_is_created_without_a_look(
     key = add_greeting(kube, listed, {"name": "Ada"})
     await reconcile(listed, key)
     assert [c for c in calls if c[0] == "get"] == []
-    (sent,) = [m for verb, m in calls if verb == "apply"]
-    assert sent["metadata"]["resourceVersion"] == CREATE_PRECONDITION  # a create, never a merge
+    assert [verb for verb, _ in calls] == ["create"]  # a create, never a merge into someone's object
     assert kube.objects["configmaps", "ns", "hi-greeting"]["data"] == {"greeting": "Hello, Ada!"}
-    assert (
-        kube.objects["configmaps", "ns", "hi-greeting"]["metadata"]["resourceVersion"] != CREATE_PRECONDITION
-    )
 
 
 def test_a_name_counts_as_free_only_where_its_listing_has_arrived(reconciler: Reconciler) -> None:
@@ -640,7 +667,7 @@ async def test_our_own_child_not_yet_in_the_cache_is_applied_as_ours(
     kube.objects["configmaps", "ns", "hi-greeting"]["data"] = {"greeting": "stale"}
     calls.clear()
     await reconcile(listed, key)
-    assert [verb for verb, _ in calls] == ["apply", "get", "apply"]  # create refused, look, apply as ours
+    assert [verb for verb, _ in calls] == ["create", "get", "apply"]  # create refused, look, apply as ours
     assert kube.objects["configmaps", "ns", "hi-greeting"]["data"] == {"greeting": "Hello, Ada!"}
     status = kube.objects["greetings", "ns", "hi"]["status"]
     assert not any(c["type"] == "NameConflict" and c["status"] == "True" for c in status["conditions"])
@@ -717,12 +744,12 @@ class SlowKube(MemoryKube):
         self.hanging = asyncio.Event()
         self.sent: list[str] = []
 
-    async def apply(self, manifest: Manifest, plural: str, namespace: str | None, **kw: Any) -> Manifest:
+    async def create(self, manifest: Manifest, plural: str, namespace: str | None) -> Manifest:
         self.sent.append(manifest["metadata"]["name"])
         if manifest["metadata"]["name"] == "hi-greeting":
             self.hanging.set()
             await self.gate.wait()
-        return await super().apply(manifest, plural, namespace, **kw)
+        return await super().create(manifest, plural, namespace)
 
 
 def signal_child(kube: MemoryKube, name: str = "hi-signal") -> Manifest:
@@ -800,7 +827,7 @@ async def test_an_event_that_comes_with_the_last_answer_is_acted_on_in_the_same_
     await queue.drain()
     await reconciler.reporter.settled(key)
     assert kube.sent == ["hi-greeting", "hi-after"], "nothing was sent twice"
-    assert kube.writes.index("apply ConfigMap/hi-after") < kube.writes.index("status hi")
+    assert kube.writes.index("create ConfigMap/hi-after") < kube.writes.index("status hi")
 
 
 async def test_a_name_held_meanwhile_stops_the_run_writing(clock: FrozenClock) -> None:

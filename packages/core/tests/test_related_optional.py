@@ -166,7 +166,7 @@ async def test_an_optional_kind_not_served_blocks_only_what_needs_it(
 
     reconciler.availability.set("statues.art.example", True)  # the CRD was installed
     await reconcile(reconciler, key)
-    assert any("apply Statue/t" in w for w in kube.writes)
+    assert any("create Statue/t" in w for w in kube.writes)
     after = {c["type"]: c["status"] for c in status(kube)["conditions"]}
     assert after["MissingAPI"] == "False" and after.get("Ready") != "False"
 

@@ -47,6 +47,15 @@ class MemoryKube:
         obj = self.objects.get((plural, namespace, name))
         return copy.deepcopy(obj) if obj else None
 
+    async def create(self, manifest: Manifest, plural: str, namespace: str | None) -> Manifest:
+        if self.refuse is not None:
+            raise self.refuse
+        key = (plural, namespace, manifest["metadata"]["name"])
+        if key in self.objects:
+            raise ApiException(status=409, reason="AlreadyExists")
+        self.writes.append(f"create {manifest['kind']}/{manifest['metadata']['name']}")
+        return self._store(key, manifest, "Update")
+
     async def apply(
         self, manifest: Manifest, plural: str, namespace: str | None, *, force: bool = False
     ) -> Manifest:
@@ -57,13 +66,13 @@ class MemoryKube:
         managers = {m["manager"] for m in (existing or {}).get("metadata", {}).get("managedFields", [])}
         if existing is not None and not force and managers - {self.field_manager}:
             raise ApiException(status=409, reason="Conflict")  # another manager's fields (simplified)
-        version = manifest["metadata"].get("resourceVersion")
-        if existing is not None and version and version != existing["metadata"].get("resourceVersion"):
-            raise ApiException(status=409, reason="Conflict")  # a resourceVersion precondition not met
         self.writes.append(f"apply {manifest['kind']}/{manifest['metadata']['name']}")
+        return self._store(key, manifest, "Apply")
+
+    def _store(self, key: tuple[str, str | None, str], manifest: Manifest, operation: str) -> Manifest:
         stored = copy.deepcopy(manifest)
         stored["metadata"]["uid"] = "child-uid"
-        stored["metadata"]["managedFields"] = [{"manager": self.field_manager, "operation": "Apply"}]
+        stored["metadata"]["managedFields"] = [{"manager": self.field_manager, "operation": operation}]
         self.objects[key] = stored
         return self._bump(stored)
 
@@ -90,7 +99,8 @@ class MemoryKube:
     async def json_patch(
         self, api_version: str, plural: str, namespace: str | None, name: str, ops: list[Manifest]
     ) -> Manifest:
-        """Enough of RFC 6902 for finalizers: test, add (``-`` appends) and remove on a path."""
+        """Enough of RFC 6902 for finalizers and field managers: test, add (``-`` appends), replace and
+        remove on a path."""
         obj = self.objects.get((plural, namespace, name))
         if obj is None:
             raise NotFound(name)
@@ -105,8 +115,8 @@ class MemoryKube:
                     raise ApiException(status=422, reason="test failed")
             elif op["op"] == "add" and isinstance(target, list):
                 target.append(op["value"]) if last == "-" else target.insert(int(last), op["value"])
-            elif op["op"] == "add":
-                target[last] = op["value"]
+            elif op["op"] in ("add", "replace"):
+                target[int(last) if isinstance(target, list) else last] = op["value"]
             else:
                 del target[int(last) if isinstance(target, list) else last]
         self.writes.append(f"json-patch {plural}/{name}")

@@ -81,6 +81,36 @@ def is_subset(desired: Any, observed: Any) -> bool:
     return bool(desired == observed)
 
 
+def as_applied(observed: Manifest, manager: str) -> list[dict[str, Any]] | None:
+    """The JSON patch that makes what ``manager`` created (an ``Update`` entry of the managed fields) its
+    apply's, or None when it holds no such entry.
+
+    A child is created by a POST, which records its fields as an Update, and is applied afterwards. An
+    apply removes a field it no longer sends only when no other entry owns it: left as an Update, what
+    the create set would stay for good once a builder stopped setting it (and a list one item shorter
+    would be re-applied on every reconcile). Renaming the operation moves the ownership as it is; the
+    tests make the patch fail (422) when the entry has moved since it was observed. When ``manager``
+    has an Apply entry already (only another program using its name makes both) nothing is renamed: one
+    manager's apply has one entry.
+    """
+    entries = (observed.get("metadata") or {}).get("managedFields") or []
+    if any(e.get("manager") == manager and e.get("operation") == "Apply" for e in entries):
+        return None
+    for i, entry in enumerate(entries):
+        if (
+            entry.get("manager") == manager
+            and entry.get("operation") == "Update"
+            and not entry.get("subresource")
+        ):
+            at = f"/metadata/managedFields/{i}"
+            return [
+                {"op": "test", "path": f"{at}/manager", "value": manager},
+                {"op": "test", "path": f"{at}/operation", "value": "Update"},
+                {"op": "replace", "path": f"{at}/operation", "value": "Apply"},
+            ]
+    return None
+
+
 def as_kept(observed: Manifest) -> Manifest:
     """An observed child as a manifest that keeps it as it is: itself without its status and what the
     server owns. Its metadata maps are copies (completing a child writes into them); the rest is the

@@ -40,7 +40,8 @@ def unseen(candidate: Manifest, current: Manifest | None) -> bool:
 #: Per-field detail of each manager's fields (``fieldsV1``) is most of an object's size and nothing the
 #: core or a hook reads: the managers' names stay (a NameConflict names them).
 _MANAGER_KEYS = ("manager", "operation", "subresource")
-#: In a trimmed manager entry of an apply: a digest of the fields it owns (see :func:`read_change`).
+#: In a trimmed manager entry of an apply, or of the operator's own create: a digest of the fields it
+#: owns (see :func:`read_change`).
 APPLIED_FIELDS = "troupe.dev/appliedFields"
 _HEAVY_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
 
@@ -127,19 +128,21 @@ def _shared_since(value: Any, before: Any) -> Any:
     return kept
 
 
-def _manager(entry: Manifest) -> Manifest:
+def _manager(entry: Manifest, own: str | None) -> Manifest:
     kept = {k: entry[k] for k in _MANAGER_KEYS if k in entry}
-    if entry.get("operation") == "Apply" and "fieldsV1" in entry:
-        # what an apply owns, as a number: it changes when another writer takes or removes a field of it
+    if "fieldsV1" in entry and (entry.get("operation") == "Apply" or (own and entry.get("manager") == own)):
+        # what an apply (or our create) owns, as a number: it changes when another writer takes or
+        # removes a field of it
         kept[APPLIED_FIELDS] = hash(orjson.dumps(entry["fieldsV1"], option=orjson.OPT_SORT_KEYS))
     return kept
 
 
-def trimmed(body: Manifest, before: Manifest | None = None) -> Manifest:
+def trimmed(body: Manifest, before: Manifest | None = None, own: str | None = None) -> Manifest:
     """``body`` as kept in the caches: without the field managers' field sets and kubectl's copy of the
     last applied object, which no hook reads and which doubled the memory of every cached object, and
     with its keys and short strings shared with the other cached objects. A new object: ``body`` is left
-    as it was. ``before``: the cached version of the same object, whose unchanged parts are kept."""
+    as it was. ``before``: the cached version of the same object, whose unchanged parts are kept.
+    ``own``: the operator's field manager, whose creates are digested as its applies are."""
     meta = body.get("metadata")
     if not isinstance(meta, dict):
         return dict(_shared(body))
@@ -148,7 +151,7 @@ def trimmed(body: Manifest, before: Manifest | None = None) -> Manifest:
     heavy = [a for a in _HEAVY_ANNOTATIONS if a in annotations]
     meta = dict(meta)
     if managed:
-        meta["managedFields"] = [_manager(m) for m in managed]
+        meta["managedFields"] = [_manager(m, own) for m in managed]
     if heavy:
         meta["annotations"] = {k: v for k, v in annotations.items() if k not in heavy}
     kept = {**body, "metadata": meta}
@@ -248,9 +251,10 @@ def read_at(body: Manifest, path: tuple[str, ...]) -> Any:
 
 
 def _applied(body: Manifest) -> list[tuple[Any, Any]]:
-    """Each apply's manager and the digest of the fields it owns."""
+    """Each apply's manager (and the operator's, for what it created) and the digest of the fields it
+    owns. The operation is left out: the create's entry made the apply's (``as_applied``) is no change."""
     managed = (body.get("metadata") or {}).get("managedFields") or []
-    return [(m.get("manager"), m.get(APPLIED_FIELDS)) for m in managed if m.get("operation") == "Apply"]
+    return [(m.get("manager"), m[APPLIED_FIELDS]) for m in managed if APPLIED_FIELDS in m]
 
 
 def read_change(before: Manifest, after: Manifest, reads: tuple[tuple[str, ...], ...]) -> bool:
@@ -276,11 +280,12 @@ class ChildIndex:
 
     A child belongs to one owner at a time: an event that names another owner than before moves it.
     ``kinds``: the owner kinds, whose :attr:`ChildKind.reads` tell which changes of a child concern its
-    owner.
+    owner. ``own_manager``: the operator's field manager, whose creates count as its applies do.
     """
 
-    def __init__(self, kinds: Iterable[KindSpec] = ()) -> None:
+    def __init__(self, kinds: Iterable[KindSpec] = (), own_manager: str | None = None) -> None:
         self._by_owner: dict[str, dict[ChildKey, Manifest]] = {}
+        self.own_manager = own_manager
         self._owner_of: dict[ChildKey, str] = {}
         self.ours = OwnWrites()
         #: (owner kind as in the owner annotation, child group, child kind) -> the paths it reads
@@ -320,7 +325,7 @@ class ChildIndex:
             self._drop(before, key)
         if owner is None:
             return {before} if before else set()
-        kept = trimmed(child, current)
+        kept = trimmed(child, current, self.own_manager)
         self._by_owner.setdefault(owner, {})[key] = kept
         self._owner_of[key] = owner
         if before == owner and current is not None and not self.concerns(owner, key, current, kept):

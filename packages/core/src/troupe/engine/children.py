@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 from troupe.context import ChildKey, Children, Manifest, ReconcileContext
 from troupe.engine.apply import (
     CREATE_ONLY_ANNOTATION,
+    as_applied,
     as_kept,
     complete_child,
     holder,
@@ -21,7 +22,7 @@ from troupe.engine.apply import (
 )
 from troupe.engine.availability import Availability, missing_message
 from troupe.engine.cache import ChildIndex, ObjectKey, trimmed, version_of
-from troupe.engine.client import ApiException, Kube
+from troupe.engine.client import ApiException, Kube, NotFound
 from troupe.engine.metrics import OperatorMetrics
 from troupe.engine.workqueue import stirred
 from troupe.kinds import ChildKind, KindSpec
@@ -29,15 +30,13 @@ from troupe.plugins import KindHooks
 
 logger = logging.getLogger(__name__)
 
+#: Why an apply waits: the field managers cached are not the server's (an Update entry moved meanwhile).
+_MANAGERS_CHANGED = json.dumps({"message": "its field managers changed meanwhile; applied again shortly"})
+
 #: Children of one object applied at once, at most: a workflow level of ten pods goes in one wave.
 APPLY_CONCURRENCY = 16
 #: Refusals that no retry cures: the built manifest itself is wrong, so only a spec change helps.
 PERMANENT_REFUSALS = frozenset({400, 422})
-#: The resourceVersion a create is sent with: a precondition no existing object meets (the largest
-#: uint64), so server-side apply creates the name when it is free and answers 409 when anything holds
-#: it, instead of merging our fields into an object someone made in between (what an apply without
-#: force does when no field of theirs differs).
-CREATE_PRECONDITION = "18446744073709551615"
 
 
 class InvalidChild(Exception):
@@ -425,15 +424,18 @@ class ChildApplier:
         key = ChildKey.of(manifest)
         if observed is not None and unchanged(manifest, observed):
             return observed
+        writes = self.metrics[ctx.kind.operator].writes
         try:
-            # Force only over an object that is ours. A create is conditional on the name being free: a
-            # 409 means someone holds it (made in between, or never seen by the watch).
-            result = await self.kube.apply(
-                manifest if observed is not None else conditional(manifest),
-                child.plural,
-                key.namespace,
-                force=observed is not None,
-            )
+            if observed is None:
+                # A create, not an apply: it never merges our fields into an object someone made in
+                # between; a 409 means someone holds the name (made meanwhile, or never seen by the watch).
+                result = await self.kube.create(manifest, child.plural, key.namespace)
+                writes.labels(verb="create").inc()
+            else:
+                await self._as_applied(child, key, observed, writes)
+                # Force only over an object that is ours.
+                result = await self.kube.apply(manifest, child.plural, key.namespace, force=True)
+                writes.labels(verb="apply").inc()
         except ApiException as exc:
             if exc.status == 403 and "being terminated" in (exc.body or ""):
                 logger.debug("%s: not applied, its namespace is being deleted", key)
@@ -442,10 +444,28 @@ class ChildApplier:
                 return await self._taken(ctx, child, manifest, report)
             report.refusals.append(Refusal(key, exc.status or 0, api_message(exc)))
             return None
-        self.metrics[ctx.kind.operator].writes.labels(verb="apply").inc()
         self.children.put(result, ours=True)
         report.wrote = True
         return result
+
+    async def _as_applied(self, child: ChildKind, key: ChildKey, observed: Manifest, writes: Any) -> None:
+        """Before the first apply to a child we created: its fields become the apply's (see
+        :func:`as_applied`). A 409 when its field managers changed meanwhile (retried)."""
+        patch = as_applied(observed, self.kube.field_manager)
+        if patch is None:
+            return
+        try:
+            migrated = await self.kube.json_patch(
+                child.api_version, child.plural, key.namespace, key.name, patch
+            )
+        except NotFound:
+            return  # deleted meanwhile: the apply creates it again, as an apply
+        except ApiException as exc:
+            if exc.status == 422:  # a test failed: the cached field managers are not the server's
+                raise ApiException(status=409, reason="Conflict", body=_MANAGERS_CHANGED) from exc
+            raise
+        writes.labels(verb="patch").inc()
+        self.children.put(migrated, ours=True)
 
     async def _taken(
         self, ctx: ReconcileContext[Any], child: ChildKind, manifest: Manifest, report: ApplyReport
@@ -474,11 +494,6 @@ def unchanged(manifest: Manifest, observed: Manifest) -> bool:
     """No write needed: every desired field is as observed, or the child is created once and kept."""
     create_only = manifest["metadata"]["annotations"].get(CREATE_ONLY_ANNOTATION) == "true"
     return create_only or is_subset(manifest, observed)
-
-
-def conditional(manifest: Manifest) -> Manifest:
-    """``manifest`` as a create that fails with 409 on any existing object of its name."""
-    return {**manifest, "metadata": {**manifest["metadata"], "resourceVersion": CREATE_PRECONDITION}}
 
 
 async def _on_record(owner: ObjectKey) -> bool:

@@ -35,7 +35,9 @@ class OperatorMetrics:
             ("reason", "outcome"),
         )
         self.writes = self.counter(
-            "api_writes_total", "Writes to the API server, by verb (apply, delete, status, event).", ("verb",)
+            "api_writes_total",
+            "Writes to the API server, by verb (create, apply, patch, delete, status, event).",
+            ("verb",),
         )
 
     def counter(self, name: str, doc: str, labels: Iterable[str] = ()) -> Counter:

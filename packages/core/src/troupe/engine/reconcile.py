@@ -73,7 +73,7 @@ class Reconciler:
         self.metrics = metrics
         self.objects = ObjectCache()
         kinds = collect_kinds(pm)  # every plugin's troupe_kinds, asked once
-        self.children = ChildIndex(kinds)
+        self.children = ChildIndex(kinds, own_manager=kube.field_manager)
         self.related = RelatedIndex()
         self.availability = Availability()
         self.actions = ActionRunner(kube, clock, done=lambda key: None)
