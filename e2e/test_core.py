@@ -228,6 +228,13 @@ async def test_what_a_builder_stops_setting_goes_with_the_next_apply(
     assert cm["data"] == {"greeting": "Welcome, Ada!", "a": "1"}  # b, set by the create, is gone
     assert entries(cm) == [("troupe-example", "Apply")]
 
+    await kube.request("DELETE", f"{base}/hi")  # its finalizer is released while the operator runs
+
+    async def gone() -> bool:
+        return await kube.get(API, "greetings", namespace, "hi") is None
+
+    await eventually(gone, "Greeting hi to be deleted")
+
 
 async def test_a_spec_of_300_kb_is_stored_and_reconciled(
     kube: Kube, operator: HandlerRegistry, namespace: str
@@ -310,6 +317,14 @@ async def test_a_selector_takes_only_the_objects_labelled_for_it(
             return await kube.get(API, "greetings", namespace, "mine") is None
 
         await eventually(gone, "Greeting mine, no longer selected, to be released and deleted")
+
+        # taken: its finalizer is released while the operator runs (else its namespace never goes)
+        await kube.request("DELETE", f"{base}/nobodys")
+
+        async def nobodys_gone() -> bool:
+            return await kube.get(API, "greetings", namespace, "nobodys") is None
+
+        await eventually(nobodys_gone, "Greeting nobodys to be deleted")
     finally:
         stop.set()
         with contextlib.suppress(asyncio.CancelledError):

@@ -161,7 +161,7 @@ def test_seed_example_runs_with_a_url_heals_rolls_out_and_tears_down(
     # A label of someone else's is theirs: left as it is, and no reason to reconcile.
     before = quiet(operator)
     kubectl("label", "deployment", "intro-to-r", "-n", namespace, "team=data")
-    time.sleep(3)  # the workshop's batch window is 1 s
+    time.sleep(3)  # the workshop's batch window is 1.5 s
     assert reconciles(operator) == before
     assert get("deployment", "intro-to-r", namespace)["metadata"]["labels"]["team"] == "data"
 
