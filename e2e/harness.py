@@ -19,6 +19,7 @@ import json
 import os
 import re
 import secrets
+import select
 import signal
 import socket
 import subprocess
@@ -142,6 +143,47 @@ def wait_for(
         body = yaml.safe_dump(last, sort_keys=False) if isinstance(last, dict | list) else repr(last)
         seen = "it last looked like:\n" + _indent(_strip_noise(body))
     pytest.fail(f"timed out after {timeout:g}s waiting for {describe}; {seen}", pytrace=False)
+
+
+def watch_for(
+    kind: str,
+    name: str,
+    namespace: str,
+    predicate: Callable[[Any], bool],
+    timeout: float = 60,
+    describe: str = "condition",
+) -> Any:
+    """:func:`wait_for` on one object, from a watch (``kubectl get -w``): every version the API server
+    records is seen, however briefly it stood (a state polling can step over)."""
+    cfg = str(current_kubeconfig or os.environ.get("KUBECONFIG", ""))
+    cmd = [KUBECTL, *(["--kubeconfig", cfg] if cfg else []), "get", kind, "-n", namespace]
+    cmd += ["--field-selector", f"metadata.name={name}", "--watch", "-o", "json"]
+    decoder, buffer, last = json.JSONDecoder(), "", None
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+                if not ready:
+                    break
+                chunk = os.read(proc.stdout.fileno(), 65536).decode()  # type: ignore[union-attr]
+                if not chunk:
+                    break
+                buffer += chunk
+                while buffer.strip():
+                    try:
+                        last, end = decoder.raw_decode(buffer.lstrip())
+                    except ValueError:
+                        break  # an object not whole yet
+                    buffer = buffer.lstrip()[end:]
+                    if predicate(last):
+                        return last
+        finally:
+            proc.kill()
+    body = yaml.safe_dump(last, sort_keys=False) if isinstance(last, dict) else repr(last)
+    pytest.fail(
+        f"timed out after {timeout:g}s watching for {describe}; it last looked like:\n{_indent(body)}"
+    )
 
 
 def _indent(text: str) -> str:

@@ -32,6 +32,7 @@ from harness import (
     kubectl_json,
     new_namespace_name,
     wait_for,
+    watch_for,
 )
 
 pytestmark = pytest.mark.e2e
@@ -407,12 +408,14 @@ def test_sigkill_during_helm_does_not_install_twice(
     operator: Operator, team: str, registry: Registry, git_server: GitServer
 ) -> None:
     app_environment("kill", team, registry, git_server, type="deployment")
-    wait_env(
+    # watched, not polled: the deploy may run for less than a second on an idle cluster
+    watch_for(
+        f"environments.{GROUP}",
         "kill",
         team,
         lambda o: (status(o).get("actions") or {}).get("deploy", {}).get("phase") == "Running",
-        "deploy running",
         timeout=60,
+        describe="Environment kill: deploy running",
     )
     operator.kill_and_restart()
     env = wait_phase("kill", team, "Ready", timeout=120)
