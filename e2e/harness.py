@@ -61,6 +61,12 @@ class KubectlError(RuntimeError):
     pass
 
 
+def kubectl_argv(*args: str, kubeconfig: str | os.PathLike[str] | None = None) -> list[str]:
+    """The command line of the built kubectl against the test cluster (or ``kubeconfig``)."""
+    cfg = str(kubeconfig or current_kubeconfig or os.environ.get("KUBECONFIG", ""))
+    return [KUBECTL, *(["--kubeconfig", cfg] if cfg else []), *args]
+
+
 def kubectl(
     *args: str,
     kubeconfig: str | os.PathLike[str] | None = None,
@@ -69,9 +75,13 @@ def kubectl(
     timeout: float = 60,
 ) -> subprocess.CompletedProcess[str]:
     """Run the built kubectl against the test cluster (or ``kubeconfig``); raise with stderr on failure."""
-    cfg = str(kubeconfig or current_kubeconfig or os.environ.get("KUBECONFIG", ""))
-    cmd = [KUBECTL, *(["--kubeconfig", cfg] if cfg else []), *args]
-    proc = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        kubectl_argv(*args, kubeconfig=kubeconfig),
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if check and proc.returncode != 0:
         raise KubectlError(f"kubectl {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
     return proc
@@ -155,9 +165,8 @@ def watch_for(
 ) -> Any:
     """:func:`wait_for` on one object, from a watch (``kubectl get -w``): every version the API server
     records is seen, however briefly it stood (a state polling can step over)."""
-    cfg = str(current_kubeconfig or os.environ.get("KUBECONFIG", ""))
-    cmd = [KUBECTL, *(["--kubeconfig", cfg] if cfg else []), "get", kind, "-n", namespace]
-    cmd += ["--field-selector", f"metadata.name={name}", "--watch", "-o", "json"]
+    cmd = kubectl_argv("get", kind, "-n", namespace, "--field-selector", f"metadata.name={name}", "--watch")
+    cmd += ["-o", "json"]
     decoder, buffer, last = json.JSONDecoder(), "", None
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:
         deadline = time.monotonic() + timeout

@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
+from prometheus_client import Counter
+
 from troupe.context import ChildKey, Children, Manifest, ReconcileContext
 from troupe.engine.apply import (
     CREATE_ONLY_ANNOTATION,
@@ -448,7 +450,7 @@ class ChildApplier:
         report.wrote = True
         return result
 
-    async def _as_applied(self, child: ChildKind, key: ChildKey, observed: Manifest, writes: Any) -> None:
+    async def _as_applied(self, child: ChildKind, key: ChildKey, observed: Manifest, writes: Counter) -> None:
         """Before the first apply to a child we created: its fields become the apply's (see
         :func:`as_applied`). A 409 when its field managers changed meanwhile (retried)."""
         patch = as_applied(observed, self.kube.field_manager)
