@@ -27,10 +27,14 @@ from harness import (
     wait_for,
 )
 
+from troupe_workshop.plugin import WORKSHOP
+
 pytestmark = pytest.mark.e2e
 
 EXAMPLES = ROOT / "plugins" / "workshop" / "examples"
 RELEASE = "ws"
+#: Long enough for an event's batched reconcile to have run (or not) and be counted.
+SETTLE = WORKSHOP.batch_window + 1.0
 
 
 @pytest.fixture(scope="module")
@@ -83,10 +87,10 @@ def reconciles(operator: Operator) -> float:
 
 
 def quiet(operator: Operator, timeout: float = 60) -> float:
-    """The reconcile count once it stays the same for 2 s (longer than the workshop's batch window)."""
+    """The reconcile count once it stays the same for longer than the workshop's batch window."""
     deadline, last = time.monotonic() + timeout, reconciles(operator)
     while time.monotonic() < deadline:
-        time.sleep(2)
+        time.sleep(SETTLE)
         now = reconciles(operator)
         if now == last:
             return now
@@ -161,7 +165,7 @@ def test_seed_example_runs_with_a_url_heals_rolls_out_and_tears_down(
     # A label of someone else's is theirs: left as it is, and no reason to reconcile.
     before = quiet(operator)
     kubectl("label", "deployment", "intro-to-r", "-n", namespace, "team=data")
-    time.sleep(3)  # the workshop's batch window is 1.5 s
+    time.sleep(SETTLE)
     assert reconciles(operator) == before
     assert get("deployment", "intro-to-r", namespace)["metadata"]["labels"]["team"] == "data"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
@@ -97,18 +98,39 @@ async def test_a_reconcile_does_not_wait_for_its_status_write_and_reads_what_it_
     assert len(kube.writes) == 2
 
 
-async def test_writes_are_spaced_but_a_phase_change_goes_at_once(kube: GatedKube) -> None:
-    w = writer(kube, interval=30.0)
-    await w.write(KEY, w.objects.get(KEY), running(1))
+@pytest.mark.parametrize(
+    ("default", "own"), [(30.0, None), (0.0, 30.0)], ids=["the-writer-s", "the-kind-s-own"]
+)
+async def test_writes_are_spaced_but_a_phase_change_goes_at_once(
+    kube: GatedKube, default: float, own: float | None
+) -> None:
+    w = writer(kube, interval=default)
+    key = ObjectKey(dataclasses.replace(greeting.GREETING, status_interval=own), "ns", "hi")
+    w.objects.put(key, w.objects.get(KEY))
+    await w.write(key, w.objects.get(key), running(1))
     await asyncio.sleep(0.05)
-    await w.write(KEY, w.current(KEY, w.objects.get(KEY)), running(2))
+    await w.write(key, w.current(key, w.objects.get(key)), running(2))
     await asyncio.sleep(0.05)
     assert kube.writes == ["status hi"], "a mere progress waits for the interval"
-    await w.write(KEY, w.current(KEY, w.objects.get(KEY)), running(3, phase="Succeeded"))
+    await w.write(key, w.current(key, w.objects.get(key)), running(3, phase="Succeeded"))
     await asyncio.sleep(0.05)
     assert kube.writes == ["status hi", "status hi"]
     assert kube.objects["greetings", "ns", "hi"]["status"]["phase"] == "Succeeded"
     assert kube.status_patches[1]["done"] == 3
+
+
+async def test_a_progress_decided_while_a_phase_change_is_written_waits_for_the_interval(
+    kube: GatedKube,
+) -> None:
+    w = writer(kube, interval=30.0)
+    kube.gate.clear()
+    await w.write(KEY, w.objects.get(KEY), running(1))  # Running: a transition, sent at once
+    await asyncio.sleep(0.05)
+    await w.write(KEY, w.current(KEY, w.objects.get(KEY)), running(2))  # progress, while it is sent
+    kube.gate.set()
+    await asyncio.sleep(0.05)
+    assert kube.writes == ["status hi"], "the progress waits for the interval"
+    assert w.current(KEY, w.objects.get(KEY))["status"]["done"] == 2
 
 
 async def test_a_failed_write_is_retried_and_its_status_stays_decided(

@@ -118,7 +118,8 @@ def troupe_status_changed(ctx: ReconcileContext[Any], old: dict[str, Any], new: 
 
     Called after every status patch that changed something, with the status before and after (the
     after-state is the whole status as stored). Writes are coalesced (a phase or condition change is
-    written at once, other changes about once a second), so one call may span several reconciles.
+    written at once, other changes about once a second or at the kind's ``status_interval``), so one
+    call may span several reconciles.
     Every implementation is called (not firstresult). Must not raise; errors are logged and ignored,
     since the write already happened.
 

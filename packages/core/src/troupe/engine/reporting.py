@@ -64,10 +64,10 @@ def with_blockers(update: StatusUpdate, blockers: dict[str, list[str]], observed
 
 
 #: A status write waits this long after the object's last one (seconds), unless its phase or a condition
-#: changes: a workflow moving a task a few times a second is written about once a second, while a
-#: transition a user or another controller waits for is written at once. Each write of a large object
-#: costs the API server tens of milliseconds (on the CPU that also creates the next pods), whatever the
-#: patch's size.
+#: changes: a status moving a few times a second is written about once a second, while a transition a
+#: user or another controller waits for is written at once. Each write of a large object costs the API
+#: server tens of milliseconds (on the CPU that also creates the next pods), whatever the patch's size.
+#: A kind may set its own (``KindSpec.status_interval``).
 WRITE_INTERVAL = 1.0
 #: Retries of a status write the API server could not take (unreachable, 5xx, 429): 1 s doubling to 30 s.
 WRITE_BACKOFF = (1.0, 30.0)
@@ -190,7 +190,9 @@ class StatusWriter:
         else:
             pending.target, pending.ctx = target, ctx
             pending.events.extend(events)
-        if _transition(pending.written, target):
+        # Against the status that will be on record: a change decided while a transition is on its way is
+        # no transition itself unless it changes the phase or a condition again.
+        if _transition(self._sending.get(key, pending.written), target):
             pending.urgent.set()
         if self.background and not update.delete:
             self._start(key)
@@ -231,9 +233,8 @@ class StatusWriter:
             if body is None or _uid(body) != pending.uid:  # deleted (or replaced) meanwhile
                 self._pending.pop(key, None)
                 return
-            wait = (
-                self._last_write.get(key, -self.interval) + self.interval - asyncio.get_running_loop().time()
-            )
+            interval = self._interval(key)
+            wait = self._last_write.get(key, -interval) + interval - asyncio.get_running_loop().time()
             if wait > 0 and not pending.urgent.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(pending.urgent.wait(), wait)
@@ -266,7 +267,12 @@ class StatusWriter:
         """Note the time of ``key``'s write, forgotten after the interval (objects come and go)."""
         loop = asyncio.get_running_loop()
         now = self._last_write[key] = loop.time()
-        loop.call_later(self.interval, self._forget_write, key, now)
+        loop.call_later(self._interval(key), self._forget_write, key, now)
+
+    def _interval(self, key: ObjectKey) -> float:
+        """The least time between two writes of ``key``'s status that change no phase or condition."""
+        own = key.kind.status_interval
+        return self.interval if own is None else own
 
     def _forget_write(self, key: ObjectKey, at: float) -> None:
         if self._last_write.get(key) == at:
