@@ -150,9 +150,13 @@ def wait_for(
     if last_error is not None:
         seen = f"the last attempt raised {type(last_error).__name__}: {last_error}"
     else:
-        body = yaml.safe_dump(last, sort_keys=False) if isinstance(last, dict | list) else repr(last)
-        seen = "it last looked like:\n" + _indent(_strip_noise(body))
+        seen = _looked_like(last)
     pytest.fail(f"timed out after {timeout:g}s waiting for {describe}; {seen}", pytrace=False)
+
+
+def _looked_like(last: Any) -> str:
+    body = yaml.safe_dump(last, sort_keys=False) if isinstance(last, dict | list) else repr(last)
+    return "it last looked like:\n" + _indent(_strip_noise(body))
 
 
 def watch_for(
@@ -189,10 +193,7 @@ def watch_for(
                         return last
         finally:
             proc.kill()
-    body = yaml.safe_dump(last, sort_keys=False) if isinstance(last, dict) else repr(last)
-    pytest.fail(
-        f"timed out after {timeout:g}s watching for {describe}; it last looked like:\n{_indent(body)}"
-    )
+    pytest.fail(f"timed out after {timeout:g}s watching for {describe}; {_looked_like(last)}", pytrace=False)
 
 
 def _indent(text: str) -> str:

@@ -48,6 +48,15 @@ async def eventually(probe: Callable[[], Any], what: str, within: float = 30.0, 
     pytest.fail(f"timed out after {within}s waiting for {what}; last seen: {last!r}")
 
 
+async def greeting_gone(kube: Kube, namespace: str, name: str, what: str) -> None:
+    """Wait until the Greeting ``name`` is no longer on the API server (its finalizer released)."""
+
+    async def gone() -> bool:
+        return await kube.get(API, "greetings", namespace, name) is None
+
+    await eventually(gone, what)
+
+
 @pytest.fixture
 async def kube(cluster: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Kube]:
     monkeypatch.setenv("KUBECONFIG", cluster)
@@ -188,10 +197,7 @@ async def test_example_operator_lifecycle(kube: Kube, operator: HandlerRegistry,
     await kube.request("DELETE", f"{base}/hi")
     await eventually(lambda: "hi" in greeting.FINALIZED, "troupe_finalize to be called")
 
-    async def gone() -> bool:
-        return await kube.get(API, "greetings", namespace, "hi") is None
-
-    await eventually(gone, "Greeting hi to be deleted")
+    await greeting_gone(kube, namespace, "hi", "Greeting hi to be deleted")
 
     async def collected() -> bool:
         return await kube.get("v1", "configmaps", namespace, "hi-greeting") is None
@@ -230,10 +236,7 @@ async def test_what_a_builder_stops_setting_goes_with_the_next_apply(
 
     await kube.request("DELETE", f"{base}/hi")  # its finalizer is released while the operator runs
 
-    async def gone() -> bool:
-        return await kube.get(API, "greetings", namespace, "hi") is None
-
-    await eventually(gone, "Greeting hi to be deleted")
+    await greeting_gone(kube, namespace, "hi", "Greeting hi to be deleted")
 
 
 async def test_a_spec_of_300_kb_is_stored_and_reconciled(
@@ -262,10 +265,7 @@ async def test_a_spec_of_300_kb_is_stored_and_reconciled(
     # Deleted while the operator runs, so its finalizer goes (the namespace stayed Terminating otherwise).
     await kube.request("DELETE", f"{base}/big")
 
-    async def gone() -> bool:
-        return await kube.get(API, "greetings", namespace, "big") is None
-
-    await eventually(gone, "Greeting big to be deleted")
+    await greeting_gone(kube, namespace, "big", "Greeting big to be deleted")
 
 
 async def test_a_selector_takes_only_the_objects_labelled_for_it(
@@ -313,18 +313,14 @@ async def test_a_selector_takes_only_the_objects_labelled_for_it(
         await asyncio.sleep(1)
         await kube.request("DELETE", f"{base}/mine")
 
-        async def gone() -> bool:
-            return await kube.get(API, "greetings", namespace, "mine") is None
-
-        await eventually(gone, "Greeting mine, no longer selected, to be released and deleted")
+        await greeting_gone(
+            kube, namespace, "mine", "Greeting mine, no longer selected, to be released and deleted"
+        )
 
         # taken: its finalizer is released while the operator runs (else its namespace never goes)
         await kube.request("DELETE", f"{base}/nobodys")
 
-        async def nobodys_gone() -> bool:
-            return await kube.get(API, "greetings", namespace, "nobodys") is None
-
-        await eventually(nobodys_gone, "Greeting nobodys to be deleted")
+        await greeting_gone(kube, namespace, "nobodys", "Greeting nobodys to be deleted")
     finally:
         stop.set()
         with contextlib.suppress(asyncio.CancelledError):
